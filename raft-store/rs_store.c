@@ -1,0 +1,2 @@
+/* raft-store/rs_store.c: to be written */
+typedef int pgw_placeholder_t;

@@ -1,0 +1,2 @@
+/* src/api.c: to be written */
+typedef int pgw_placeholder_t;

@@ -1,0 +1,2 @@
+/* src/daemon.c: to be written */
+typedef int pgw_placeholder_t;

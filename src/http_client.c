@@ -1,0 +1,2 @@
+/* src/http_client.c: to be written */
+typedef int pgw_placeholder_t;
