@@ -99,10 +99,12 @@ const char *rs_op_name(int op);
 
 /* What applying a command produced. Deterministic on every node. */
 struct rs_result {
-	int code;          /* 0; ERR_CONFLICT when a compare failed;
-			      ERR_NOTFOUND for an unknown lease; ERR_INVAL
-			      for a command the state refuses (e.g. PUT with
-			      an unknown lease) */
+	int code;          /* 0; ERR_CONFLICT when a compare failed
+			      (also LEASE_EXPIRE after a keepalive, and
+			      MEMBER_SET with a name another id has);
+			      ERR_NOTFOUND for an unknown lease (also PUT
+			      with one); ERR_INVAL for a command the state
+			      refuses (e.g. DELETE with PREFIX|HAS_PREV) */
 	uint64_t revision; /* store revision after the command */
 	uint64_t lease;    /* LEASE_GRANT: the new id; else the lease */
 	uint64_t ttl_ms;   /* LEASE_GRANT, LEASE_KEEPALIVE */
@@ -169,6 +171,9 @@ int rs_fsm_snapshot(struct rs_fsm *f, void *(*alloc)(size_t), void **buf,
 /* Replace the whole state with a snapshot image (copied; buf stays the
  * caller's). On failure the old state is kept. */
 int rs_fsm_restore(struct rs_fsm *f, const void *buf, size_t len);
+
+/* Why the last failing rs_fsm_* call failed ("" if none); owned by f. */
+const char *rs_fsm_errmsg(struct rs_fsm *f);
 
 uint64_t rs_fsm_revision(struct rs_fsm *f);
 uint64_t rs_fsm_applied_index(struct rs_fsm *f);
@@ -316,6 +321,18 @@ int rs_store_member_remove(struct rs_store *s, const char *name,
 			   rs_done_cb cb, void *arg);
 int rs_store_transfer(struct rs_store *s, const char *name, rs_done_cb cb,
 		      void *arg);
+
+/* Leader only: record (or refresh) the registry entry of member id (a
+ * follower sends its own through the API layer). ERR_NOTFOUND if id is not
+ * in the configuration, ERR_INVAL if id is not the id of name. */
+int rs_store_register_member(struct rs_store *s, uint64_t id,
+			     const char *name, const char *peer,
+			     const char *api, rs_done_cb cb, void *arg);
+
+/* The leader says this node was removed (it may never receive the
+ * configuration entry that removed it): write the marker that refuses
+ * later starts and report RS_REMOVED through the change callback. */
+void rs_store_mark_removed(struct rs_store *s);
 
 /* Lease time left on the leader's clock, ms; -1 if unknown (not leader,
  * or no such lease). */

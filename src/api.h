@@ -1,0 +1,44 @@
+/* api.h - the node's HTTP API (docs/http-api.md): routes, authentication,
+ * JSON, and forwarding to the Raft leader.
+ *
+ * A request that needs the leader is served locally on the leader and
+ * relayed otherwise: the receiving node sends the same method, path, query
+ * and body to the leader's API URL (from the store's member registry) with
+ * the cluster token and X-Pgwarden-Forwarded: 1, and returns the leader's
+ * answer unchanged. A forwarded request that reaches a non-leader gets 503
+ * (no second hop). Loop thread only.
+ */
+#ifndef PGW_API_H
+#define PGW_API_H
+
+#include <uv.h>
+
+#include "http_client.h"
+#include "http_server.h"
+#include "rs.h"
+
+struct api;
+
+struct api_options {
+	const char *cluster;  /* borrowed for the api's lifetime */
+	const char *name;
+	const char *token;
+	const char *api_url;
+	const char *peer_url;
+	const char *version;
+};
+
+int api_new(uv_loop_t *loop, struct rs_store *store,
+	    struct http_client *client, const struct api_options *opts,
+	    struct api **out);
+
+/* The http_server handler; arg is the struct api. */
+void api_handle(void *arg, struct http_req *req);
+
+/* Stop the registration timer; cb fires when the api may be freed with
+ * api_free(). In-flight requests are answered by the store's and the
+ * client's own shutdown (close those first). */
+void api_close(struct api *a, void (*cb)(void *arg), void *arg);
+void api_free(struct api *a);
+
+#endif
