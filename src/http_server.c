@@ -264,12 +264,12 @@ int http_server_new(uv_loop_t *loop, const char *host, uint16_t port,
 	srv->handler = handler;
 	srv->arg = arg;
 	srv->mhd = MHD_start_daemon(
-		flags, port, NULL, NULL, access_cb, srv, MHD_OPTION_SOCK_ADDR,
+		flags, port, NULL, NULL, access_cb, srv,
+		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL, MHD_OPTION_SOCK_ADDR,
 		(struct sockaddr *)&ss, MHD_OPTION_NOTIFY_COMPLETED,
 		completed_cb, srv, MHD_OPTION_CONNECTION_LIMIT, 1000u,
 		MHD_OPTION_CONNECTION_TIMEOUT, 30u,
 		MHD_OPTION_SIGPIPE_HANDLED_BY_APP, 1,
-		MHD_OPTION_EXTERNAL_LOGGER, mhd_log, NULL,
 		MHD_OPTION_LISTEN_BACKLOG_SIZE, 512u, MHD_OPTION_END);
 	if (!srv->mhd) {
 		snprintf(errmsg, errlen, "cannot listen on %s:%u: %s", host,
