@@ -1,0 +1,311 @@
+/* test_cli.c - unit tests for the CLI's pure parts (src/cli.c, included
+ * so that its static functions can be called). */
+#include "cli.c"
+
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <cmocka.h>
+
+static int parse(struct cli_args *a, char *err, size_t errlen, ...)
+{
+	char *argv[32];
+	int argc = 0;
+	va_list ap;
+	va_start(ap, errlen);
+	argv[argc++] = (char *)"pgwarden";
+	for (char *s; (s = va_arg(ap, char *)) != NULL;)
+		argv[argc++] = s;
+	va_end(ap);
+	return cli_parse(argc, argv, a, err, errlen);
+}
+
+static void test_parse_options_anywhere(void **state)
+{
+	(void)state;
+	struct cli_args a;
+	char err[128];
+	assert_int_equal(parse(&a, err, sizeof(err), "-e", "h1:1,h2:2", "get",
+			       "/a", "--prefix", "-o", "json", "--timeout=2",
+			       NULL),
+			 0);
+	assert_int_equal(a.npos, 2);
+	assert_string_equal(a.pos[0], "get");
+	assert_string_equal(a.pos[1], "/a");
+	assert_true(a.seen & OPT(O_PREFIX));
+	assert_string_equal(a.val[O_ENDPOINTS], "h1:1,h2:2");
+	assert_string_equal(a.val[O_OUTPUT], "json");
+	assert_string_equal(a.val[O_TIMEOUT], "2");
+	/* etcdctl spellings and -ovalue */
+	assert_int_equal(parse(&a, err, sizeof(err), "member", "add", "n4",
+			       "--peer-urls=http://h:7", "-wtable",
+			       "--endpoints", "x", NULL),
+			 0);
+	assert_string_equal(a.val[O_PEER_URL], "http://h:7");
+	assert_string_equal(a.val[O_OUTPUT], "table");
+	assert_string_equal(a.val[O_ENDPOINTS], "x");
+	/* "--" ends options: a value starting with '-' */
+	assert_int_equal(parse(&a, err, sizeof(err), "put", "/a", "--", "-1",
+			       NULL),
+			 0);
+	assert_int_equal(a.npos, 3);
+	assert_string_equal(a.pos[2], "-1");
+	/* a lone "-" is a word */
+	assert_int_equal(parse(&a, err, sizeof(err), "put", "/a", "-", NULL),
+			 0);
+	assert_int_equal(a.npos, 3);
+}
+
+static void test_parse_errors(void **state)
+{
+	(void)state;
+	struct cli_args a;
+	char err[128];
+	assert_int_equal(parse(&a, err, sizeof(err), "get", "--bogus", NULL),
+			 -1);
+	assert_string_equal(err, "unknown option --bogus");
+	assert_int_equal(parse(&a, err, sizeof(err), "get", "/a", "-e", NULL),
+			 -1);
+	assert_string_equal(err, "option -e needs a value");
+	assert_int_equal(parse(&a, err, sizeof(err), "get", "--prefix=yes",
+			       NULL),
+			 -1);
+	assert_string_equal(err, "option --prefix takes no value");
+	assert_int_equal(parse(&a, err, sizeof(err), "-x", NULL), -1);
+}
+
+static const struct cli_cmd *match(const char *w0, const char *w1,
+				   const char *w2)
+{
+	struct cli_args a;
+	memset(&a, 0, sizeof(a));
+	const char *w[] = {w0, w1, w2};
+	for (int i = 0; i < 3 && w[i]; i++)
+		a.pos[a.npos++] = (char *)w[i];
+	return cli_match(&a);
+}
+
+static void test_match(void **state)
+{
+	(void)state;
+	assert_ptr_equal(match("get", "/a", NULL)->run, cmd_get);
+	assert_ptr_equal(match("lease", "grant", "10")->run, cmd_lease_grant);
+	assert_ptr_equal(match("members", NULL, NULL)->run, cmd_members);
+	assert_ptr_equal(match("member", "list", NULL)->run, cmd_members);
+	assert_ptr_equal(match("endpoint", "status", NULL)->run,
+			 cmd_endpoints);
+	assert_ptr_equal(match("endpoint", "health", NULL)->run,
+			 cmd_endpoint_health);
+	assert_ptr_equal(match("member", "add", "n4")->run, cmd_member_add);
+	assert_null(match("lease", NULL, NULL));
+	assert_null(match("lease", "frob", NULL));
+	assert_null(match("frob", NULL, NULL));
+	/* every mutating command is marked as needing the token */
+	assert_true(match("put", "k", "v")->needs_token);
+	assert_true(match("del", "k", NULL)->needs_token);
+	assert_true(match("transfer-leader", NULL, NULL)->needs_token);
+	assert_false(match("lease", "list", NULL)->needs_token);
+}
+
+/* cli_main on argv, stdout/stderr not captured: usage errors only. */
+static int run(const char *a0, const char *a1, const char *a2,
+	       const char *a3)
+{
+	char *argv[] = {(char *)"pgwarden", (char *)a0, (char *)a1,
+			(char *)a2, (char *)a3, NULL};
+	int argc = 1;
+	while (argc < 5 && argv[argc])
+		argc++;
+	return cli_main(argc, argv);
+}
+
+static void test_usage_exit_codes(void **state)
+{
+	(void)state;
+	unsetenv("PGWARDEN_TOKEN_FILE");
+	assert_int_equal(run(NULL, NULL, NULL, NULL), 2);
+	assert_int_equal(run("frob", NULL, NULL, NULL), 2);
+	assert_int_equal(run("put", NULL, NULL, NULL) , 2);
+	assert_int_equal(run("put", "/a", "1", "--prefix"), 2);
+	assert_int_equal(run("get", "/a", "-o", "table"), 2);
+	assert_int_equal(run("get", "/a", "--timeout", "0"), 2);
+	assert_int_equal(run("get", "/a", "-e", ","), 2);
+	/* mutating without a token: 2 before any request */
+	assert_int_equal(run("put", "/a", "1", NULL), 2);
+	assert_int_equal(run("lease", "revoke", "7", NULL), 2);
+	assert_int_equal(run("--help", NULL, NULL, NULL), 0);
+	assert_int_equal(run("put", "--help", NULL, NULL), 0);
+}
+
+static void test_ids_and_numbers(void **state)
+{
+	(void)state;
+	char id[17];
+	assert_int_equal(cli_norm_id("7", id), 0);
+	assert_string_equal(id, "0000000000000007");
+	assert_int_equal(cli_norm_id("72689339F34030A9", id), 0);
+	assert_string_equal(id, "72689339f34030a9");
+	assert_int_equal(cli_norm_id("0x1f", id), 0);
+	assert_string_equal(id, "000000000000001f");
+	assert_int_equal(cli_norm_id("", id), -1);
+	assert_int_equal(cli_norm_id("12345678901234567", id), -1);
+	assert_int_equal(cli_norm_id("xyz", id), -1);
+
+	assert_int_equal(cli_parse_duration_ms("5"), 5000);
+	assert_int_equal(cli_parse_duration_ms("2.5"), 2500);
+	assert_int_equal(cli_parse_duration_ms("3s"), 3000);
+	assert_int_equal(cli_parse_duration_ms("250ms"), 250);
+	assert_int_equal(cli_parse_duration_ms("1m"), 60000);
+	assert_int_equal(cli_parse_duration_ms("0"), -1);
+	assert_int_equal(cli_parse_duration_ms("-1"), -1);
+	assert_int_equal(cli_parse_duration_ms("5h"), -1);
+	assert_int_equal(cli_parse_duration_ms("x"), -1);
+
+	long long v;
+	assert_int_equal(cli_parse_u64("0", &v), 0);
+	assert_int_equal(v, 0);
+	assert_int_equal(cli_parse_u64("42", &v), 0);
+	assert_int_equal(v, 42);
+	assert_int_equal(cli_parse_u64("-1", &v), -1);
+	assert_int_equal(cli_parse_u64("4x", &v), -1);
+	assert_int_equal(cli_parse_u64("", &v), -1);
+}
+
+static void test_endpoints(void **state)
+{
+	(void)state;
+	char *eps[4];
+	char err[128];
+	int n = cli_split_endpoints(" 127.0.0.1:8101 ,https://h:1/, ,h2:3",
+				    eps, 4, err, sizeof(err));
+	assert_int_equal(n, 3);
+	assert_string_equal(eps[0], "http://127.0.0.1:8101");
+	assert_string_equal(eps[1], "https://h:1");
+	assert_string_equal(eps[2], "http://h2:3");
+	for (int i = 0; i < n; i++)
+		mem_free(eps[i]);
+	assert_int_equal(cli_split_endpoints(" , ", eps, 4, err, sizeof(err)),
+			 -1);
+	assert_int_equal(cli_split_endpoints("a,b,c,d,e", eps, 4, err,
+					     sizeof(err)),
+			 -1);
+	assert_string_equal(err, "too many endpoints");
+
+	char hp[64];
+	cli_url_hostport("http://10.0.0.1:8104/x", hp, sizeof(hp));
+	assert_string_equal(hp, "10.0.0.1:8104");
+	cli_url_hostport("10.0.0.1:7104", hp, sizeof(hp));
+	assert_string_equal(hp, "10.0.0.1:7104");
+}
+
+static void test_human_size(void **state)
+{
+	(void)state;
+	/* go-humanize's Bytes, as etcdctl prints DB SIZE */
+	static const struct {
+		uint64_t n;
+		const char *s;
+	} cases[] = {
+		{0, "0 B"},          {9, "9 B"},          {10, "10 B"},
+		{999, "999 B"},      {1000, "1.0 kB"},    {1500, "1.5 kB"},
+		{20480, "20 kB"},    {24576, "25 kB"},    {99999, "100 kB"},
+		{1000000, "1.0 MB"}, {2500000000ULL, "2.5 GB"},
+	};
+	char buf[32];
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		cli_human_size(cases[i].n, buf, sizeof(buf));
+		assert_string_equal(buf, cases[i].s);
+	}
+}
+
+static void test_table(void **state)
+{
+	(void)state;
+	static const char *const h[] = {"ENDPOINT", "ID", "DB SIZE", "ERRORS"};
+	struct cli_table t;
+	assert_int_equal(cli_table_init(&t, 4, h), 0);
+	const char *r1[] = {"http://10.201.217.181:2379", "c62a62b5d410be14",
+			    "20 kB", ""};
+	const char *r2[] = {"http://h:1", "x", NULL, "refused"};
+	assert_int_equal(cli_table_add(&t, r1), 0);
+	/* grow past the initial capacity */
+	for (int i = 0; i < 10; i++)
+		assert_int_equal(cli_table_add(&t, r2), 0);
+	char *buf = NULL;
+	size_t len = 0;
+	FILE *f = open_memstream(&buf, &len);
+	cli_table_print(&t, f);
+	fclose(f);
+	const char *want =
+		"+----------------------------+------------------+---------+"
+		"---------+\n"
+		"|          ENDPOINT          |        ID        | DB SIZE |"
+		" ERRORS  |\n"
+		"+----------------------------+------------------+---------+"
+		"---------+\n"
+		"| http://10.201.217.181:2379 | c62a62b5d410be14 |   20 kB |"
+		"         |\n";
+	assert_true(strncmp(buf, want, strlen(want)) == 0);
+	const char *row2 =
+		"|                 http://h:1 |                x |         |"
+		" refused |\n";
+	assert_non_null(strstr(buf, row2));
+	/* header rule, header, rule, 11 rows, closing rule */
+	int lines = 0;
+	for (char *p = buf; *p; p++)
+		lines += *p == '\n';
+	assert_int_equal(lines, 15);
+	free(buf);
+	cli_table_free(&t);
+	cli_table_free(&t); /* freeing a freed (zeroed) table is a no-op */
+}
+
+static void test_table_nomem(void **state)
+{
+	(void)state;
+	static const char *const h[] = {"A", "B"};
+	const char *r[] = {"1", "2"};
+	/* every allocation failure point: no crash, no leak (ASan) */
+	for (long n = 0; n < 40; n++) {
+		struct cli_table t;
+		mem_fail_after(n);
+		int rc = cli_table_init(&t, 2, h);
+		for (int i = 0; rc == 0 && i < 9; i++)
+			rc = cli_table_add(&t, r);
+		mem_fail_after(-1);
+		cli_table_free(&t);
+	}
+}
+
+static void test_knows_leader(void **state)
+{
+	(void)state;
+	json_t *a = json_pack("{s:s, s:s}", "leader", "node1", "leader_id",
+			      "1f0c000000000001");
+	json_t *b = json_pack("{s:n, s:s}", "leader", "leader_id",
+			      "0000000000000000");
+	json_t *d = json_pack("{s:s}", "leader", "");
+	assert_true(cli_knows_leader(a));
+	assert_false(cli_knows_leader(b));
+	assert_false(cli_knows_leader(d));
+	json_decref(a);
+	json_decref(b);
+	json_decref(d);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_parse_options_anywhere),
+		cmocka_unit_test(test_parse_errors),
+		cmocka_unit_test(test_match),
+		cmocka_unit_test(test_usage_exit_codes),
+		cmocka_unit_test(test_ids_and_numbers),
+		cmocka_unit_test(test_endpoints),
+		cmocka_unit_test(test_human_size),
+		cmocka_unit_test(test_table),
+		cmocka_unit_test(test_table_nomem),
+		cmocka_unit_test(test_knows_leader),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
