@@ -1294,9 +1294,9 @@ int rs_store_new(uv_loop_t *loop, const struct rs_options *o,
 	s->address = mem_strdup(o->address);
 	s->api_url = mem_strdup(o->api_url ? o->api_url : "");
 	s->join = o->join;
-	s->election_ms = o->election_timeout_ms ? o->election_timeout_ms : 300;
+	s->election_ms = o->election_timeout_ms ? o->election_timeout_ms : 400;
 	s->heartbeat_ms = o->heartbeat_timeout_ms ? o->heartbeat_timeout_ms
-						  : 30;
+						  : 80;
 	s->snap_threshold = o->snapshot_threshold ? o->snapshot_threshold
 						  : 1024;
 	s->snap_trailing = o->snapshot_trailing;

@@ -55,8 +55,8 @@ struct cfg {
 	char *token;          /* owned; the file's content, trimmed */
 };
 
-#define CFG_DEFAULT_ELECTION_MS 300u
-#define CFG_DEFAULT_HEARTBEAT_MS 30u
+#define CFG_DEFAULT_ELECTION_MS 400u
+#define CFG_DEFAULT_HEARTBEAT_MS 80u
 
 /* Load and validate path into *out (zeroed first). On failure returns
  * ERR_INVAL (or ERR_NOMEM), leaves *out empty, and writes
