@@ -218,6 +218,9 @@ static void completed_cb(void *cls, struct MHD_Connection *conn,
 }
 
 static void mhd_log(void *cls, const char *fmt, va_list ap)
+	__attribute__((format(printf, 2, 0)));
+
+static void mhd_log(void *cls, const char *fmt, va_list ap)
 {
 	(void)cls;
 	char buf[512];
