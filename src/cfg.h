@@ -13,6 +13,22 @@
  *             election_timeout, heartbeat_interval, snapshot_threshold,
  *             snapshot_trailing
  *   [api]     listen, url, token_file
+ *   [postgresql] (optional: without it the node runs the store only)
+ *             bin_dir, data_dir, listen, connect_address, socket_dir,
+ *             superuser, superuser_password, superuser_password_file,
+ *             replication_user, replication_password,
+ *             replication_password_file, use_slots, use_rewind,
+ *             remove_data_directory_on_rewind_failure
+ *   [postgresql.parameters]  NAME = VALUE, any PostgreSQL setting
+ *   [bootstrap] initdb, pg_hba, post_bootstrap
+ *   [bootstrap.user.NAME]    password, password_file, options
+ *   [tags]    nofailover, noloadbalance, nosync, clonefrom,
+ *             failover_priority
+ *   [ha]      ttl, loop_wait, safety_margin, maximum_lag_on_failover,
+ *             synchronous_mode, synchronous_node_count,
+ *             crash_restart_timeout
+ *   [watchdog] mode, device, timeout
+ *   [callbacks] on_start, on_stop, on_role_change
  */
 #ifndef PGW_CFG_H
 #define PGW_CFG_H
@@ -24,6 +40,92 @@
 struct cfg_peer {
 	char *name;    /* owned */
 	char *address; /* owned, host:port */
+};
+
+struct cfg_param {
+	char *name;  /* owned; [A-Za-z0-9_.]{1,63} */
+	char *value; /* owned; may be empty */
+};
+
+struct cfg_user {
+	char *name;     /* owned; PostgreSQL role name, name rules */
+	char *password; /* owned; from password or password_file; may be
+			   NULL (no password) */
+	char *options;  /* owned; space-separated role options, each one of
+			   SUPERUSER CREATEDB CREATEROLE INHERIT LOGIN
+			   REPLICATION BYPASSRLS and their NO... forms
+			   (case-insensitive, stored upper-case); "" if none */
+};
+
+enum cfg_sync_mode { CFG_SYNC_OFF = 0, CFG_SYNC_ON, CFG_SYNC_STRICT };
+enum cfg_wd_mode { CFG_WD_OFF = 0, CFG_WD_AUTOMATIC, CFG_WD_REQUIRED };
+
+/* PostgreSQL, bootstrap, tags, HA timing, watchdog, callbacks: all in one
+ * struct embedded in struct cfg (cfg.pg). */
+struct cfg_pg {
+	bool enabled;          /* a [postgresql] section is present */
+	/* [postgresql] */
+	char *bin_dir;         /* owned; abs path; default
+				  /usr/lib/postgresql/15/bin */
+	char *data_dir;        /* owned; abs path; required when enabled */
+	char *listen;          /* owned; host:port; default 127.0.0.1:5432;
+				  host may be a wildcard (0.0.0.0, *) */
+	char *connect_address; /* owned; host:port others use; default
+				  listen (error if listen is a wildcard and
+				  this is unset) */
+	char *socket_dir;      /* owned; abs path, at most 90 bytes (the
+				  socket path must stay under 107); default
+				  /var/run/postgresql */
+	char *superuser;       /* owned; default "postgres" */
+	char *superuser_password;   /* owned; NULL = none (local peer/trust) */
+	char *replication_user;     /* owned; default "replicator" */
+	char *replication_password; /* owned; NULL = none */
+	bool use_slots;        /* default true */
+	bool use_rewind;       /* default true */
+	bool remove_data_on_rewind_failure; /* default true: re-clone when
+					       pg_rewind cannot work */
+	struct cfg_param *params; /* owned; [postgresql.parameters] in file
+				     order */
+	size_t nparams;
+
+	/* [bootstrap] */
+	char **initdb;         /* owned; initdb arguments (whitespace split,
+				  continuation lines allowed); default
+				  {"--data-checksums", "--encoding=UTF8"} */
+	size_t ninitdb;
+	char **pg_hba;         /* owned; one pg_hba.conf line each, from
+				  pg_hba's value and continuation lines */
+	size_t npg_hba;
+	char *post_bootstrap;  /* owned; abs path of a script, or NULL */
+	struct cfg_user *users; /* owned; [bootstrap.user.NAME] sections */
+	size_t nusers;
+
+	/* [tags] */
+	bool nofailover, noloadbalance, nosync, clonefrom; /* default false */
+	int failover_priority; /* 0..1000000, default 1; 0 = never */
+
+	/* [ha] cluster-wide bootstrap defaults (live in the store later) */
+	unsigned ttl_ms;           /* primary lease; default 2500 */
+	unsigned loop_wait_ms;     /* renew interval; default 400 */
+	unsigned safety_margin_ms; /* default 300 */
+	uint64_t maximum_lag_on_failover; /* bytes; default 1048576; sizes
+					    accept kB/MB/GB suffixes */
+	enum cfg_sync_mode synchronous_mode; /* off|on|strict, default off */
+	unsigned synchronous_node_count;     /* 1..16, default 1 */
+	unsigned crash_restart_timeout_ms;   /* default 5000: a crashed
+						postmaster restarted in place
+						must be back within this or
+						the node gives up the lease */
+
+	/* [watchdog] */
+	enum cfg_wd_mode wd_mode;  /* off|automatic|required; default
+				      automatic */
+	char *wd_device;           /* owned; default /dev/watchdog */
+	unsigned wd_timeout_ms;    /* default 1000; whole seconds on a real
+				      device (rounded up), 1 s minimum */
+
+	/* [callbacks] abs paths or NULL */
+	char *on_start, *on_stop, *on_role_change; /* owned */
 };
 
 struct cfg {
@@ -53,7 +155,22 @@ struct cfg {
 	char *api_url;        /* owned; default "http://" + api_listen */
 	char *token_file;     /* owned; required */
 	char *token;          /* owned; the file's content, trimmed */
+
+	struct cfg_pg pg;     /* PostgreSQL and HA (optional section) */
 };
+
+/* Validation across sections, done by cfg_load after the whole file is read
+ * (each error names the line of the later key involved):
+ *  - I1 of the HA protocol: ttl*(1-0.001) - safety_margin >
+ *    3.5*election_timeout + loop_wait (a Raft election on another node
+ *    must never make the primary demote itself);
+ *  - loop_wait <= ttl/3;
+ *  - with the watchdog not off: ttl*(1-0.001) - wd_timeout - safety_margin
+ *    > loop_wait (so the watchdog can be petted after each renewal, I3);
+ *  - superuser_password and superuser_password_file are exclusive (same
+ *    for replication_ and a user's password/password_file); password files
+ *    are read at load like token_file (trimmed, <= 4096 bytes, one line).
+ */
 
 #define CFG_DEFAULT_ELECTION_MS 400u
 #define CFG_DEFAULT_HEARTBEAT_MS 80u
