@@ -68,6 +68,7 @@ enum op_kind {
 	OP_REMOVE,
 	OP_TRANSFER,
 	OP_REGISTER,
+	OP_APPLY,
 };
 
 /* ------------------------------------------------------------------ */
@@ -519,6 +520,17 @@ static void on_store_done(void *arg, int status, const struct rs_result *res)
 	struct op *o = arg;
 	struct api *a = o->a;
 	struct http_req *req = o->req;
+	if (o->kind == OP_APPLY && status == 0) {
+		/* the raw result, whatever its code: the caller interprets */
+		respond_json(req, 200,
+			     json_pack("{s:i,s:I,s:o,s:I,s:I}", "code", res->code,
+				       "revision", (json_int_t)res->revision,
+				       "lease", json_hex(res->lease), "ttl_ms",
+				       (json_int_t)res->ttl_ms, "count",
+				       (json_int_t)res->count));
+		op_free(o);
+		return;
+	}
 	int code = status != 0 ? status : (res ? res->code : 0);
 	if (code != 0) {
 		const char *what = "request";
@@ -555,6 +567,9 @@ static void on_store_done(void *arg, int status, const struct rs_result *res)
 			break;
 		case OP_REGISTER:
 			what = "register";
+			break;
+		case OP_APPLY:
+			what = "apply";
 			break;
 		default:
 			break;
@@ -1028,6 +1043,33 @@ static void h_register(struct api *a, struct http_req *req, json_t *b)
 		"register");
 }
 
+/* A store command encoded by a follower's kv client (src/kv.c). */
+static void h_apply(struct api *a, struct http_req *req)
+{
+	size_t len;
+	const char *body = http_req_body(req, &len);
+	struct rs_cmd c;
+	if (rs_cmd_decode(body, len, &c) != 0) {
+		respond_error(req, 400, ERR_CORRUPT, "malformed store command");
+		return;
+	}
+	if (c.op == RS_OP_LEASE_EXPIRE || c.op == RS_OP_MEMBER_SET ||
+	    c.op == RS_OP_MEMBER_DEL) {
+		respond_error(req, 400, ERR_INVAL,
+			      "%s is proposed by the leader itself",
+			      rs_op_name(c.op));
+		return;
+	}
+	if (!rs_store_is_leader(a->store)) {
+		forward(a, req);
+		return;
+	}
+	struct op *o = op_new(a, req, OP_APPLY);
+	if (!o)
+		return;
+	started(o, rs_store_submit(a->store, &c, on_store_done, o), "apply");
+}
+
 static void h_removed(struct api *a, struct http_req *req, json_t *b)
 {
 	static const char *const fields[] = { "id", "name", NULL };
@@ -1111,6 +1153,7 @@ enum route_id {
 	R_TRANSFER,
 	R_REGISTER,
 	R_REMOVED,
+	R_APPLY,
 };
 
 struct route {
@@ -1136,6 +1179,7 @@ static const struct route routes[] = {
 	{ "/v1/transfer-leader", R_TRANSFER, true },
 	{ "/internal/register", R_REGISTER, true },
 	{ "/internal/removed", R_REMOVED, true },
+	{ "/internal/apply", R_APPLY, true },
 };
 
 void api_handle(void *arg, struct http_req *req)
@@ -1172,6 +1216,10 @@ void api_handle(void *arg, struct http_req *req)
 	}
 	if (r->write && check_auth(a, req) != 0)
 		return;
+	if (r->id == R_APPLY) {
+		h_apply(a, req);
+		return;
+	}
 	json_t *b = NULL;
 	if (r->write && !(b = body_object(req)))
 		return;
@@ -1222,6 +1270,7 @@ void api_handle(void *arg, struct http_req *req)
 		h_removed(a, req, b);
 		break;
 	case R_LIVENESS:
+	case R_APPLY:
 		break;
 	}
 	json_decref(b);
