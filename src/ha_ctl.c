@@ -1,0 +1,441 @@
+/* ha_ctl.c - controller runtime and the decision function.
+ *
+ * Every interval (and when poked), on the ready Raft leader only: read the
+ * initialize, leader, candidate, last_leader, pause keys and the member
+ * records from the local state machine (authoritative on the leader once
+ * its barrier completed), call ha_decide(), and carry out its action with
+ * one compare-and-swap write: SET creates the candidate key only if it is
+ * absent; CLEAR deletes it only at the revision that was decided on. At
+ * most one write is in flight; a failed or conflicting write is simply
+ * decided again at the next look.
+ */
+#include "ha_ctl.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "err.h"
+#include "log.h"
+#include "mem.h"
+
+/* ------------------------------------------------------------------ */
+/* Decision                                                             */
+/* ------------------------------------------------------------------ */
+
+static const struct ha_member *find(const struct ha_view *v, const char *n)
+{
+	for (size_t i = 0; i < v->nmembers; i++)
+		if (strcmp(v->members[i].name, n) == 0)
+			return &v->members[i];
+	return NULL;
+}
+
+/* a better than b as the next primary? */
+static bool better(const struct ha_member *a, const struct ha_member *b,
+		   const char *last_leader)
+{
+	uint64_t la = ha_member_lsn(a), lb = ha_member_lsn(b);
+	if (la != lb)
+		return la > lb;
+	if (a->tags.failover_priority != b->tags.failover_priority)
+		return a->tags.failover_priority > b->tags.failover_priority;
+	/* equal data: the former primary keeps its role (no timeline
+	 * switch) */
+	bool al = strcmp(a->name, last_leader) == 0;
+	bool bl = strcmp(b->name, last_leader) == 0;
+	if (al != bl)
+		return al;
+	return strcmp(a->name, b->name) < 0;
+}
+
+static bool has_data(const struct ha_member *m)
+{
+	return (m->role == HA_ROLE_PRIMARY || m->role == HA_ROLE_REPLICA) &&
+	       m->sysid[0] != '\0';
+}
+
+static bool busy(const struct ha_member *m)
+{
+	return m->state == HA_ST_CLONING || m->state == HA_ST_INITIALIZING ||
+	       m->state == HA_ST_REWINDING || m->state == HA_ST_REFUSED;
+}
+
+static void set_none(struct ha_action *out, const char *why)
+{
+	out->kind = HA_ACT_NONE;
+	snprintf(out->why, sizeof out->why, "%s", why);
+}
+
+void ha_decide(const struct ha_view *v, struct ha_action *out)
+{
+	memset(out, 0, sizeof *out);
+	if (v->paused) {
+		set_none(out, "paused");
+		return;
+	}
+	if (v->has_leader) {
+		if (v->has_candidate) {
+			out->kind = HA_ACT_CLEAR_CANDIDATE;
+			snprintf(out->why, sizeof out->why,
+				 "%s holds the leader key", v->leader);
+			return;
+		}
+		set_none(out, "leader present");
+		return;
+	}
+	if (v->has_candidate) {
+		const struct ha_member *c = find(v, v->candidate);
+		if (!c) {
+			out->kind = HA_ACT_CLEAR_CANDIDATE;
+			snprintf(out->why, sizeof out->why,
+				 "candidate %s stopped reporting", v->candidate);
+			return;
+		}
+		if (c->state == HA_ST_REFUSED) {
+			out->kind = HA_ACT_CLEAR_CANDIDATE;
+			snprintf(out->why, sizeof out->why,
+				 "candidate %s refused (%s)", v->candidate,
+				 c->detail);
+			return;
+		}
+		if (v->candidate_age_ms > v->candidate_timeout_ms) {
+			out->kind = HA_ACT_CLEAR_CANDIDATE;
+			snprintf(out->why, sizeof out->why,
+				 "candidate %s did not take the lease within "
+				 "%" PRIu64 " ms",
+				 v->candidate, v->candidate_timeout_ms);
+			return;
+		}
+		set_none(out, "waiting for the candidate");
+		return;
+	}
+
+	const struct ha_member *best = NULL;
+	if (!v->initialized) {
+		/* Data that exists wins over a fresh initdb (the store was
+		 * rebuilt under a running cluster); else any empty node. */
+		for (size_t i = 0; i < v->nmembers; i++) {
+			const struct ha_member *m = &v->members[i];
+			if (!has_data(m) || busy(m) || m->tags.nofailover)
+				continue;
+			if (!best || better(m, best, v->last_leader))
+				best = m;
+		}
+		if (best) {
+			out->kind = HA_ACT_SET_CANDIDATE;
+			out->reason = "existing_data";
+			snprintf(out->name, sizeof out->name, "%s", best->name);
+			snprintf(out->why, sizeof out->why,
+				 "not initialized; %s has data (lsn %" PRIu64
+				 ")",
+				 best->name, ha_member_lsn(best));
+			return;
+		}
+		for (size_t i = 0; i < v->nmembers; i++) {
+			const struct ha_member *m = &v->members[i];
+			if (m->role != HA_ROLE_UNINITIALIZED ||
+			    m->tags.nofailover || busy(m))
+				continue;
+			if (!best || strcmp(m->name, best->name) < 0)
+				best = m;
+		}
+		if (!best) {
+			set_none(out, "not initialized; no member can "
+				      "bootstrap yet");
+			return;
+		}
+		out->kind = HA_ACT_SET_CANDIDATE;
+		out->reason = "bootstrap";
+		snprintf(out->name, sizeof out->name, "%s", best->name);
+		snprintf(out->why, sizeof out->why, "%s bootstraps the cluster",
+			 best->name);
+		return;
+	}
+
+	/* Initialized, nobody holds the lease: the most advanced eligible
+	 * member of this cluster. */
+	uint64_t ref = v->last_primary_lsn;
+	for (size_t i = 0; i < v->nmembers; i++) {
+		const struct ha_member *m = &v->members[i];
+		if (strcmp(m->sysid, v->sysid) == 0 &&
+		    ha_member_lsn(m) > ref)
+			ref = ha_member_lsn(m);
+	}
+	size_t excluded = 0;
+	for (size_t i = 0; i < v->nmembers; i++) {
+		const struct ha_member *m = &v->members[i];
+		if (!has_data(m) || strcmp(m->sysid, v->sysid) != 0 ||
+		    busy(m)) {
+			continue;
+		}
+		if (m->tags.nofailover || m->tags.failover_priority <= 0 ||
+		    ref - ha_member_lsn(m) > v->maximum_lag) {
+			excluded++;
+			continue;
+		}
+		if (!best || better(m, best, v->last_leader))
+			best = m;
+	}
+	if (!best) {
+		char why[256];
+		snprintf(why, sizeof why,
+			 "no eligible member to lead (%zu excluded by "
+			 "nofailover or lag)",
+			 excluded);
+		set_none(out, why);
+		return;
+	}
+	out->kind = HA_ACT_SET_CANDIDATE;
+	out->reason = "failover";
+	snprintf(out->name, sizeof out->name, "%s", best->name);
+	snprintf(out->why, sizeof out->why,
+		 "no leader; %s is the most advanced (lsn %" PRIu64 ")",
+		 best->name, ha_member_lsn(best));
+}
+
+/* ------------------------------------------------------------------ */
+/* Runtime                                                              */
+/* ------------------------------------------------------------------ */
+
+struct ha_ctl {
+	uv_loop_t *loop;
+	struct rs_store *store;
+	struct kv *kv;
+	char *cluster;
+	unsigned interval_ms;
+	uint64_t maximum_lag;
+	unsigned candidate_timeout_ms;
+	uv_timer_t timer;
+	bool inflight;
+	bool closing;
+	/* candidate age tracking */
+	uint64_t cand_rev;
+	uint64_t cand_first_ms;
+	uint64_t last_primary_lsn;
+	char last_why[256];
+	void (*close_cb)(void *);
+	void *close_arg;
+};
+
+static uint64_t now_ms(void)
+{
+	return uv_hrtime() / 1000000u;
+}
+
+/* Value of key (mem_malloc'd) and its mod revision, or NULL. */
+static char *get_key(struct ha_ctl *c, const char *leaf, uint64_t *mod_rev)
+{
+	char key[256];
+	ha_key(key, sizeof key, c->cluster, leaf);
+	struct rs_kv *kvs = NULL;
+	size_t n = 0;
+	uint64_t rev;
+	char *val = NULL;
+	if (rs_fsm_range(rs_store_fsm(c->store), key, strlen(key), false, 1,
+			 &kvs, &n, &rev) == 0 &&
+	    n == 1) {
+		val = mem_strdup(kvs[0].value);
+		if (mod_rev)
+			*mod_rev = kvs[0].mod_rev;
+	}
+	rs_kvs_free(kvs, n);
+	return val;
+}
+
+static void on_written(void *arg, int status, const struct rs_result *res)
+{
+	struct ha_ctl *c = arg;
+	c->inflight = false;
+	if (status != 0)
+		log_info("ha-ctl decision not written: %s", err_str(status));
+	else if (res->code != 0)
+		log_info("ha-ctl decision not written: %s (changed meanwhile)",
+			 err_str(res->code));
+}
+
+static void look(struct ha_ctl *c)
+{
+	if (c->closing || c->inflight)
+		return;
+	struct rs_status st;
+	rs_store_status(c->store, &st);
+	if (!st.ready)
+		return;
+
+	struct ha_view v;
+	memset(&v, 0, sizeof v);
+	v.maximum_lag = c->maximum_lag;
+	v.candidate_timeout_ms = c->candidate_timeout_ms;
+	char *s;
+	if ((s = get_key(c, "pause", NULL))) {
+		v.paused = true;
+		mem_free(s);
+	}
+	if ((s = get_key(c, "initialize", NULL))) {
+		v.initialized = true;
+		snprintf(v.sysid, sizeof v.sysid, "%s", s);
+		mem_free(s);
+	}
+	if ((s = get_key(c, "leader", NULL))) {
+		v.has_leader = true;
+		snprintf(v.leader, sizeof v.leader, "%s", s);
+		mem_free(s);
+	}
+	if ((s = get_key(c, "last_leader", NULL))) {
+		snprintf(v.last_leader, sizeof v.last_leader, "%s", s);
+		mem_free(s);
+	}
+	uint64_t cand_rev = 0;
+	if ((s = get_key(c, "candidate", &cand_rev))) {
+		json_t *o = json_loads(s, 0, NULL);
+		const char *n = o ? json_string_value(json_object_get(o, "name"))
+				  : NULL;
+		v.has_candidate = true;
+		snprintf(v.candidate, sizeof v.candidate, "%s", n ? n : "");
+		json_decref(o);
+		mem_free(s);
+		if (cand_rev != c->cand_rev) {
+			c->cand_rev = cand_rev;
+			c->cand_first_ms = now_ms();
+		}
+		v.candidate_age_ms = now_ms() - c->cand_first_ms;
+	}
+
+	char prefix[256];
+	ha_key(prefix, sizeof prefix, c->cluster, "members/");
+	struct rs_kv *kvs = NULL;
+	size_t n = 0;
+	uint64_t rev;
+	if (rs_fsm_range(rs_store_fsm(c->store), prefix, strlen(prefix), true,
+			 0, &kvs, &n, &rev) != 0)
+		return;
+	struct ha_member *ms = mem_calloc(n ? n : 1, sizeof *ms);
+	if (!ms) {
+		rs_kvs_free(kvs, n);
+		return;
+	}
+	size_t nm = 0;
+	for (size_t i = 0; i < n; i++) {
+		if (ha_member_decode(kvs[i].value, kvs[i].value_len,
+				     &ms[nm]) == 0) {
+			if (ms[nm].role == HA_ROLE_PRIMARY &&
+			    v.has_leader &&
+			    strcmp(ms[nm].name, v.leader) == 0 &&
+			    ms[nm].lsn_current > c->last_primary_lsn)
+				c->last_primary_lsn = ms[nm].lsn_current;
+			nm++;
+		}
+	}
+	rs_kvs_free(kvs, n);
+	v.members = ms;
+	v.nmembers = nm;
+	v.last_primary_lsn = c->last_primary_lsn;
+
+	struct ha_action act;
+	ha_decide(&v, &act);
+	if (act.kind == HA_ACT_NONE) {
+		if (strcmp(act.why, c->last_why) != 0)
+			log_debug("ha-ctl no action: %s", act.why);
+		snprintf(c->last_why, sizeof c->last_why, "%s", act.why);
+		mem_free(ms);
+		return;
+	}
+	c->last_why[0] = '\0';
+	char key[256];
+	ha_key(key, sizeof key, c->cluster, "candidate");
+	struct rs_cmd cmd;
+	memset(&cmd, 0, sizeof cmd);
+	char *val = NULL;
+	if (act.kind == HA_ACT_SET_CANDIDATE) {
+		json_t *o = json_pack("{s:s,s:s}", "name", act.name, "reason",
+				      act.reason);
+		char *js = o ? json_dumps(o, JSON_COMPACT) : NULL;
+		json_decref(o);
+		val = js ? mem_strdup(js) : NULL;
+		free(js);
+		if (!val) {
+			mem_free(ms);
+			return;
+		}
+		cmd.op = RS_OP_PUT;
+		cmd.flags = RS_CMD_HAS_PREV;
+		cmd.prev_rev = 0; /* create only */
+		cmd.value.p = val;
+		cmd.value.len = (uint32_t)strlen(val);
+		log_info("ha-ctl candidate=%s reason=%s: %s", act.name,
+			 act.reason, act.why);
+	} else {
+		cmd.op = RS_OP_DELETE;
+		cmd.flags = RS_CMD_HAS_PREV;
+		cmd.prev_rev = cand_rev;
+		log_info("ha-ctl candidate cleared: %s", act.why);
+	}
+	cmd.key.p = key;
+	cmd.key.len = (uint32_t)strlen(key);
+	if (kv_submit(c->kv, &cmd, 2000, on_written, c) == 0)
+		c->inflight = true;
+	mem_free(val);
+	mem_free(ms);
+}
+
+static void on_timer(uv_timer_t *t)
+{
+	look(t->data);
+}
+
+int ha_ctl_new(uv_loop_t *loop, struct rs_store *store, struct kv *kv,
+	       const struct ha_ctl_options *o, struct ha_ctl **out)
+{
+	struct ha_ctl *c = mem_calloc(1, sizeof *c);
+	if (!c)
+		return ERR_NOMEM;
+	c->loop = loop;
+	c->store = store;
+	c->kv = kv;
+	c->cluster = mem_strdup(o->cluster);
+	if (!c->cluster) {
+		mem_free(c);
+		return ERR_NOMEM;
+	}
+	c->interval_ms = o->interval_ms ? o->interval_ms : 400;
+	c->maximum_lag = o->maximum_lag;
+	c->candidate_timeout_ms = o->candidate_timeout_ms;
+	uv_timer_init(loop, &c->timer);
+	c->timer.data = c;
+	uv_timer_start(&c->timer, on_timer, c->interval_ms, c->interval_ms);
+	*out = c;
+	return 0;
+}
+
+void ha_ctl_poke(struct ha_ctl *c)
+{
+	look(c);
+}
+
+static void on_closed(uv_handle_t *h)
+{
+	struct ha_ctl *c = h->data;
+	if (c->close_cb)
+		c->close_cb(c->close_arg);
+}
+
+void ha_ctl_close(struct ha_ctl *c, void (*cb)(void *arg), void *arg)
+{
+	c->closing = true;
+	c->close_cb = cb;
+	c->close_arg = arg;
+	uv_timer_stop(&c->timer);
+	uv_close((uv_handle_t *)&c->timer, on_closed);
+}
+
+void ha_ctl_free(struct ha_ctl *c)
+{
+	if (!c)
+		return;
+	mem_free(c->cluster);
+	mem_free(c);
+}

@@ -1,0 +1,161 @@
+#include "ha_member.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+
+#include "err.h"
+#include "mem.h"
+
+static const char *const role_names[] = { "unknown", "primary", "replica",
+					  "uninitialized" };
+static const char *const state_names[] = {
+	"stopped",  "starting",  "running",   "streaming",
+	"initializing", "cloning", "rewinding", "promoting",
+	"demoting", "crashed",   "refused",   "waiting",
+};
+
+const char *ha_role_name(enum ha_role r)
+{
+	return (unsigned)r < sizeof role_names / sizeof role_names[0]
+		       ? role_names[r]
+		       : "unknown";
+}
+
+const char *ha_state_name(enum ha_state s)
+{
+	return (unsigned)s < sizeof state_names / sizeof state_names[0]
+		       ? state_names[s]
+		       : "unknown";
+}
+
+static int lookup(const char *const *names, size_t n, const char *s)
+{
+	for (size_t i = 0; i < n; i++)
+		if (strcmp(names[i], s) == 0)
+			return (int)i;
+	return -1;
+}
+
+char *ha_member_encode(const struct ha_member *m)
+{
+	json_t *o = json_pack(
+		"{s:s,s:s,s:s,s:i,s:s,s:s,s:I,s:s,s:{s:I,s:I,s:I},s:I,s:b,"
+		"s:{s:b,s:b,s:b,s:b,s:i},s:s,s:I}",
+		"name", m->name, "api_url", m->api_url, "host", m->host, "port",
+		m->port, "role", ha_role_name(m->role), "state",
+		ha_state_name(m->state), "timeline", (json_int_t)m->timeline,
+		"sysid", m->sysid, "lsn", "current",
+		(json_int_t)m->lsn_current, "received",
+		(json_int_t)m->lsn_received, "replayed",
+		(json_int_t)m->lsn_replayed, "lag_bytes",
+		(json_int_t)m->lag_bytes, "pending_restart", m->pending_restart,
+		"tags", "nofailover", m->tags.nofailover, "noloadbalance",
+		m->tags.noloadbalance, "nosync", m->tags.nosync, "clonefrom",
+		m->tags.clonefrom, "failover_priority",
+		m->tags.failover_priority, "detail", m->detail, "seq",
+		(json_int_t)m->seq);
+	if (!o)
+		return NULL;
+	char *s = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	if (!s)
+		return NULL;
+	char *r = mem_strdup(s);
+	free(s);
+	return r;
+}
+
+static void copy_str(json_t *o, const char *k, char *dst, size_t len)
+{
+	json_t *v = json_object_get(o, k);
+	if (json_is_string(v))
+		snprintf(dst, len, "%s", json_string_value(v));
+}
+
+static int64_t get_int(json_t *o, const char *k, int64_t dflt)
+{
+	json_t *v = json_object_get(o, k);
+	return json_is_integer(v) ? (int64_t)json_integer_value(v) : dflt;
+}
+
+static bool get_bool(json_t *o, const char *k)
+{
+	return json_is_true(json_object_get(o, k));
+}
+
+int ha_member_decode(const char *json, size_t len, struct ha_member *m)
+{
+	memset(m, 0, sizeof *m);
+	m->lag_bytes = -1;
+	json_error_t jerr;
+	json_t *o = json_loadb(json, len, 0, &jerr);
+	if (!o || !json_is_object(o)) {
+		json_decref(o);
+		return ERR_CORRUPT;
+	}
+	copy_str(o, "name", m->name, sizeof m->name);
+	copy_str(o, "api_url", m->api_url, sizeof m->api_url);
+	copy_str(o, "host", m->host, sizeof m->host);
+	copy_str(o, "sysid", m->sysid, sizeof m->sysid);
+	copy_str(o, "detail", m->detail, sizeof m->detail);
+	m->port = (int)get_int(o, "port", 0);
+	json_t *v = json_object_get(o, "role");
+	if (json_is_string(v)) {
+		int r = lookup(role_names, 4, json_string_value(v));
+		m->role = r < 0 ? HA_ROLE_UNKNOWN : (enum ha_role)r;
+	}
+	v = json_object_get(o, "state");
+	if (json_is_string(v)) {
+		int st = lookup(state_names,
+				sizeof state_names / sizeof state_names[0],
+				json_string_value(v));
+		m->state = st < 0 ? HA_ST_STOPPED : (enum ha_state)st;
+	}
+	int64_t tl = get_int(o, "timeline", 0);
+	m->timeline = tl > 0 && tl <= UINT32_MAX ? (uint32_t)tl : 0;
+	json_t *lsn = json_object_get(o, "lsn");
+	if (json_is_object(lsn)) {
+		m->lsn_current = (uint64_t)get_int(lsn, "current", 0);
+		m->lsn_received = (uint64_t)get_int(lsn, "received", 0);
+		m->lsn_replayed = (uint64_t)get_int(lsn, "replayed", 0);
+	}
+	m->lag_bytes = get_int(o, "lag_bytes", -1);
+	m->pending_restart = get_bool(o, "pending_restart");
+	json_t *tags = json_object_get(o, "tags");
+	m->tags.failover_priority = 1;
+	if (json_is_object(tags)) {
+		m->tags.nofailover = get_bool(tags, "nofailover");
+		m->tags.noloadbalance = get_bool(tags, "noloadbalance");
+		m->tags.nosync = get_bool(tags, "nosync");
+		m->tags.clonefrom = get_bool(tags, "clonefrom");
+		m->tags.failover_priority =
+			(int)get_int(tags, "failover_priority", 1);
+	}
+	m->seq = (uint64_t)get_int(o, "seq", 0);
+	json_decref(o);
+	return 0;
+}
+
+uint64_t ha_member_lsn(const struct ha_member *m)
+{
+	uint64_t l = m->lsn_current;
+	if (m->lsn_received > l)
+		l = m->lsn_received;
+	if (m->lsn_replayed > l)
+		l = m->lsn_replayed;
+	return l;
+}
+
+void ha_key(char *buf, size_t len, const char *cluster, const char *leaf)
+{
+	snprintf(buf, len, "/service/%s/%s", cluster, leaf);
+}
+
+void ha_member_key(char *buf, size_t len, const char *cluster,
+		   const char *name)
+{
+	snprintf(buf, len, "/service/%s/members/%s", cluster, name);
+}
