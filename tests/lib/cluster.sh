@@ -12,7 +12,9 @@
 # Every wait is bounded: wait_until polls every 0.1 s for at most
 # WAIT_TIMEOUT seconds (default 15), or -t SECONDS.
 
-set -euo pipefail
+set -eEuo pipefail
+# a command that fails under set -e says which one it was
+trap 'cl_rc=$?; printf "[%s %s] command failed (status %s) at %s:%s: %s\\n" "$(date +%T.%3N)" "$CL_NAME" "$cl_rc" "${BASH_SOURCE[0]##*/}" "$LINENO" "$BASH_COMMAND" >&2' ERR
 
 : "${PGWARDEN:?PGWARDEN must name the pgwarden binary}"
 PGWARDEN=$(readlink -f "$PGWARDEN")
@@ -279,11 +281,20 @@ leader_idx() {
 	echo "${n#node}"
 }
 
-# cl_wait_leader [SECONDS]: wait until the running nodes agree on a leader
-# that says so itself; prints its index.
+# cl_wait_leader [SECONDS]: wait (polling every 0.1 s, bounded) until the
+# running nodes agree on a leader that says so itself; prints its index.
 cl_wait_leader() {
-	wait_until -t "${1:-$WAIT_TIMEOUT}" leader_name || fail "no agreed leader within ${1:-$WAIT_TIMEOUT} s"
-	leader_idx
+	local secs=${1:-$WAIT_TIMEOUT} n name end
+	end=$(($(date +%s%N) + secs * 1000000000))
+	for ((n = 0; n < secs * 10 + 1; n++)); do
+		if name=$(leader_name 2>/dev/null); then
+			echo "${name#node}"
+			return 0
+		fi
+		(($(date +%s%N) < end)) || break
+		sleep 0.1
+	done
+	fail "no agreed leader within $secs s"
 }
 
 # endpoints_csv [I...]: API urls of the given nodes (default 1..CL_NODES)
