@@ -13,6 +13,9 @@
  */
 #include "api.h"
 
+#include "ha_agent.h"
+#include "ha_member.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -21,6 +24,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 
@@ -38,6 +42,8 @@ struct api {
 	char *cluster, *name, *token, *api_url, *peer_url, *version;
 	uv_timer_t reg_timer;
 	bool reg_inflight;
+	api_status_fn agent_status; /* NULL on a store-only node */
+	void *agent_ctx;
 	bool closing;
 	void (*close_cb)(void *);
 	void *close_arg;
@@ -1133,6 +1139,151 @@ static void h_status(struct api *a, struct http_req *req)
 }
 
 /* ------------------------------------------------------------------ */
+/* PostgreSQL status and load-balancer probes                           */
+/* ------------------------------------------------------------------ */
+
+static json_t *member_obj(const struct ha_member *m)
+{
+	char *js = ha_member_encode(m);
+	json_t *o = js ? json_loads(js, 0, NULL) : NULL;
+	mem_free(js);
+	return o ? o : json_object();
+}
+
+static json_t *node_status_json(struct api *a, const struct ha_status *st)
+{
+	json_t *o = member_obj(&st->self);
+	json_object_set_new(o, "cluster", json_string(a->cluster));
+	json_object_set_new(o, "leader", json_string(st->leader));
+	json_object_set_new(o, "holds_lease", json_boolean(st->holds_lease));
+	json_object_set_new(o, "lease_left_ms",
+			    json_integer(st->lease_left_ms));
+	json_object_set_new(o, "writable", json_boolean(st->writable));
+	json_object_set_new(o, "paused", json_boolean(st->paused));
+	json_object_set_new(o, "version", json_string(a->version));
+	return o;
+}
+
+/* Parse "16MB", "1048576", "512kB" (1024-based, as PostgreSQL). */
+static int parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	errno = 0;
+	if (!*s || *s == '-')
+		return -1;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	uint64_t mult = 1;
+	if (strcasecmp(end, "") == 0 || strcasecmp(end, "B") == 0)
+		mult = 1;
+	else if (strcasecmp(end, "kB") == 0)
+		mult = 1024;
+	else if (strcasecmp(end, "MB") == 0)
+		mult = 1024 * 1024;
+	else if (strcasecmp(end, "GB") == 0)
+		mult = 1024ull * 1024 * 1024;
+	else
+		return -1;
+	*out = v * mult;
+	return 0;
+}
+
+enum probe_kind {
+	P_PRIMARY,
+	P_REPLICA,
+	P_READ_ONLY,
+	P_HEALTH,
+	P_READINESS,
+	P_ROOT,
+};
+
+static void h_probe(struct api *a, struct http_req *req, enum probe_kind k)
+{
+	if (!a->agent_status) {
+		respond_error(req, 503, ERR_UNAVAILABLE,
+			      "this node runs no PostgreSQL");
+		return;
+	}
+	struct ha_status st;
+	a->agent_status(a->agent_ctx, &st);
+	bool ok = false;
+	switch (k) {
+	case P_PRIMARY:
+	case P_ROOT:
+		ok = st.holds_lease && st.writable;
+		break;
+	case P_REPLICA: {
+		ok = st.streaming && !st.self.tags.noloadbalance;
+		const char *lag = http_req_query(req, "lag");
+		if (ok && lag) {
+			uint64_t max;
+			if (parse_size(lag, &max) != 0) {
+				respond_error(req, 400, ERR_INVAL,
+					      "lag must be bytes or a size "
+					      "like 16MB");
+				return;
+			}
+			ok = st.self.lag_bytes >= 0 &&
+			     (uint64_t)st.self.lag_bytes <= max;
+		}
+		break;
+	}
+	case P_READ_ONLY:
+		ok = (st.holds_lease && st.writable) || st.streaming ||
+		     (st.pg_running && !st.writable);
+		break;
+	case P_HEALTH:
+		ok = st.pg_running;
+		break;
+	case P_READINESS:
+		ok = (st.holds_lease && st.writable) || st.streaming;
+		break;
+	}
+	respond_json(req, ok ? 200 : 503, node_status_json(a, &st));
+}
+
+static void h_cluster(struct api *a, struct http_req *req)
+{
+	char prefix[256], key[256];
+	ha_key(prefix, sizeof prefix, a->cluster, "members/");
+	struct rs_fsm *f = rs_store_fsm(a->store);
+	struct rs_kv *kvs = NULL;
+	size_t n = 0;
+	uint64_t rev;
+	int rv = rs_fsm_range(f, prefix, strlen(prefix), true, 0, &kvs, &n,
+			      &rev);
+	if (rv != 0) {
+		respond_err(req, rv, "cluster");
+		return;
+	}
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++) {
+		struct ha_member m;
+		if (ha_member_decode(kvs[i].value, kvs[i].value_len, &m) == 0)
+			json_array_append_new(arr, member_obj(&m));
+	}
+	rs_kvs_free(kvs, n);
+	json_t *o = json_pack("{s:s,s:o,s:I}", "cluster", a->cluster,
+			      "members", arr, "revision", (json_int_t)rev);
+	const char *leaves[] = { "leader", "initialize", "pause", NULL };
+	for (size_t i = 0; leaves[i]; i++) {
+		ha_key(key, sizeof key, a->cluster, leaves[i]);
+		kvs = NULL;
+		n = 0;
+		if (rs_fsm_range(f, key, strlen(key), false, 1, &kvs, &n,
+				 &rev) == 0 &&
+		    n == 1)
+			json_object_set_new(o, leaves[i],
+					    json_string(kvs[0].value));
+		else
+			json_object_set_new(o, leaves[i], json_null());
+		rs_kvs_free(kvs, n);
+	}
+	respond_json(req, 200, o);
+}
+
+/* ------------------------------------------------------------------ */
 /* Router                                                               */
 /* ------------------------------------------------------------------ */
 
@@ -1154,6 +1305,13 @@ enum route_id {
 	R_REGISTER,
 	R_REMOVED,
 	R_APPLY,
+	R_PRIMARY,
+	R_REPLICA,
+	R_READ_ONLY,
+	R_HEALTH,
+	R_READINESS,
+	R_ROOT,
+	R_CLUSTER,
 };
 
 struct route {
@@ -1180,6 +1338,17 @@ static const struct route routes[] = {
 	{ "/internal/register", R_REGISTER, true },
 	{ "/internal/removed", R_REMOVED, true },
 	{ "/internal/apply", R_APPLY, true },
+	{ "/primary", R_PRIMARY, false },
+	{ "/master", R_PRIMARY, false },
+	{ "/leader", R_PRIMARY, false },
+	{ "/read-write", R_PRIMARY, false },
+	{ "/replica", R_REPLICA, false },
+	{ "/read-only", R_READ_ONLY, false },
+	{ "/health", R_HEALTH, false },
+	{ "/readiness", R_READINESS, false },
+	{ "/", R_ROOT, false },
+	{ "/patroni", R_ROOT, false },
+	{ "/cluster", R_CLUSTER, false },
 };
 
 void api_handle(void *arg, struct http_req *req)
@@ -1195,7 +1364,9 @@ void api_handle(void *arg, struct http_req *req)
 		respond_error(req, 404, ERR_NOTFOUND, "no such path: %s", path);
 		return;
 	}
-	bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0;
+	bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
+		      (r->id >= R_PRIMARY && r->id <= R_ROOT &&
+		       strcmp(method, "OPTIONS") == 0);
 	bool is_post = strcmp(method, "POST") == 0 ||
 		       (r->id == R_KV_PUT && strcmp(method, "PUT") == 0);
 	if (r->write ? !is_post : !is_get) {
@@ -1268,6 +1439,27 @@ void api_handle(void *arg, struct http_req *req)
 		break;
 	case R_REMOVED:
 		h_removed(a, req, b);
+		break;
+	case R_PRIMARY:
+		h_probe(a, req, P_PRIMARY);
+		break;
+	case R_REPLICA:
+		h_probe(a, req, P_REPLICA);
+		break;
+	case R_READ_ONLY:
+		h_probe(a, req, P_READ_ONLY);
+		break;
+	case R_HEALTH:
+		h_probe(a, req, P_HEALTH);
+		break;
+	case R_READINESS:
+		h_probe(a, req, P_READINESS);
+		break;
+	case R_ROOT:
+		h_probe(a, req, P_ROOT);
+		break;
+	case R_CLUSTER:
+		h_cluster(a, req);
 		break;
 	case R_LIVENESS:
 	case R_APPLY:
@@ -1380,6 +1572,12 @@ void api_close(struct api *a, void (*cb)(void *arg), void *arg)
 	a->close_arg = arg;
 	uv_timer_stop(&a->reg_timer);
 	uv_close((uv_handle_t *)&a->reg_timer, on_api_closed);
+}
+
+void api_set_agent(struct api *a, api_status_fn fn, void *ctx)
+{
+	a->agent_status = fn;
+	a->agent_ctx = ctx;
 }
 
 void api_free(struct api *a)

@@ -41,4 +41,11 @@ void api_handle(void *arg, struct http_req *req);
 void api_close(struct api *a, void (*cb)(void *arg), void *arg);
 void api_free(struct api *a);
 
+struct ha_status;
+/* How the API learns the node's PostgreSQL status for the load-balancer
+ * probes: fn(ctx, out) fills *out from memory, never blocking. NULL (the
+ * default): a store-only node, whose probes answer 503. */
+typedef void (*api_status_fn)(void *ctx, struct ha_status *out);
+void api_set_agent(struct api *a, api_status_fn fn, void *ctx);
+
 #endif

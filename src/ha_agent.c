@@ -1,0 +1,1689 @@
+/* ha_agent.c - converge this node's PostgreSQL to what the store says.
+ *
+ * Tick (every loop_wait): probe PostgreSQL when it runs; renew the leases
+ * this node holds; read the initialize, leader and candidate keys and the
+ * leader's member record from the local state machine; when no flow runs,
+ * pick at most one flow to start; report the member record (at most once a
+ * second, or at once when role or state changed).
+ *
+ * Flows (each a chain of pgctl operations; a failure ends the flow, logs
+ * it, and the next tick decides again from scratch):
+ *   BOOTSTRAP     initdb -> pg_hba -> start primary -> roles -> post_bootstrap
+ *                 -> initialize key (create-only) with the system id
+ *   START_PRIMARY start with the primary configuration
+ *   PROMOTE       pg_ctl promote, wait until writable
+ *   CLONE         pg_basebackup from the leader -> start as its replica
+ *   START_REPLICA start with standby.signal and primary_conninfo
+ *   REPOINT       rewrite primary_conninfo -> reload
+ *   REJOIN        (stop) -> (crash recovery as a standby if the data was a
+ *                 crashed primary) -> pg_rewind from the leader -> start as
+ *                 replica; a failed rewind marks the data unusable: with
+ *                 remove_data_directory_on_rewind_failure the data is wiped
+ *                 and cloned again, else the node reports `refused`.
+ *
+ * Leases:
+ *   member lease: granted once, kept alive with every report; the member
+ *     record is put with it, so a dead node's record vanishes.
+ *   primary lease: taken only by a create-only put of the leader key (the
+ *     controller names the candidate). Renewed every loop_wait; each
+ *     success moves the self-fencing deadline to
+ *       t_send + ttl*(1-rho) - safety_margin
+ *     where t_send is the time the renewal was sent. A timer at that
+ *     deadline stops PostgreSQL immediately (SIGQUIT) if no newer renewal
+ *     succeeded: the store expires the lease only ttl*(1+rho) after it
+ *     applied the last renewal, so this node stops writing first.
+ */
+#include "ha_agent.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <jansson.h>
+
+#include "err.h"
+#include "log.h"
+#include "mem.h"
+#include "pgc.h"
+
+#define RHO_PERMILLE 1
+#define REPORT_INTERVAL_MS 1000u
+#define PROBE_TIMEOUT_MS 2000u
+#define STORE_TIMEOUT_MS 2000u
+
+#ifndef PGW_VERSION
+#define PGW_VERSION "0.1.0"
+#endif
+
+enum flow {
+	FLOW_NONE = 0,
+	FLOW_BOOTSTRAP,
+	FLOW_START_PRIMARY,
+	FLOW_PROMOTE,
+	FLOW_CLONE,
+	FLOW_START_REPLICA,
+	FLOW_REPOINT,
+	FLOW_REJOIN,
+	FLOW_FENCE,
+	FLOW_SHUTDOWN,
+};
+
+static const char *flow_name(enum flow f)
+{
+	static const char *names[] = { "none",	     "bootstrap",
+				       "start_primary", "promote",
+				       "clone",	     "start_replica",
+				       "repoint",	     "rejoin",
+				       "fence",	     "shutdown" };
+	return names[f];
+}
+
+struct ha_agent {
+	uv_loop_t *loop;
+	const struct cfg *cfg;
+	struct rs_store *store;
+	struct kv *kv;
+	struct pgc_node *pg;
+	char slot[64];        /* this node's replication slot name */
+	char log_path[4096];  /* PostgreSQL's log */
+
+	/* timing (ms) */
+	unsigned ttl, loop_wait, margin;
+
+	uv_timer_t tick;
+	uv_timer_t fence_timer;
+	int open_handles;
+	bool started, closing;
+
+	/* PostgreSQL as observed */
+	bool data_present;
+	bool probe_ok;            /* last probe succeeded */
+	bool probe_inflight;
+	bool in_recovery;
+	bool streaming;
+	uint32_t timeline;
+	uint64_t sysid;
+	uint64_t wal_lsn, receive_lsn, replay_lsn;
+	bool pending_restart;
+	bool crashed;             /* postmaster died unasked */
+	bool controldata_inflight;
+	bool controldata_known;
+	char cd_state[40];        /* pg_controldata cluster state */
+	uint64_t cd_sysid;
+	char following[HA_NAME_MAX + 1]; /* whose replica we were started as */
+
+	enum ha_role role;
+	enum ha_state state;
+	char detail[128];
+
+	/* flow */
+	enum flow flow;
+	int step;
+	char flow_leader[HA_NAME_MAX + 1];
+	char flow_conninfo[1024];
+	bool flow_was_crashed_primary;
+
+	/* member lease and record */
+	uint64_t member_lease;
+	bool member_inflight;
+	uint64_t seq;
+	uint64_t last_report_ms;
+	enum ha_role reported_role;
+	enum ha_state reported_state;
+
+	/* primary lease */
+	bool leader;              /* we hold the leader key (as far as we know) */
+	uint64_t leader_rev;      /* store revision at which we took it */
+	uint64_t leader_lease;
+	uint64_t valid_until_ms;  /* self-fencing deadline */
+	bool renew_inflight;
+	uint64_t renew_sent_ms;
+	bool acquire_inflight;
+	uint64_t acquire_sent_ms;
+	uint64_t slots_checked_ms;
+	bool slots_inflight;
+
+	/* store view (refreshed each tick) */
+	bool initialized;
+	char init_sysid[32];
+	bool has_leader;
+	char leader_name[HA_NAME_MAX + 1];
+	uint64_t leader_key_lease;
+	bool has_candidate;
+	char candidate[HA_NAME_MAX + 1];
+	bool paused;
+	struct ha_member leader_rec;
+	bool leader_rec_ok;
+
+	void (*shutdown_cb)(void *);
+	void *shutdown_arg;
+};
+
+static uint64_t now_ms(void)
+{
+	return uv_hrtime() / 1000000u;
+}
+
+static void tick(struct ha_agent *a);
+static void report(struct ha_agent *a, bool force);
+
+static void set_state(struct ha_agent *a, enum ha_state st, const char *detail)
+{
+	if (a->state != st)
+		log_info("ha[%s] state=%s->%s%s%s", a->cfg->node_name,
+			 ha_state_name(a->state), ha_state_name(st),
+			 detail && *detail ? " detail=" : "",
+			 detail ? detail : "");
+	a->state = st;
+	snprintf(a->detail, sizeof a->detail, "%s", detail ? detail : "");
+}
+
+/* ------------------------------------------------------------------ */
+/* Store reads                                                          */
+/* ------------------------------------------------------------------ */
+
+static bool read_key(struct ha_agent *a, const char *leaf, char *val,
+		     size_t vlen, uint64_t *lease, uint64_t *mod_rev)
+{
+	char key[256];
+	ha_key(key, sizeof key, a->cfg->cluster_name, leaf);
+	struct rs_kv *kvs = NULL;
+	size_t n = 0;
+	uint64_t rev;
+	bool found = false;
+	if (rs_fsm_range(rs_store_fsm(a->store), key, strlen(key), false, 1,
+			 &kvs, &n, &rev) == 0 &&
+	    n == 1) {
+		snprintf(val, vlen, "%s", kvs[0].value);
+		if (lease)
+			*lease = kvs[0].lease;
+		if (mod_rev)
+			*mod_rev = kvs[0].mod_rev;
+		found = true;
+	}
+	rs_kvs_free(kvs, n);
+	return found;
+}
+
+static bool read_member(struct ha_agent *a, const char *name,
+			struct ha_member *m)
+{
+	char key[256];
+	ha_member_key(key, sizeof key, a->cfg->cluster_name, name);
+	struct rs_kv *kvs = NULL;
+	size_t n = 0;
+	uint64_t rev;
+	bool ok = false;
+	if (rs_fsm_range(rs_store_fsm(a->store), key, strlen(key), false, 1,
+			 &kvs, &n, &rev) == 0 &&
+	    n == 1)
+		ok = ha_member_decode(kvs[0].value, kvs[0].value_len, m) == 0;
+	rs_kvs_free(kvs, n);
+	return ok;
+}
+
+static void refresh_view(struct ha_agent *a)
+{
+	char buf[512];
+	a->initialized = read_key(a, "initialize", a->init_sysid,
+				  sizeof a->init_sysid, NULL, NULL);
+	a->has_leader = read_key(a, "leader", a->leader_name,
+				 sizeof a->leader_name, &a->leader_key_lease,
+				 NULL);
+	if (!a->has_leader)
+		a->leader_name[0] = '\0';
+	a->paused = read_key(a, "pause", buf, sizeof buf, NULL, NULL);
+	a->has_candidate = false;
+	a->candidate[0] = '\0';
+	if (read_key(a, "candidate", buf, sizeof buf, NULL, NULL)) {
+		json_t *o = json_loads(buf, 0, NULL);
+		const char *n =
+			o ? json_string_value(json_object_get(o, "name")) : NULL;
+		if (n) {
+			a->has_candidate = true;
+			snprintf(a->candidate, sizeof a->candidate, "%s", n);
+		}
+		json_decref(o);
+	}
+	a->leader_rec_ok = a->has_leader &&
+			   read_member(a, a->leader_name, &a->leader_rec);
+}
+
+/* ------------------------------------------------------------------ */
+/* Helpers                                                              */
+/* ------------------------------------------------------------------ */
+
+static void slot_name_of(const char *name, char *out, size_t len)
+{
+	size_t i = 0;
+	for (; name[i] && i + 1 < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+		out[i] = (char)(isalnum(c) ? tolower(c) : '_');
+	}
+	out[i] = '\0';
+}
+
+static bool file_exists(const char *dir, const char *leaf)
+{
+	char path[4096];
+	snprintf(path, sizeof path, "%s/%s", dir, leaf);
+	return access(path, F_OK) == 0;
+}
+
+static void split_hostport(const char *hp, char *host, size_t hlen, int *port)
+{
+	uint16_t p = 0;
+	if (cfg_split_hostport(hp, host, hlen, &p) != 0) {
+		snprintf(host, hlen, "%s", hp);
+		p = 0;
+	}
+	*port = p;
+}
+
+/* The cluster-wide parameters for pgwarden.conf: pgwarden's needs first,
+ * then the file's [postgresql.parameters] (later lines win). */
+static const char **build_params(struct ha_agent *a)
+{
+	static const char *const base[] = {
+		"wal_level=replica",	 "hot_standby=on",
+		"max_wal_senders=10",	 "max_replication_slots=10",
+		"wal_keep_size='128MB'", "wal_log_hints=on",
+		"hot_standby_feedback=on",
+	};
+	size_t nb = sizeof base / sizeof base[0];
+	const struct cfg_pg *pg = &a->cfg->pg;
+	const char **p = mem_calloc(nb + pg->nparams + 2, sizeof *p);
+	if (!p)
+		return NULL;
+	size_t k = 0;
+	for (size_t i = 0; i < nb; i++)
+		p[k++] = mem_strdup(base[i]);
+	char cn[128];
+	snprintf(cn, sizeof cn, "cluster_name='%s'", a->cfg->cluster_name);
+	p[k++] = mem_strdup(cn);
+	for (size_t i = 0; i < pg->nparams; i++) {
+		size_t n = strlen(pg->params[i].name) +
+			   strlen(pg->params[i].value) + 2;
+		char *s = mem_malloc(n);
+		if (s)
+			snprintf(s, n, "%s=%s", pg->params[i].name,
+				 pg->params[i].value);
+		p[k++] = s;
+	}
+	for (size_t i = 0; i < k; i++)
+		if (!p[i]) {
+			for (size_t j = 0; j < k; j++)
+				mem_free((void *)p[j]);
+			mem_free(p);
+			return NULL;
+		}
+	return p;
+}
+
+static void free_params(const char **p)
+{
+	if (!p)
+		return;
+	for (size_t i = 0; p[i]; i++)
+		mem_free((void *)p[i]);
+	mem_free(p);
+}
+
+/* conninfo to reach member m as the replication user. */
+static int replication_conninfo(struct ha_agent *a, const struct ha_member *m,
+				char *buf, size_t cap)
+{
+	char port[16];
+	snprintf(port, sizeof port, "%d", m->port);
+	const struct cfg_pg *pg = &a->cfg->pg;
+	const char *kw[] = { "host",	 "port", "user", "password",
+			     "application_name", "connect_timeout", NULL };
+	const char *vals[] = { m->host,
+			       port,
+			       pg->replication_user ? pg->replication_user
+						    : "replicator",
+			       pg->replication_password,
+			       a->slot,
+			       "3",
+			       NULL };
+	return pgc_conninfo_build(buf, cap, kw, vals);
+}
+
+/* ------------------------------------------------------------------ */
+/* Flows                                                                */
+/* ------------------------------------------------------------------ */
+
+static void flow_end(struct ha_agent *a, int err, const char *msg)
+{
+	enum flow f = a->flow;
+	a->flow = FLOW_NONE;
+	a->step = 0;
+	if (err != 0) {
+		log_warn("ha[%s] %s failed: %s", a->cfg->node_name,
+			 flow_name(f), msg && *msg ? msg : err_str(err));
+		snprintf(a->detail, sizeof a->detail, "%s: %s", flow_name(f),
+			 msg && *msg ? msg : err_str(err));
+	} else {
+		log_info("ha[%s] %s done", a->cfg->node_name, flow_name(f));
+		a->detail[0] = '\0';
+	}
+	if (f == FLOW_SHUTDOWN)
+		return;
+	report(a, true);
+}
+
+static void flow_step(struct ha_agent *a, int err, const char *msg);
+static void on_revoked(void *arg, int status, const struct rs_result *res);
+
+static void on_op_done(void *arg, int err, const char *errmsg)
+{
+	flow_step(arg, err, errmsg);
+}
+
+static int start_pg(struct ha_agent *a, bool replica, const char *conninfo)
+{
+	const char **params = build_params(a);
+	if (!params)
+		return ERR_NOMEM;
+	struct pgc_start_opts o = {
+		.conf = { .parameters = params,
+			  .replica = replica,
+			  .primary_conninfo = replica ? conninfo : NULL,
+			  .primary_slot_name =
+				  replica && a->cfg->pg.use_slots ? a->slot
+								  : NULL },
+		.timeout_ms = 60000,
+	};
+	int rv = pgc_node_start(a->pg, &o, on_op_done, a);
+	free_params(params);
+	if (rv == 0)
+		snprintf(a->following, sizeof a->following, "%s",
+			 replica ? a->flow_leader : "");
+	return rv;
+}
+
+static void on_sql_done(void *arg, int err, const char *errmsg,
+			const struct pgc_rows *rows)
+{
+	(void)rows;
+	flow_step(arg, err, errmsg);
+}
+
+static void on_script_done(void *arg, const struct pgc_proc_result *r)
+{
+	flow_step(arg, r->err, r->errmsg);
+}
+
+static void on_init_written(void *arg, int status, const struct rs_result *res)
+{
+	struct ha_agent *a = arg;
+	int err = status ? status : (res->code == ERR_CONFLICT ? 0 : res->code);
+	flow_step(a, err, err ? "initialize key" : "");
+}
+
+static void on_sysid_probe(void *arg, int err, const char *errmsg,
+			   const struct pgc_probe *p)
+{
+	struct ha_agent *a = arg;
+	if (err == 0)
+		a->sysid = p->system_id;
+	flow_step(a, err, errmsg);
+}
+
+/* Roles and passwords created after initdb, in one transaction each. */
+static int bootstrap_sql(struct ha_agent *a, char **out)
+{
+	const struct cfg_pg *pg = &a->cfg->pg;
+	size_t cap = 4096;
+	char *sql = mem_malloc(cap);
+	if (!sql)
+		return ERR_NOMEM;
+	size_t len = 0;
+	const char *ru = pg->replication_user ? pg->replication_user
+					      : "replicator";
+	/* Identifiers are checked names (cfg); passwords are quoted as SQL
+	 * literals with quotes doubled. */
+#define APPEND(...)                                                        \
+	do {                                                               \
+		int n_ = snprintf(sql + len, cap - len, __VA_ARGS__);      \
+		if (n_ < 0 || (size_t)n_ >= cap - len) {                   \
+			mem_free(sql);                                     \
+			return ERR_TOOBIG;                                 \
+		}                                                          \
+		len += (size_t)n_;                                         \
+	} while (0)
+	char q[1024];
+	APPEND("DO $pgw$ BEGIN ");
+	APPEND("IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') "
+	       "THEN CREATE ROLE \"%s\" WITH LOGIN REPLICATION; END IF; ",
+	       ru, ru);
+	if (pg->replication_password) {
+		size_t k = 0;
+		for (const char *p = pg->replication_password;
+		     *p && k + 2 < sizeof q; p++) {
+			if (*p == '\'')
+				q[k++] = '\'';
+			q[k++] = *p;
+		}
+		q[k] = '\0';
+		APPEND("ALTER ROLE \"%s\" WITH PASSWORD '%s'; ", ru, q);
+	}
+	if (pg->superuser_password) {
+		size_t k = 0;
+		for (const char *p = pg->superuser_password;
+		     *p && k + 2 < sizeof q; p++) {
+			if (*p == '\'')
+				q[k++] = '\'';
+			q[k++] = *p;
+		}
+		q[k] = '\0';
+		APPEND("ALTER ROLE \"%s\" WITH PASSWORD '%s'; ",
+		       pg->superuser ? pg->superuser : "postgres", q);
+	}
+	for (size_t i = 0; i < pg->nusers; i++) {
+		const struct cfg_user *u = &pg->users[i];
+		APPEND("IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = "
+		       "'%s') THEN CREATE ROLE \"%s\" WITH LOGIN; END IF; ",
+		       u->name, u->name);
+		if (u->options && *u->options)
+			APPEND("ALTER ROLE \"%s\" WITH %s; ", u->name,
+			       u->options);
+		if (u->password) {
+			size_t k = 0;
+			for (const char *p = u->password;
+			     *p && k + 2 < sizeof q; p++) {
+				if (*p == '\'')
+					q[k++] = '\'';
+				q[k++] = *p;
+			}
+			q[k] = '\0';
+			APPEND("ALTER ROLE \"%s\" WITH PASSWORD '%s'; ",
+			       u->name, q);
+		}
+	}
+	APPEND("END $pgw$;");
+#undef APPEND
+	*out = sql;
+	return 0;
+}
+
+static int write_hba(struct ha_agent *a)
+{
+	const struct cfg_pg *pg = &a->cfg->pg;
+	const char *ru = pg->replication_user ? pg->replication_user
+					      : "replicator";
+	const char *su = pg->superuser ? pg->superuser : "postgres";
+	char l1[256], l2[256], l3[256];
+	snprintf(l1, sizeof l1, "local   all             %-15s peer", su);
+	snprintf(l2, sizeof l2,
+		 "local   replication     %-15s peer", su);
+	const char **lines = mem_calloc(pg->npg_hba + 6, sizeof *lines);
+	if (!lines)
+		return ERR_NOMEM;
+	size_t k = 0;
+	lines[k++] = l1;
+	lines[k++] = l2;
+	if (pg->npg_hba == 0) {
+		snprintf(l3, sizeof l3,
+			 "host    replication     %-15s all  scram-sha-256",
+			 ru);
+		lines[k++] = l3;
+		lines[k++] = "host    all             all             all  "
+			     "scram-sha-256";
+	}
+	for (size_t i = 0; i < pg->npg_hba; i++)
+		lines[k++] = pg->pg_hba[i];
+	lines[k] = NULL;
+	char err[256];
+	int rv = pgc_hba_write(pg->data_dir, lines, err, sizeof err);
+	mem_free(lines);
+	if (rv != 0)
+		log_error("ha[%s] pg_hba: %s", a->cfg->node_name, err);
+	return rv;
+}
+
+static void flow_step(struct ha_agent *a, int err, const char *msg)
+{
+	if (a->closing && a->flow != FLOW_SHUTDOWN)
+		return;
+	if (err != 0 && !(a->flow == FLOW_REJOIN && a->step == 2)) {
+		if (a->flow == FLOW_BOOTSTRAP) {
+			set_state(a, HA_ST_REFUSED, msg);
+			if (a->leader) {
+				/* let the controller pick another node */
+				struct rs_cmd c = { .op = RS_OP_LEASE_REVOKE,
+						    .lease = a->leader_lease };
+				a->leader = false;
+				uv_timer_stop(&a->fence_timer);
+				kv_submit(a->kv, &c, STORE_TIMEOUT_MS,
+					  on_revoked, a);
+			}
+		}
+		flow_end(a, err, msg);
+		return;
+	}
+	int rv = 0;
+	a->step++;
+	switch (a->flow) {
+	case FLOW_BOOTSTRAP:
+		switch (a->step) {
+		case 1: { /* initdb done */
+			a->data_present = true;
+			rv = write_hba(a);
+			if (rv == 0)
+				rv = start_pg(a, false, NULL);
+			break;
+		}
+		case 2: { /* started */
+			char *sql = NULL;
+			rv = bootstrap_sql(a, &sql);
+			if (rv == 0) {
+				rv = pgc_node_query(a->pg, sql, 0, NULL, 10000,
+						    on_sql_done, a);
+				mem_free(sql);
+			}
+			break;
+		}
+		case 3: /* roles created */
+			if (a->cfg->pg.post_bootstrap) {
+				char port[16], sock[4096];
+				uint16_t p = 0;
+				char host[256];
+				cfg_split_hostport(a->cfg->pg.listen, host,
+						   sizeof host, &p);
+				snprintf(port, sizeof port, "PGPORT=%u", p);
+				snprintf(sock, sizeof sock, "PGHOST=%s",
+					 a->cfg->pg.socket_dir);
+				char user[128];
+				snprintf(user, sizeof user, "PGUSER=%s",
+					 a->cfg->pg.superuser
+						 ? a->cfg->pg.superuser
+						 : "postgres");
+				const char *argv[] = { a->cfg->pg.post_bootstrap,
+						       NULL };
+				const char *env[] = { port, sock, user,
+						      "PGDATABASE=postgres",
+						      NULL };
+				struct pgc_proc_opts o = {
+					.file = a->cfg->pg.post_bootstrap,
+					.argv = argv,
+					.env_add = env,
+					.name = "post_bootstrap",
+					.timeout_ms = 120000,
+				};
+				char emsg[256];
+				rv = pgc_proc_run(a->loop, &o, on_script_done,
+						  a, NULL, emsg, sizeof emsg);
+				if (rv != 0)
+					log_error("ha[%s] post_bootstrap: %s",
+						  a->cfg->node_name, emsg);
+				break;
+			}
+			a->step++;
+			/* fall through */
+		case 4: /* post_bootstrap done */
+			rv = pgc_node_probe(a->pg, PROBE_TIMEOUT_MS,
+					    on_sysid_probe, a);
+			break;
+		case 5: { /* system id known */
+			char key[256], val[32];
+			ha_key(key, sizeof key, a->cfg->cluster_name,
+			       "initialize");
+			snprintf(val, sizeof val, "%" PRIu64, a->sysid);
+			struct rs_cmd c = {
+				.op = RS_OP_PUT,
+				.flags = RS_CMD_HAS_PREV,
+				.prev_rev = 0,
+				.key = { key, (uint32_t)strlen(key) },
+				.value = { val, (uint32_t)strlen(val) },
+			};
+			rv = kv_submit(a->kv, &c, STORE_TIMEOUT_MS,
+				       on_init_written, a);
+			break;
+		}
+		default:
+			log_info("ha[%s] bootstrapped the cluster system_id=%"
+				 PRIu64,
+				 a->cfg->node_name, a->sysid);
+			flow_end(a, 0, NULL);
+			return;
+		}
+		break;
+	case FLOW_CLONE:
+		if (a->step == 1) {
+			a->data_present = true;
+			a->controldata_known = false;
+			rv = start_pg(a, true, a->flow_conninfo);
+			break;
+		}
+		flow_end(a, 0, NULL);
+		return;
+	case FLOW_REJOIN:
+		/* 1: stopped (or was stopped) -> crash recovery if needed;
+		 * 2: -> rewind; 3: rewind result -> start replica; 4: done */
+		switch (a->step) {
+		case 1:
+			if (a->flow_was_crashed_primary) {
+				/* pg_rewind needs a clean shutdown: let it
+				 * recover as a standby that follows no one */
+				rv = start_pg(a, true, NULL);
+				break;
+			}
+			a->step++;
+			/* fall through */
+		case 2:
+			if (a->flow_was_crashed_primary && a->step == 2 &&
+			    pgc_node_state(a->pg) != PGC_PM_STOPPED) {
+				a->step = 1; /* come back to 2 after the stop */
+				rv = pgc_node_stop(a->pg, PGC_STOP_FAST, 30000,
+						   on_op_done, a);
+				a->flow_was_crashed_primary = false;
+				break;
+			}
+			set_state(a, HA_ST_REWINDING, NULL);
+			rv = pgc_node_rewind(a->pg, a->flow_conninfo, 0,
+					     on_op_done, a);
+			break;
+		case 3:
+			if (err != 0) {
+				log_warn("ha[%s] pg_rewind failed: %s",
+					 a->cfg->node_name, msg);
+				if (!a->cfg->pg.remove_data_on_rewind_failure) {
+					set_state(a, HA_ST_REFUSED,
+						  "pg_rewind failed");
+					flow_end(a, err, msg);
+					return;
+				}
+				log_warn("ha[%s] wiping the data directory to "
+					 "clone again",
+					 a->cfg->node_name);
+				a->flow = FLOW_NONE;
+				a->step = 0;
+				a->flow = FLOW_REJOIN;
+				a->step = 10;
+				rv = pgc_node_wipe(a->pg, on_op_done, a);
+				break;
+			}
+			rv = start_pg(a, true, a->flow_conninfo);
+			break;
+		case 11: /* wiped: the next tick clones */
+			a->data_present = false;
+			a->controldata_known = false;
+			flow_end(a, 0, NULL);
+			return;
+		default:
+			flow_end(a, 0, NULL);
+			return;
+		}
+		break;
+	case FLOW_START_PRIMARY:
+	case FLOW_PROMOTE:
+	case FLOW_START_REPLICA:
+	case FLOW_REPOINT:
+	case FLOW_FENCE:
+	case FLOW_SHUTDOWN:
+	case FLOW_NONE:
+		flow_end(a, 0, NULL);
+		return;
+	}
+	if (rv != 0)
+		flow_end(a, rv, pgc_node_errmsg(a->pg));
+}
+
+static void flow_begin(struct ha_agent *a, enum flow f)
+{
+	a->flow = f;
+	a->step = 0;
+	log_info("ha[%s] flow=%s", a->cfg->node_name, flow_name(f));
+}
+
+/* ------------------------------------------------------------------ */
+/* Leases                                                               */
+/* ------------------------------------------------------------------ */
+
+static uint64_t lease_valid_span(struct ha_agent *a)
+{
+	uint64_t ttl = a->ttl;
+	uint64_t span = ttl - (ttl * RHO_PERMILLE + 999) / 1000;
+	return span > a->margin ? span - a->margin : 0;
+}
+
+static void fence(struct ha_agent *a, const char *why);
+
+static void on_fence_timer(uv_timer_t *t)
+{
+	struct ha_agent *a = t->data;
+	if (!a->leader)
+		return;
+	if (now_ms() < a->valid_until_ms) {
+		uv_timer_start(&a->fence_timer, on_fence_timer,
+			       a->valid_until_ms - now_ms(), 0);
+		return;
+	}
+	fence(a, "primary lease not renewed in time");
+}
+
+static void arm_fence_timer(struct ha_agent *a)
+{
+	uint64_t now = now_ms();
+	uint64_t wait = a->valid_until_ms > now ? a->valid_until_ms - now : 0;
+	uv_timer_start(&a->fence_timer, on_fence_timer, wait, 0);
+}
+
+/* Stop writing now: the lease is lost or about to be. */
+static void fence(struct ha_agent *a, const char *why)
+{
+	log_warn("ha[%s] fencing: %s", a->cfg->node_name, why);
+	a->leader = false;
+	a->leader_lease = 0;
+	uv_timer_stop(&a->fence_timer);
+	pid_t pid = pgc_node_pid(a->pg);
+	if (pid > 0 && (!a->probe_ok || !a->in_recovery)) {
+		/* SIGQUIT: immediate shutdown, no new commit after it is
+		 * handled; the exit callback records the stop. */
+		if (kill(pid, SIGQUIT) != 0)
+			log_error("ha[%s] fence: kill %d: %s",
+				  a->cfg->node_name, (int)pid,
+				  strerror(errno));
+		set_state(a, HA_ST_DEMOTING, why);
+	}
+	report(a, true);
+}
+
+static void on_renewed(void *arg, int status, const struct rs_result *res)
+{
+	struct ha_agent *a = arg;
+	a->renew_inflight = false;
+	if (!a->leader || a->closing)
+		return;
+	if (status == 0 && res->code == 0) {
+		uint64_t until = a->renew_sent_ms + lease_valid_span(a);
+		if (until > a->valid_until_ms)
+			a->valid_until_ms = until;
+		arm_fence_timer(a);
+		return;
+	}
+	if (status == 0 && res->code == ERR_NOTFOUND) {
+		fence(a, "the primary lease is gone");
+		return;
+	}
+	log_warn("ha[%s] lease renewal failed: %s", a->cfg->node_name,
+		 err_str(status ? status : res->code));
+}
+
+static void renew(struct ha_agent *a)
+{
+	if (!a->leader || a->renew_inflight)
+		return;
+	struct rs_cmd c = { .op = RS_OP_LEASE_KEEPALIVE,
+			    .lease = a->leader_lease };
+	uint64_t t = now_ms();
+	if (kv_submit(a->kv, &c, a->loop_wait, on_renewed, a) == 0) {
+		a->renew_inflight = true;
+		a->renew_sent_ms = t;
+	}
+}
+
+/* Acquire: grant a lease, then create the leader key with it. */
+static void on_leader_put(void *arg, int status, const struct rs_result *res);
+
+static void on_acquire_grant(void *arg, int status, const struct rs_result *res)
+{
+	struct ha_agent *a = arg;
+	if (status != 0 || res->code != 0 || a->closing) {
+		a->acquire_inflight = false;
+		return;
+	}
+	a->leader_lease = res->lease;
+	char key[256];
+	ha_key(key, sizeof key, a->cfg->cluster_name, "leader");
+	struct rs_cmd c = {
+		.op = RS_OP_PUT,
+		.flags = RS_CMD_HAS_PREV,
+		.prev_rev = 0,
+		.key = { key, (uint32_t)strlen(key) },
+		.value = { a->cfg->node_name,
+			   (uint32_t)strlen(a->cfg->node_name) },
+		.lease = res->lease,
+	};
+	if (kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_leader_put, a) != 0)
+		a->acquire_inflight = false;
+}
+
+static void on_revoked(void *arg, int status, const struct rs_result *res)
+{
+	(void)arg;
+	(void)status;
+	(void)res;
+}
+
+static void on_last_leader(void *arg, int status, const struct rs_result *res)
+{
+	(void)arg;
+	(void)status;
+	(void)res;
+}
+
+static void on_leader_put(void *arg, int status, const struct rs_result *res)
+{
+	struct ha_agent *a = arg;
+	a->acquire_inflight = false;
+	if (status != 0 || res->code != 0) {
+		/* someone else holds it, or the store failed: give the lease
+		 * back */
+		struct rs_cmd c = { .op = RS_OP_LEASE_REVOKE,
+				    .lease = a->leader_lease };
+		kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_revoked, a);
+		a->leader_lease = 0;
+		return;
+	}
+	a->leader = true;
+	a->leader_rev = res->revision;
+	a->valid_until_ms = a->acquire_sent_ms + lease_valid_span(a);
+	arm_fence_timer(a);
+	log_info("ha[%s] took the primary lease %016" PRIx64,
+		 a->cfg->node_name, a->leader_lease);
+	char key[256];
+	ha_key(key, sizeof key, a->cfg->cluster_name, "last_leader");
+	struct rs_cmd c = {
+		.op = RS_OP_PUT,
+		.key = { key, (uint32_t)strlen(key) },
+		.value = { a->cfg->node_name,
+			   (uint32_t)strlen(a->cfg->node_name) },
+	};
+	kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_last_leader, a);
+	tick(a);
+}
+
+static void acquire(struct ha_agent *a)
+{
+	if (a->acquire_inflight || a->leader)
+		return;
+	struct rs_cmd c = { .op = RS_OP_LEASE_GRANT, .ttl_ms = a->ttl };
+	a->acquire_sent_ms = now_ms();
+	if (kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_acquire_grant, a) == 0)
+		a->acquire_inflight = true;
+}
+
+/* After a restart of pgwarden: the leader key still names us; keep its
+ * lease alive and, once that worked, we lead again. */
+static void on_adopt_renewed(void *arg, int status, const struct rs_result *res)
+{
+	struct ha_agent *a = arg;
+	a->acquire_inflight = false;
+	if (status != 0 || res->code != 0 || a->closing)
+		return;
+	a->leader = true;
+	a->leader_lease = res->lease;
+	a->leader_rev = rs_fsm_revision(rs_store_fsm(a->store));
+	a->valid_until_ms = a->acquire_sent_ms + lease_valid_span(a);
+	arm_fence_timer(a);
+	log_info("ha[%s] holds the primary lease %016" PRIx64 " again",
+		 a->cfg->node_name, a->leader_lease);
+	tick(a);
+}
+
+static void adopt_lease(struct ha_agent *a)
+{
+	if (a->acquire_inflight)
+		return;
+	struct rs_cmd c = { .op = RS_OP_LEASE_KEEPALIVE,
+			    .lease = a->leader_key_lease };
+	a->acquire_sent_ms = now_ms();
+	if (kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_adopt_renewed, a) == 0)
+		a->acquire_inflight = true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Member record                                                        */
+/* ------------------------------------------------------------------ */
+
+static void fill_member(struct ha_agent *a, struct ha_member *m)
+{
+	memset(m, 0, sizeof *m);
+	snprintf(m->name, sizeof m->name, "%s", a->cfg->node_name);
+	snprintf(m->api_url, sizeof m->api_url, "%s", a->cfg->api_url);
+	split_hostport(a->cfg->pg.connect_address ? a->cfg->pg.connect_address
+						  : a->cfg->pg.listen,
+		       m->host, sizeof m->host, &m->port);
+	m->role = a->role;
+	m->state = a->state;
+	m->timeline = a->timeline;
+	uint64_t sysid = a->sysid ? a->sysid : a->cd_sysid;
+	if (sysid)
+		snprintf(m->sysid, sizeof m->sysid, "%" PRIu64, sysid);
+	m->lsn_current = a->wal_lsn;
+	m->lsn_received = a->receive_lsn;
+	m->lsn_replayed = a->replay_lsn;
+	m->lag_bytes = -1;
+	if (a->role == HA_ROLE_PRIMARY)
+		m->lag_bytes = 0;
+	else if (a->role == HA_ROLE_REPLICA && a->leader_rec_ok &&
+		 a->leader_rec.lsn_current > 0) {
+		uint64_t mine = a->replay_lsn > a->receive_lsn ? a->replay_lsn
+							       : a->receive_lsn;
+		m->lag_bytes = a->leader_rec.lsn_current > mine
+				       ? (int64_t)(a->leader_rec.lsn_current -
+						   mine)
+				       : 0;
+	}
+	m->pending_restart = a->pending_restart;
+	m->tags.nofailover = a->cfg->pg.nofailover;
+	m->tags.noloadbalance = a->cfg->pg.noloadbalance;
+	m->tags.nosync = a->cfg->pg.nosync;
+	m->tags.clonefrom = a->cfg->pg.clonefrom;
+	m->tags.failover_priority = a->cfg->pg.failover_priority;
+	snprintf(m->detail, sizeof m->detail, "%s", a->detail);
+	m->seq = a->seq;
+}
+
+static void on_member_put(void *arg, int status, const struct rs_result *res)
+{
+	struct ha_agent *a = arg;
+	a->member_inflight = false;
+	if (status == 0 && res->code == ERR_NOTFOUND) {
+		/* our member lease expired (we were cut off): take a new
+		 * one */
+		a->member_lease = 0;
+	}
+}
+
+static void put_member(struct ha_agent *a)
+{
+	struct ha_member m;
+	a->seq++;
+	fill_member(a, &m);
+	char *js = ha_member_encode(&m);
+	if (!js)
+		return;
+	char key[256];
+	ha_member_key(key, sizeof key, a->cfg->cluster_name, a->cfg->node_name);
+	struct rs_cmd c = {
+		.op = RS_OP_PUT,
+		.key = { key, (uint32_t)strlen(key) },
+		.value = { js, (uint32_t)strlen(js) },
+		.lease = a->member_lease,
+	};
+	if (kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_member_put, a) == 0) {
+		a->member_inflight = true;
+		a->last_report_ms = now_ms();
+		a->reported_role = a->role;
+		a->reported_state = a->state;
+	}
+	mem_free(js);
+}
+
+static void on_member_keepalive(void *arg, int status,
+				const struct rs_result *res)
+{
+	struct ha_agent *a = arg;
+	a->member_inflight = false;
+	if (status == 0 && res->code == ERR_NOTFOUND) {
+		a->member_lease = 0;
+		return;
+	}
+	if (status == 0 && res->code == 0)
+		put_member(a);
+}
+
+static void on_member_grant(void *arg, int status, const struct rs_result *res)
+{
+	struct ha_agent *a = arg;
+	a->member_inflight = false;
+	if (status == 0 && res->code == 0) {
+		a->member_lease = res->lease;
+		put_member(a);
+	}
+}
+
+static void report(struct ha_agent *a, bool force)
+{
+	if (a->member_inflight || a->closing)
+		return;
+	uint64_t now = now_ms();
+	bool changed = a->reported_role != a->role ||
+		       a->reported_state != a->state;
+	if (!force && !changed && now - a->last_report_ms < REPORT_INTERVAL_MS)
+		return;
+	struct rs_cmd c;
+	memset(&c, 0, sizeof c);
+	if (a->member_lease == 0) {
+		unsigned ttl = a->ttl * 2 > 5000 ? a->ttl * 2 : 5000;
+		c.op = RS_OP_LEASE_GRANT;
+		c.ttl_ms = ttl;
+		if (kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_member_grant, a) ==
+		    0)
+			a->member_inflight = true;
+		return;
+	}
+	c.op = RS_OP_LEASE_KEEPALIVE;
+	c.lease = a->member_lease;
+	if (kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_member_keepalive, a) == 0)
+		a->member_inflight = true;
+}
+
+/* ------------------------------------------------------------------ */
+/* Observation                                                          */
+/* ------------------------------------------------------------------ */
+
+static void on_probe(void *arg, int err, const char *errmsg,
+		     const struct pgc_probe *p)
+{
+	struct ha_agent *a = arg;
+	a->probe_inflight = false;
+	if (err != 0) {
+		if (a->probe_ok)
+			log_warn("ha[%s] probe failed: %s", a->cfg->node_name,
+				 errmsg);
+		a->probe_ok = false;
+		return;
+	}
+	a->probe_ok = true;
+	a->in_recovery = p->in_recovery;
+	a->streaming = p->streaming;
+	a->timeline = p->timeline;
+	a->sysid = p->system_id;
+	a->wal_lsn = p->wal_lsn;
+	a->receive_lsn = p->receive_lsn;
+	a->replay_lsn = p->replay_lsn;
+	a->pending_restart = p->pending_restart;
+}
+
+static void on_controldata(void *arg, int err, const char *errmsg,
+			   const struct pgc_controldata *cd)
+{
+	struct ha_agent *a = arg;
+	a->controldata_inflight = false;
+	if (err != 0) {
+		log_warn("ha[%s] pg_controldata: %s", a->cfg->node_name, errmsg);
+		return;
+	}
+	a->controldata_known = true;
+	a->cd_sysid = cd->system_id;
+	a->timeline = a->probe_ok ? a->timeline : cd->timeline;
+	snprintf(a->cd_state, sizeof a->cd_state, "%s", cd->state);
+}
+
+static void on_pg_exit(void *arg, int64_t status, int sig)
+{
+	struct ha_agent *a = arg;
+	a->probe_ok = false;
+	a->controldata_known = false;
+	if (a->closing)
+		return;
+	if (a->state == HA_ST_DEMOTING) {
+		log_info("ha[%s] PostgreSQL stopped (fenced)", a->cfg->node_name);
+		set_state(a, HA_ST_STOPPED, "fenced");
+		return;
+	}
+	log_warn("ha[%s] PostgreSQL exited unexpectedly status=%" PRId64
+		 " signal=%d",
+		 a->cfg->node_name, status, sig);
+	a->crashed = true;
+	set_state(a, HA_ST_CRASHED, "postmaster exited");
+	report(a, true);
+}
+
+/* role and state from what we see */
+static void observe(struct ha_agent *a)
+{
+	a->data_present = file_exists(a->cfg->pg.data_dir, "PG_VERSION");
+	enum pgc_pm_state pm = pgc_node_state(a->pg);
+	if (!a->data_present) {
+		a->role = HA_ROLE_UNINITIALIZED;
+	} else if (pm == PGC_PM_RUNNING && a->probe_ok) {
+		a->role = a->in_recovery ? HA_ROLE_REPLICA : HA_ROLE_PRIMARY;
+	} else if (a->controldata_known) {
+		a->role = strstr(a->cd_state, "recovery") ? HA_ROLE_REPLICA
+			  : strcmp(a->cd_state, "shut down") == 0 ||
+					  strcmp(a->cd_state, "in production") ==
+						  0
+				  ? HA_ROLE_PRIMARY
+				  : HA_ROLE_REPLICA;
+	} else if (a->role == HA_ROLE_UNINITIALIZED) {
+		a->role = HA_ROLE_UNKNOWN;
+	}
+	if (a->flow != FLOW_NONE || a->state == HA_ST_REFUSED)
+		return;
+	if (pm == PGC_PM_RUNNING && a->probe_ok)
+		set_state(a,
+			  a->in_recovery && a->streaming ? HA_ST_STREAMING
+							 : HA_ST_RUNNING,
+			  NULL);
+	else if (pm == PGC_PM_STARTING)
+		set_state(a, HA_ST_STARTING, NULL);
+	else if (pm == PGC_PM_STOPPED && a->state != HA_ST_CRASHED &&
+		 a->state != HA_ST_WAITING)
+		set_state(a, HA_ST_STOPPED, a->detail);
+}
+
+/* ------------------------------------------------------------------ */
+/* Decisions                                                            */
+/* ------------------------------------------------------------------ */
+
+static void ensure_slots_done(void *arg, int err, const char *errmsg,
+			      const struct pgc_rows *rows)
+{
+	struct ha_agent *a = arg;
+	(void)rows;
+	a->slots_inflight = false;
+	if (err != 0)
+		log_warn("ha[%s] replication slots: %s", a->cfg->node_name,
+			 errmsg);
+}
+
+/* On the primary: one physical slot per other member, slots of members
+ * that left dropped; one statement. */
+static void ensure_slots(struct ha_agent *a)
+{
+	if (!a->cfg->pg.use_slots || a->slots_inflight)
+		return;
+	uint64_t now = now_ms();
+	if (now - a->slots_checked_ms < 2000)
+		return;
+	a->slots_checked_ms = now;
+	char prefix[256];
+	ha_key(prefix, sizeof prefix, a->cfg->cluster_name, "members/");
+	struct rs_kv *kvs = NULL;
+	size_t n = 0;
+	uint64_t rev;
+	if (rs_fsm_range(rs_store_fsm(a->store), prefix, strlen(prefix), true,
+			 0, &kvs, &n, &rev) != 0)
+		return;
+	/* names into an array literal: slot names are [a-z0-9_] */
+	size_t cap = 64 + n * 72;
+	char *list = mem_malloc(cap);
+	if (!list) {
+		rs_kvs_free(kvs, n);
+		return;
+	}
+	size_t len = (size_t)snprintf(list, cap, "{");
+	for (size_t i = 0; i < n; i++) {
+		const char *name = kvs[i].key + strlen(prefix);
+		if (strcmp(name, a->cfg->node_name) == 0)
+			continue;
+		char s[64];
+		slot_name_of(name, s, sizeof s);
+		len += (size_t)snprintf(list + len, cap - len, "%s%s",
+					len > 1 ? "," : "", s);
+	}
+	snprintf(list + len, cap - len, "}");
+	rs_kvs_free(kvs, n);
+	const char *sql =
+		"SELECT pg_create_physical_replication_slot(s, true) "
+		"FROM unnest($1::text[]) s WHERE s NOT IN (SELECT slot_name "
+		"FROM pg_replication_slots)";
+	const char *params[] = { list };
+	if (pgc_node_query(a->pg, sql, 1, params, 5000, ensure_slots_done, a) ==
+	    0)
+		a->slots_inflight = true;
+	mem_free(list);
+}
+
+static void start_flow_checked(struct ha_agent *a, enum flow f, int rv)
+{
+	if (rv != 0) {
+		log_warn("ha[%s] %s could not start: %s", a->cfg->node_name,
+			 flow_name(f),
+			 pgc_node_errmsg(a->pg)[0] ? pgc_node_errmsg(a->pg)
+						    : err_str(rv));
+		a->flow = FLOW_NONE;
+	}
+}
+
+static void converge(struct ha_agent *a)
+{
+	const char *me = a->cfg->node_name;
+	enum pgc_pm_state pm = pgc_node_state(a->pg);
+	if (a->flow != FLOW_NONE || pgc_node_busy(a->pg) ||
+	    a->state == HA_ST_REFUSED || a->paused)
+		return;
+
+	/* The leader key says someone else, but we think we lead (only once
+	 * our copy of the store has caught up with our own acquisition). */
+	if (a->leader && (!a->has_leader || strcmp(a->leader_name, me) != 0) &&
+	    rs_fsm_revision(rs_store_fsm(a->store)) >= a->leader_rev) {
+		fence(a, "the leader key is not ours");
+		return;
+	}
+	bool leader_is_me = a->has_leader && strcmp(a->leader_name, me) == 0;
+	if (leader_is_me && !a->leader) {
+		adopt_lease(a);
+		return;
+	}
+
+	if (!a->initialized) {
+		if (a->data_present && a->controldata_known == false &&
+		    !a->controldata_inflight && pm == PGC_PM_STOPPED) {
+			if (pgc_node_controldata(a->pg, on_controldata, a) == 0)
+				a->controldata_inflight = true;
+			return;
+		}
+		bool chosen = a->has_candidate && strcmp(a->candidate, me) == 0;
+		if (!a->has_leader && chosen) {
+			acquire(a);
+			return;
+		}
+		if (a->leader && !a->data_present) {
+			flow_begin(a, FLOW_BOOTSTRAP);
+			set_state(a, HA_ST_INITIALIZING, NULL);
+			char **opts = a->cfg->pg.initdb;
+			const char **o = mem_calloc(a->cfg->pg.ninitdb + 1,
+						    sizeof *o);
+			if (!o) {
+				a->flow = FLOW_NONE;
+				return;
+			}
+			for (size_t i = 0; i < a->cfg->pg.ninitdb; i++)
+				o[i] = opts[i];
+			struct pgc_initdb_opts io = {
+				.options = o,
+				/* the [bootstrap] initdb list decides (its
+				 * default has --data-checksums) */
+				.no_checksums = true,
+				.auth_local = "peer",
+				.auth_host = "scram-sha-256",
+			};
+			int rv = pgc_node_initdb(a->pg, &io, on_op_done, a);
+			mem_free(o);
+			start_flow_checked(a, FLOW_BOOTSTRAP, rv);
+			return;
+		}
+		if (a->leader && a->data_present) {
+			/* existing data: run it as the primary, then record
+			 * the cluster */
+			if (pm == PGC_PM_RUNNING && a->probe_ok &&
+			    !a->in_recovery) {
+				flow_begin(a, FLOW_BOOTSTRAP);
+				a->step = 4; /* -> initialize key */
+				int rv = pgc_node_probe(a->pg, PROBE_TIMEOUT_MS,
+							on_sysid_probe, a);
+				start_flow_checked(a, FLOW_BOOTSTRAP, rv);
+				return;
+			}
+			if (pm == PGC_PM_RUNNING && a->probe_ok) {
+				flow_begin(a, FLOW_PROMOTE);
+				set_state(a, HA_ST_PROMOTING, NULL);
+				start_flow_checked(
+					a, FLOW_PROMOTE,
+					pgc_node_promote(a->pg, 0, on_op_done,
+							 a));
+				return;
+			}
+			if (pm == PGC_PM_STOPPED) {
+				flow_begin(a, FLOW_START_PRIMARY);
+				set_state(a, HA_ST_STARTING, NULL);
+				start_flow_checked(a, FLOW_START_PRIMARY,
+						   start_pg(a, false, NULL));
+			}
+			return;
+		}
+		if (a->state != HA_ST_INITIALIZING)
+			set_state(a, HA_ST_WAITING, "no cluster yet");
+		return;
+	}
+
+	/* Initialized. Data of another cluster is never started. */
+	if (a->data_present) {
+		uint64_t sysid = a->probe_ok ? a->sysid : a->cd_sysid;
+		if (!sysid && !a->controldata_inflight && pm == PGC_PM_STOPPED) {
+			if (pgc_node_controldata(a->pg, on_controldata, a) == 0)
+				a->controldata_inflight = true;
+			return;
+		}
+		char s[32];
+		snprintf(s, sizeof s, "%" PRIu64, sysid);
+		if (sysid && strcmp(s, a->init_sysid) != 0) {
+			char why[128];
+			snprintf(why, sizeof why,
+				 "cluster ID mismatch: data has system id %s, "
+				 "the cluster %s",
+				 s, a->init_sysid);
+			log_error("ha[%s] %s; not starting PostgreSQL", me, why);
+			set_state(a, HA_ST_REFUSED, why);
+			report(a, true);
+			return;
+		}
+	}
+
+	if (!a->has_leader) {
+		if (a->has_candidate && strcmp(a->candidate, me) == 0 &&
+		    a->data_present)
+			acquire(a);
+		return;
+	}
+	if (a->leader) {
+		/* We lead: PostgreSQL must run writable. */
+		if (!a->data_present)
+			return; /* cannot happen: controller picks data */
+		if (a->crashed && pm == PGC_PM_STOPPED) {
+			a->crashed = false;
+			flow_begin(a, FLOW_START_PRIMARY);
+			set_state(a, HA_ST_STARTING, "crash recovery");
+			start_flow_checked(a, FLOW_START_PRIMARY,
+					   start_pg(a, false, NULL));
+			return;
+		}
+		if (pm == PGC_PM_STOPPED) {
+			flow_begin(a, FLOW_START_PRIMARY);
+			set_state(a, HA_ST_STARTING, NULL);
+			start_flow_checked(a, FLOW_START_PRIMARY,
+					   start_pg(a, false, NULL));
+			return;
+		}
+		if (pm == PGC_PM_RUNNING && a->probe_ok && a->in_recovery) {
+			flow_begin(a, FLOW_PROMOTE);
+			set_state(a, HA_ST_PROMOTING, NULL);
+			start_flow_checked(a, FLOW_PROMOTE,
+					   pgc_node_promote(a->pg, 0,
+							    on_op_done, a));
+			return;
+		}
+		if (pm == PGC_PM_RUNNING && a->probe_ok)
+			ensure_slots(a);
+		return;
+	}
+
+	/* Someone else leads: follow it. */
+	if (!a->leader_rec_ok || a->leader_rec.port == 0)
+		return; /* its record (address) is not there yet */
+	char conninfo[1024];
+	if (replication_conninfo(a, &a->leader_rec, conninfo, sizeof conninfo) !=
+	    0)
+		return;
+	snprintf(a->flow_leader, sizeof a->flow_leader, "%s", a->leader_name);
+	snprintf(a->flow_conninfo, sizeof a->flow_conninfo, "%s", conninfo);
+	if (!a->data_present) {
+		if (pm != PGC_PM_STOPPED)
+			return;
+		flow_begin(a, FLOW_CLONE);
+		set_state(a, HA_ST_CLONING, NULL);
+		struct pgc_basebackup_opts bo = { .conninfo = conninfo };
+		start_flow_checked(a, FLOW_CLONE,
+				   pgc_node_basebackup(a->pg, &bo, on_op_done,
+						       a));
+		return;
+	}
+	bool was_primary_running = pm == PGC_PM_RUNNING && a->probe_ok &&
+				   !a->in_recovery;
+	if (was_primary_running) {
+		/* a writable PostgreSQL on a node that does not lead */
+		flow_begin(a, FLOW_REJOIN);
+		a->flow_was_crashed_primary = false;
+		a->step = 0;
+		set_state(a, HA_ST_DEMOTING, NULL);
+		/* step 1 after the stop: no crash recovery needed */
+		start_flow_checked(a, FLOW_REJOIN,
+				   pgc_node_stop(a->pg, PGC_STOP_FAST, 30000,
+						 on_op_done, a));
+		return;
+	}
+	if (pm == PGC_PM_STOPPED) {
+		if (!a->controldata_known) {
+			if (!a->controldata_inflight &&
+			    pgc_node_controldata(a->pg, on_controldata, a) == 0)
+				a->controldata_inflight = true;
+			return;
+		}
+		bool was_primary = strcmp(a->cd_state, "shut down") == 0 ||
+				   strcmp(a->cd_state, "in production") == 0;
+		if (was_primary && a->cfg->pg.use_rewind) {
+			flow_begin(a, FLOW_REJOIN);
+			a->flow_was_crashed_primary =
+				strcmp(a->cd_state, "in production") == 0;
+			a->controldata_known = false;
+			/* enter at step 0 as if a stop had completed */
+			flow_step(a, 0, NULL);
+			return;
+		}
+		a->crashed = false;
+		a->controldata_known = false;
+		flow_begin(a, FLOW_START_REPLICA);
+		set_state(a, HA_ST_STARTING, NULL);
+		start_flow_checked(a, FLOW_START_REPLICA,
+				   start_pg(a, true, conninfo));
+		return;
+	}
+	if (pm == PGC_PM_RUNNING && a->probe_ok && a->in_recovery &&
+	    strcmp(a->following, a->leader_name) != 0) {
+		/* replica of someone else (or unknown after adoption):
+		 * re-point; primary_conninfo reloads without a restart */
+		const char **params = build_params(a);
+		if (!params)
+			return;
+		struct pgc_conf c = { .parameters = params,
+				      .replica = true,
+				      .primary_conninfo = conninfo,
+				      .primary_slot_name =
+					      a->cfg->pg.use_slots ? a->slot
+								   : NULL };
+		int rv = pgc_node_write_conf(a->pg, &c);
+		free_params(params);
+		if (rv == 0)
+			rv = pgc_node_reload(a->pg);
+		if (rv == 0) {
+			log_info("ha[%s] following %s", me, a->leader_name);
+			snprintf(a->following, sizeof a->following, "%s",
+				 a->leader_name);
+		}
+	}
+}
+
+static void tick(struct ha_agent *a)
+{
+	if (a->closing)
+		return;
+	refresh_view(a);
+	observe(a);
+	renew(a);
+	if (pgc_node_state(a->pg) == PGC_PM_RUNNING && !a->probe_inflight) {
+		if (pgc_node_probe(a->pg, PROBE_TIMEOUT_MS, on_probe, a) == 0)
+			a->probe_inflight = true;
+	}
+	converge(a);
+	report(a, false);
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	tick(t->data);
+}
+
+/* ------------------------------------------------------------------ */
+/* Lifecycle                                                            */
+/* ------------------------------------------------------------------ */
+
+int ha_agent_new(uv_loop_t *loop, const struct cfg *cfg,
+		 struct rs_store *store, struct kv *kv, struct ha_agent **out)
+{
+	struct ha_agent *a = mem_calloc(1, sizeof *a);
+	if (!a)
+		return ERR_NOMEM;
+	a->loop = loop;
+	a->cfg = cfg;
+	a->store = store;
+	a->kv = kv;
+	a->ttl = cfg->pg.ttl_ms ? cfg->pg.ttl_ms : 2500;
+	a->loop_wait = cfg->pg.loop_wait_ms ? cfg->pg.loop_wait_ms : 400;
+	a->margin = cfg->pg.safety_margin_ms ? cfg->pg.safety_margin_ms : 300;
+	slot_name_of(cfg->node_name, a->slot, sizeof a->slot);
+	snprintf(a->log_path, sizeof a->log_path, "%s/postgresql.log",
+		 cfg->data_dir);
+	a->role = HA_ROLE_UNKNOWN;
+	a->state = HA_ST_STOPPED;
+	a->reported_state = (enum ha_state)-1;
+
+	char host[256];
+	uint16_t port = 0;
+	if (cfg_split_hostport(cfg->pg.listen, host, sizeof host, &port) != 0) {
+		mem_free(a);
+		return ERR_INVAL;
+	}
+	struct pgc_node_config nc = {
+		.name = cfg->node_name,
+		.bin_dir = cfg->pg.bin_dir ? cfg->pg.bin_dir
+					   : "/usr/lib/postgresql/15/bin",
+		.data_dir = cfg->pg.data_dir,
+		.sock_dir = cfg->pg.socket_dir ? cfg->pg.socket_dir
+					       : "/var/run/postgresql",
+		.listen_addresses = host,
+		.port = port,
+		.superuser = cfg->pg.superuser,
+		.password = cfg->pg.superuser_password,
+		.log_path = a->log_path,
+		.on_exit = on_pg_exit,
+		.on_exit_arg = a,
+	};
+	int rv = pgc_node_new(loop, &nc, &a->pg);
+	if (rv != 0) {
+		mem_free(a);
+		return rv;
+	}
+	uv_timer_init(loop, &a->tick);
+	a->tick.data = a;
+	uv_timer_init(loop, &a->fence_timer);
+	a->fence_timer.data = a;
+	a->open_handles = 2;
+	*out = a;
+	return 0;
+}
+
+int ha_agent_start(struct ha_agent *a, char *errmsg, size_t errlen)
+{
+	int rv = pgc_node_adopt(a->pg);
+	if (rv == 0)
+		log_info("ha[%s] adopted the running PostgreSQL pid=%d",
+			 a->cfg->node_name, (int)pgc_node_pid(a->pg));
+	else if (rv != ERR_NOTFOUND) {
+		snprintf(errmsg, errlen, "PostgreSQL in %s: %s",
+			 a->cfg->pg.data_dir, pgc_node_errmsg(a->pg));
+		return rv;
+	}
+	a->started = true;
+	uv_timer_start(&a->tick, on_tick, 0, a->loop_wait);
+	return 0;
+}
+
+void ha_agent_status(struct ha_agent *a, struct ha_status *st)
+{
+	memset(st, 0, sizeof *st);
+	fill_member(a, &st->self);
+	uint64_t now = now_ms();
+	st->holds_lease = a->leader && now < a->valid_until_ms &&
+			  a->has_leader &&
+			  strcmp(a->leader_name, a->cfg->node_name) == 0;
+	st->lease_left_ms = a->leader && a->valid_until_ms > now
+				    ? (int64_t)(a->valid_until_ms - now)
+				    : -1;
+	st->pg_running = pgc_node_state(a->pg) == PGC_PM_RUNNING && a->probe_ok;
+	st->writable = st->pg_running && !a->in_recovery;
+	st->streaming = st->pg_running && a->in_recovery && a->streaming;
+	snprintf(st->leader, sizeof st->leader, "%s", a->leader_name);
+	st->paused = a->paused;
+}
+
+static void shutdown_finish(struct ha_agent *a)
+{
+	void (*cb)(void *) = a->shutdown_cb;
+	void *arg = a->shutdown_arg;
+	a->shutdown_cb = NULL;
+	if (cb)
+		cb(arg);
+}
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct ha_agent *a = h->data;
+	if (--a->open_handles == 0)
+		shutdown_finish(a);
+}
+
+static void close_handles(struct ha_agent *a)
+{
+	uv_timer_stop(&a->tick);
+	uv_timer_stop(&a->fence_timer);
+	uv_close((uv_handle_t *)&a->tick, on_handle_closed);
+	uv_close((uv_handle_t *)&a->fence_timer, on_handle_closed);
+}
+
+static void on_member_revoked(void *arg, int status,
+			      const struct rs_result *res)
+{
+	(void)status;
+	(void)res;
+	close_handles(arg);
+}
+
+static void on_leader_revoked(void *arg, int status,
+			      const struct rs_result *res)
+{
+	struct ha_agent *a = arg;
+	(void)res;
+	if (status == 0)
+		log_info("ha[%s] primary lease released", a->cfg->node_name);
+	a->leader = false;
+	struct rs_cmd c = { .op = RS_OP_LEASE_REVOKE, .lease = a->member_lease };
+	if (a->member_lease == 0 ||
+	    kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_member_revoked, a) != 0)
+		close_handles(a);
+}
+
+static void on_stopped_for_shutdown(void *arg, int err, const char *errmsg)
+{
+	struct ha_agent *a = arg;
+	if (err != 0)
+		log_warn("ha[%s] stopping PostgreSQL: %s", a->cfg->node_name,
+			 errmsg);
+	else
+		log_info("ha[%s] PostgreSQL stopped", a->cfg->node_name);
+	/* Only now, with PostgreSQL down, may another node take over. */
+	if (a->leader) {
+		struct rs_cmd c = { .op = RS_OP_LEASE_REVOKE,
+				    .lease = a->leader_lease };
+		uv_timer_stop(&a->fence_timer);
+		if (kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_leader_revoked,
+			      a) == 0)
+			return;
+	}
+	on_leader_revoked(a, ERR_CANCELED, NULL);
+}
+
+void ha_agent_shutdown(struct ha_agent *a, void (*cb)(void *arg), void *arg)
+{
+	a->closing = true;
+	a->shutdown_cb = cb;
+	a->shutdown_arg = arg;
+	uv_timer_stop(&a->tick);
+	if (!a->started) {
+		close_handles(a);
+		return;
+	}
+	a->flow = FLOW_SHUTDOWN;
+	int rv = pgc_node_stop(a->pg, PGC_STOP_FAST, 30000,
+			       on_stopped_for_shutdown, a);
+	if (rv == ERR_UNAVAILABLE) {
+		/* an operation runs: stop the postmaster by signal; the
+		 * operation fails on its own */
+		pid_t pid = pgc_node_pid(a->pg);
+		if (pid > 0)
+			kill(pid, SIGINT);
+		on_stopped_for_shutdown(a, rv, "busy: fast shutdown signalled");
+		return;
+	}
+	if (rv != 0)
+		on_stopped_for_shutdown(a, rv, pgc_node_errmsg(a->pg));
+}
+
+void ha_agent_free(struct ha_agent *a)
+{
+	if (!a)
+		return;
+	pgc_node_free(a->pg, NULL, NULL);
+	mem_free(a);
+}

@@ -1,0 +1,56 @@
+/* ha_agent.h - the agent: runs this node's PostgreSQL as the store says.
+ *
+ * Every node with a [postgresql] section runs one. Each loop_wait it
+ * probes PostgreSQL, reads the store (local copy), and converges:
+ *   - no cluster yet: wait, or bootstrap when the controller names this
+ *     node (initdb, users, pg_hba, post_bootstrap, then the initialize key
+ *     with the system identifier);
+ *   - another node leads: clone from it if there is no data, else run as
+ *     its streaming replica (re-pointing primary_conninfo; pg_rewind when
+ *     this node was a primary of a diverged timeline);
+ *   - this node leads: keep the primary lease renewed and PostgreSQL
+ *     writable; at the lease's self-fencing deadline stop PostgreSQL at
+ *     once, whoever is to blame.
+ * It reports a member record (ha_member.h) attached to a lease of its own,
+ * so a dead node's record disappears with it.
+ */
+#ifndef PGW_HA_AGENT_H
+#define PGW_HA_AGENT_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <uv.h>
+
+#include "cfg.h"
+#include "ha_member.h"
+#include "http_client.h"
+#include "kv.h"
+#include "rs.h"
+
+struct ha_agent;
+
+/* What the HTTP probes need, answered from memory. */
+struct ha_status {
+	struct ha_member self;   /* this node's current member record */
+	bool holds_lease;        /* leader key is ours and the lease valid */
+	int64_t lease_left_ms;   /* until the self-fencing deadline; -1 */
+	bool pg_running;         /* postmaster up and the last probe ok */
+	bool writable;           /* running, not in recovery */
+	bool streaming;          /* replica with a live WAL receiver */
+	char leader[HA_NAME_MAX + 1]; /* the leader key's value, "" none */
+	bool paused;
+};
+
+/* cfg is borrowed for the agent's lifetime. */
+int ha_agent_new(uv_loop_t *loop, const struct cfg *cfg,
+		 struct rs_store *store, struct kv *kv, struct ha_agent **out);
+/* Adopt a running PostgreSQL or leave it stopped, start the loop. */
+int ha_agent_start(struct ha_agent *a, char *errmsg, size_t errlen);
+void ha_agent_status(struct ha_agent *a, struct ha_status *out);
+/* Clean stop: PostgreSQL stopped (fast), the leader lease and the member
+ * lease revoked so that another node can take over at once; then cb. */
+void ha_agent_shutdown(struct ha_agent *a, void (*cb)(void *arg), void *arg);
+void ha_agent_free(struct ha_agent *a);
+
+#endif
