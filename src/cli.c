@@ -1315,6 +1315,87 @@ out:
 	return rc;
 }
 
+/* `pgwarden list`: the cluster's PostgreSQL members, like patronictl. */
+static int cmd_list(struct cli *c, char **args, int nargs)
+{
+	(void)args, (void)nargs;
+	struct cli_resp r = {0};
+	int rc = cli_call(c, "list", "GET", "/cluster", NULL, 0, &r);
+	if (rc != 0)
+		goto out;
+	json_t *ms = json_object_get(r.json, "members");
+	size_t i;
+	json_t *m;
+	if (c->fmt == F_JSON) {
+		cli_print_json(c, ms ? ms : json_array());
+		goto out;
+	}
+	const char *leader = js_str(r.json, "leader");
+	const char *sysid = js_str(r.json, "initialize");
+	fprintf(c->out, "Cluster: %s (%s)%s\n", js_str(r.json, "cluster"),
+		*sysid ? sysid : "not initialized",
+		json_is_string(json_object_get(r.json, "pause"))
+			? "  [maintenance mode]"
+			: "");
+	static const char *const h[] = {"MEMBER", "HOST", "ROLE", "STATE",
+					"TL", "LAG IN MB", "TAGS"};
+	struct cli_table t;
+	if (cli_table_init(&t, 7, h) != 0) {
+		cli_table_free(&t);
+		goto oom;
+	}
+	json_array_foreach(ms, i, m) {
+		char host[300], tl[24], lag[32], tags[160] = "";
+		snprintf(host, sizeof host, "%s:%lld", js_str(m, "host"),
+			 js_int(m, "port"));
+		long long tlv = js_int(m, "timeline");
+		snprintf(tl, sizeof tl, "%s", "");
+		if (tlv > 0)
+			snprintf(tl, sizeof tl, "%lld", tlv);
+		long long lagv = js_int(m, "lag_bytes");
+		if (lagv >= 0 && strcmp(js_str(m, "role"), "replica") == 0)
+			snprintf(lag, sizeof lag, "%.1f",
+				 (double)lagv / (1024.0 * 1024.0));
+		else
+			snprintf(lag, sizeof lag, "%s", "");
+		json_t *tg = json_object_get(m, "tags");
+		const char *tnames[] = {"nofailover", "noloadbalance", "nosync",
+					"clonefrom"};
+		for (size_t k = 0; k < 4; k++)
+			if (json_is_true(json_object_get(tg, tnames[k])))
+				snprintf(tags + strlen(tags),
+					 sizeof tags - strlen(tags), "%s%s: true",
+					 tags[0] ? ", " : "", tnames[k]);
+		long long prio = js_int(tg, "failover_priority");
+		if (prio != 1 && prio >= 0)
+			snprintf(tags + strlen(tags), sizeof tags - strlen(tags),
+				 "%sfailover_priority: %lld", tags[0] ? ", " : "",
+				 prio);
+		const char *role = js_str(m, "role");
+		char rolebuf[40];
+		snprintf(rolebuf, sizeof rolebuf, "%s%s", role,
+			 strcmp(js_str(m, "name"), leader) == 0 &&
+					 strcmp(role, "primary") != 0
+				 ? " (leader)"
+				 : "");
+		const char *row[] = {js_str(m, "name"), host, rolebuf,
+				     js_str(m, "state"), tl, lag, tags};
+		if (cli_table_add(&t, row) != 0) {
+			cli_table_free(&t);
+			goto oom;
+		}
+	}
+	cli_table_print(&t, c->out);
+	cli_table_free(&t);
+	goto out;
+oom:
+	cli_errorf(c, "list: out of memory");
+	rc = 1;
+out:
+	cli_resp_clear(&r);
+	return rc;
+}
+
 /* GET base+path from one node only (no failover, no 503 retry), with a
  * fresh --timeout budget. Returns 0 with a JSON object in r on 2xx,
  * else -1 with a message in err. */
@@ -1710,6 +1791,9 @@ static int cmd_transfer_leader(struct cli *c, char **args, int nargs)
 #define OUT_TJ (F_TABLE | F_JSON | F_SIMPLE)
 
 static const struct cli_cmd cli_cmds[] = {
+	{{"list"}, 0, 0, OPT(O_OUTPUT), OUT_TJ, F_TABLE, false, cmd_list,
+	 "list [-o table|json]",
+	 "the cluster's PostgreSQL members: role, state, timeline, lag"},
 	{{"get"}, 1, 1,
 	 OPT(O_PREFIX) | OPT(O_VALUE_ONLY) | OPT(O_KEYS_ONLY) |
 		 OPT(O_SERIALIZABLE) | OPT(O_OUTPUT),
