@@ -1,0 +1,1728 @@
+/* test_ha.c - unit tests for the member record codec and store key names
+ * (src/ha_member.c) and the controller's pure decision function
+ * ha_decide() (src/ha_ctl.c).
+ *
+ * The decision tests are a table of scenarios, each run with every
+ * permutation of its members (the order of member records in the store
+ * must never matter), plus a property loop over random views (fixed seed)
+ * checked against an independent oracle written from the rules in
+ * DESIGN.md "HA" and HA-PROTOCOL.md "Choosing the new primary".
+ */
+#include <inttypes.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "err.h"
+#include "ha_ctl.h"
+#include "ha_member.h"
+#include "mem.h"
+
+#define NROLES 4
+#define NSTATES 12
+
+/* ------------------------------------------------------------------ */
+/* Member codec                                                         */
+/* ------------------------------------------------------------------ */
+
+static void fill_member(struct ha_member *m, unsigned variant)
+{
+	memset(m, 0, sizeof *m);
+	snprintf(m->name, sizeof m->name, "node-%u", variant);
+	snprintf(m->api_url, sizeof m->api_url, "http://10.0.0.%u:8008",
+		 variant % 250);
+	snprintf(m->host, sizeof m->host, "db%u.example \"quoted\" \\ é",
+		 variant);
+	m->port = 5432 + (int)variant;
+	m->role = (enum ha_role)(variant % NROLES);
+	m->state = (enum ha_state)(variant % NSTATES);
+	m->timeline = variant + 1;
+	snprintf(m->sysid, sizeof m->sysid, "%" PRIu64,
+		 (uint64_t)7300000000000000000ull + variant);
+	m->lsn_current = 0x16B374D848ull * (variant + 1);
+	m->lsn_received = 0x16B374D848ull * (variant + 2);
+	m->lsn_replayed = 0x16B374D848ull * (variant + 3);
+	m->lag_bytes = (int64_t)variant * 1000 - 1;
+	m->pending_restart = variant & 1;
+	m->tags.nofailover = variant & 2;
+	m->tags.noloadbalance = variant & 4;
+	m->tags.nosync = variant & 8;
+	m->tags.clonefrom = variant & 16;
+	m->tags.failover_priority = (int)variant - 3;
+	snprintf(m->detail, sizeof m->detail, "detail %u\nline2\t\"x\"",
+		 variant);
+	m->seq = (uint64_t)variant * 1000003u;
+}
+
+static void assert_member_equal(const struct ha_member *a,
+				const struct ha_member *b)
+{
+	assert_string_equal(a->name, b->name);
+	assert_string_equal(a->api_url, b->api_url);
+	assert_string_equal(a->host, b->host);
+	assert_int_equal(a->port, b->port);
+	assert_int_equal(a->role, b->role);
+	assert_int_equal(a->state, b->state);
+	assert_int_equal(a->timeline, b->timeline);
+	assert_string_equal(a->sysid, b->sysid);
+	assert_true(a->lsn_current == b->lsn_current);
+	assert_true(a->lsn_received == b->lsn_received);
+	assert_true(a->lsn_replayed == b->lsn_replayed);
+	assert_true(a->lag_bytes == b->lag_bytes);
+	assert_int_equal(a->pending_restart, b->pending_restart);
+	assert_int_equal(a->tags.nofailover, b->tags.nofailover);
+	assert_int_equal(a->tags.noloadbalance, b->tags.noloadbalance);
+	assert_int_equal(a->tags.nosync, b->tags.nosync);
+	assert_int_equal(a->tags.clonefrom, b->tags.clonefrom);
+	assert_int_equal(a->tags.failover_priority,
+			 b->tags.failover_priority);
+	assert_string_equal(a->detail, b->detail);
+	assert_true(a->seq == b->seq);
+}
+
+static void round_trip(const struct ha_member *in)
+{
+	char *js = ha_member_encode(in);
+	assert_non_null(js);
+	struct ha_member out;
+	memset(&out, 0xA5, sizeof out);
+	assert_int_equal(ha_member_decode(js, strlen(js), &out), 0);
+	assert_member_equal(in, &out);
+	/* encoding is stable: encode(decode(encode(m))) == encode(m) */
+	char *js2 = ha_member_encode(&out);
+	assert_non_null(js2);
+	assert_string_equal(js, js2);
+	mem_free(js2);
+	mem_free(js);
+}
+
+static void test_member_round_trip_variants(void **state)
+{
+	(void)state;
+	/* covers every role and every state, every tag combination */
+	for (unsigned v = 0; v < 64; v++) {
+		struct ha_member m;
+		fill_member(&m, v);
+		round_trip(&m);
+	}
+}
+
+static void test_member_round_trip_every_role_state(void **state)
+{
+	(void)state;
+	for (int r = 0; r < NROLES; r++) {
+		for (int s = 0; s < NSTATES; s++) {
+			struct ha_member m;
+			fill_member(&m, 5);
+			m.role = (enum ha_role)r;
+			m.state = (enum ha_state)s;
+			round_trip(&m);
+			/* the names are the wire format */
+			char *js = ha_member_encode(&m);
+			assert_non_null(js);
+			json_t *o = json_loads(js, 0, NULL);
+			assert_non_null(o);
+			assert_string_equal(
+				json_string_value(json_object_get(o, "role")),
+				ha_role_name(m.role));
+			assert_string_equal(
+				json_string_value(json_object_get(o, "state")),
+				ha_state_name(m.state));
+			json_decref(o);
+			mem_free(js);
+		}
+	}
+}
+
+static void test_member_role_state_names(void **state)
+{
+	(void)state;
+	static const char *const roles[NROLES] = { "unknown", "primary",
+						   "replica",
+						   "uninitialized" };
+	static const char *const states[NSTATES] = {
+		"stopped",   "starting",  "running",  "streaming",
+		"initializing", "cloning", "rewinding", "promoting",
+		"demoting",  "crashed",   "refused",  "waiting",
+	};
+	for (int r = 0; r < NROLES; r++)
+		assert_string_equal(ha_role_name((enum ha_role)r), roles[r]);
+	for (int s = 0; s < NSTATES; s++)
+		assert_string_equal(ha_state_name((enum ha_state)s),
+				    states[s]);
+	assert_int_equal(HA_ROLE_UNINITIALIZED, NROLES - 1);
+	assert_int_equal(HA_ST_WAITING, NSTATES - 1);
+	/* out of range: a name, never a crash */
+	assert_string_equal(ha_role_name((enum ha_role)NROLES), "unknown");
+	assert_string_equal(ha_role_name((enum ha_role)-1), "unknown");
+	assert_string_equal(ha_state_name((enum ha_state)NSTATES), "unknown");
+	assert_string_equal(ha_state_name((enum ha_state)-1), "unknown");
+}
+
+static void test_member_round_trip_extremes(void **state)
+{
+	(void)state;
+	struct ha_member m;
+	/* all zero / empty */
+	memset(&m, 0, sizeof m);
+	round_trip(&m);
+
+	/* the largest LSNs PostgreSQL can have, lag unknown */
+	fill_member(&m, 2);
+	m.lsn_current = INT64_MAX;
+	m.lsn_received = INT64_MAX;
+	m.lsn_replayed = INT64_MAX - 1;
+	m.lag_bytes = -1;
+	m.seq = INT64_MAX;
+	m.timeline = UINT32_MAX;
+	m.port = 65535;
+	round_trip(&m);
+	m.lag_bytes = INT64_MAX;
+	m.lsn_current = 1;
+	m.lsn_received = (uint64_t)1 << 62;
+	m.lsn_replayed = 0;
+	m.tags.failover_priority = 0;
+	round_trip(&m);
+	m.tags.failover_priority = -7;
+	round_trip(&m);
+	m.tags.failover_priority = 1000000;
+	round_trip(&m);
+
+	/* longest strings that fit */
+	memset(m.name, 'n', HA_NAME_MAX);
+	m.name[HA_NAME_MAX] = '\0';
+	memset(m.api_url, 'u', sizeof m.api_url - 1);
+	m.api_url[sizeof m.api_url - 1] = '\0';
+	memset(m.host, 'h', sizeof m.host - 1);
+	m.host[sizeof m.host - 1] = '\0';
+	memset(m.sysid, '9', sizeof m.sysid - 1);
+	m.sysid[sizeof m.sysid - 1] = '\0';
+	memset(m.detail, 'd', sizeof m.detail - 1);
+	m.detail[sizeof m.detail - 1] = '\0';
+	round_trip(&m);
+}
+
+static void test_member_encode_is_object_with_wire_names(void **state)
+{
+	(void)state;
+	struct ha_member m;
+	fill_member(&m, 9);
+	m.lsn_current = 123;
+	m.lsn_received = 456;
+	m.lsn_replayed = 789;
+	m.lag_bytes = -1;
+	m.tags.failover_priority = 3;
+	char *js = ha_member_encode(&m);
+	assert_non_null(js);
+	json_t *o = json_loads(js, 0, NULL);
+	assert_true(json_is_object(o));
+	json_t *lsn = json_object_get(o, "lsn");
+	assert_true(json_is_object(lsn));
+	assert_int_equal(json_integer_value(json_object_get(lsn, "current")),
+			 123);
+	assert_int_equal(json_integer_value(json_object_get(lsn, "received")),
+			 456);
+	assert_int_equal(json_integer_value(json_object_get(lsn, "replayed")),
+			 789);
+	assert_int_equal(json_integer_value(json_object_get(o, "lag_bytes")),
+			 -1);
+	json_t *tags = json_object_get(o, "tags");
+	assert_true(json_is_object(tags));
+	assert_int_equal(
+		json_integer_value(json_object_get(tags, "failover_priority")),
+		3);
+	assert_string_equal(json_string_value(json_object_get(o, "name")),
+			    "node-9");
+	json_decref(o);
+	mem_free(js);
+}
+
+static void test_member_encode_nomem(void **state)
+{
+	(void)state;
+	struct ha_member m;
+	fill_member(&m, 3);
+	mem_fail_after(0);
+	char *js = ha_member_encode(&m);
+	mem_fail_after(-1);
+	assert_null(js);
+	/* and it works again afterwards */
+	js = ha_member_encode(&m);
+	assert_non_null(js);
+	mem_free(js);
+}
+
+static int decode_str(const char *s, struct ha_member *m)
+{
+	memset(m, 0x5A, sizeof *m); /* decode must not rely on the caller */
+	return ha_member_decode(s, strlen(s), m);
+}
+
+static void assert_defaults(const struct ha_member *m)
+{
+	assert_string_equal(m->name, "");
+	assert_string_equal(m->api_url, "");
+	assert_string_equal(m->host, "");
+	assert_int_equal(m->port, 0);
+	assert_int_equal(m->role, HA_ROLE_UNKNOWN);
+	assert_int_equal(m->state, HA_ST_STOPPED);
+	assert_int_equal(m->timeline, 0);
+	assert_string_equal(m->sysid, "");
+	assert_true(m->lsn_current == 0);
+	assert_true(m->lsn_received == 0);
+	assert_true(m->lsn_replayed == 0);
+	assert_true(m->lag_bytes == -1);
+	assert_false(m->pending_restart);
+	assert_false(m->tags.nofailover);
+	assert_false(m->tags.noloadbalance);
+	assert_false(m->tags.nosync);
+	assert_false(m->tags.clonefrom);
+	assert_int_equal(m->tags.failover_priority, 1);
+	assert_string_equal(m->detail, "");
+	assert_true(m->seq == 0);
+}
+
+static void test_member_decode_empty_object_defaults(void **state)
+{
+	(void)state;
+	struct ha_member m;
+	assert_int_equal(decode_str("{}", &m), 0);
+	assert_defaults(&m);
+	assert_int_equal(decode_str(" \n{ }\t", &m), 0);
+	assert_defaults(&m);
+	/* tags present but empty: priority still defaults to 1 */
+	assert_int_equal(decode_str("{\"tags\":{}}", &m), 0);
+	assert_defaults(&m);
+	/* lsn present but empty */
+	assert_int_equal(decode_str("{\"lsn\":{}}", &m), 0);
+	assert_defaults(&m);
+}
+
+static void test_member_decode_missing_fields(void **state)
+{
+	(void)state;
+	struct ha_member m;
+	assert_int_equal(
+		decode_str("{\"name\":\"a\",\"role\":\"replica\","
+			   "\"state\":\"streaming\",\"sysid\":\"42\","
+			   "\"lsn\":{\"received\":100}}",
+			   &m),
+		0);
+	assert_string_equal(m.name, "a");
+	assert_int_equal(m.role, HA_ROLE_REPLICA);
+	assert_int_equal(m.state, HA_ST_STREAMING);
+	assert_string_equal(m.sysid, "42");
+	assert_true(m.lsn_received == 100);
+	assert_true(m.lsn_current == 0);
+	assert_true(m.lsn_replayed == 0);
+	assert_true(m.lag_bytes == -1);
+	assert_int_equal(m.tags.failover_priority, 1);
+	assert_false(m.tags.nofailover);
+	assert_int_equal(m.port, 0);
+	assert_int_equal(m.timeline, 0);
+	assert_true(m.seq == 0);
+
+	/* a tags object without failover_priority */
+	assert_int_equal(decode_str("{\"tags\":{\"nofailover\":true}}", &m),
+			 0);
+	assert_true(m.tags.nofailover);
+	assert_int_equal(m.tags.failover_priority, 1);
+}
+
+static void test_member_decode_unknown_fields_ignored(void **state)
+{
+	(void)state;
+	struct ha_member ref, m;
+	fill_member(&ref, 6);
+	char *js = ha_member_encode(&ref);
+	assert_non_null(js);
+	/* a newer writer: extra fields at every level */
+	json_t *o = json_loads(js, 0, NULL);
+	assert_non_null(o);
+	json_object_set_new(o, "zone", json_string("eu-1"));
+	json_object_set_new(o, "future", json_pack("{s:[i,i],s:n}", "x", 1, 2,
+						   "y"));
+	json_object_set_new(json_object_get(o, "lsn"), "flushed",
+			    json_integer(5));
+	json_object_set_new(json_object_get(o, "tags"), "nostream",
+			    json_true());
+	char *js2 = json_dumps(o, JSON_COMPACT);
+	json_decref(o);
+	assert_int_equal(decode_str(js2, &m), 0);
+	assert_member_equal(&ref, &m);
+	free(js2);
+	mem_free(js);
+}
+
+static void test_member_decode_wrong_types(void **state)
+{
+	(void)state;
+	struct ha_member m;
+	/* every field with a wrong type: ignored, defaults apply */
+	const char *js =
+		"{\"name\":1,\"api_url\":true,\"host\":[\"h\"],\"port\":\"5432\","
+		"\"role\":2,\"state\":{},\"timeline\":\"3\",\"sysid\":42,"
+		"\"lsn\":[1,2,3],\"lag_bytes\":\"10\",\"pending_restart\":1,"
+		"\"tags\":[],\"detail\":null,\"seq\":1.5}";
+	assert_int_equal(decode_str(js, &m), 0);
+	assert_defaults(&m);
+
+	/* wrong types inside lsn and tags */
+	js = "{\"lsn\":{\"current\":\"1\",\"received\":1.0,\"replayed\":null},"
+	     "\"tags\":{\"nofailover\":\"true\",\"noloadbalance\":1,"
+	     "\"nosync\":null,\"clonefrom\":[true],"
+	     "\"failover_priority\":\"5\"}}";
+	assert_int_equal(decode_str(js, &m), 0);
+	assert_defaults(&m);
+
+	/* a real where an integer belongs */
+	assert_int_equal(decode_str("{\"port\":5432.0,\"tags\":"
+				    "{\"failover_priority\":2.0}}",
+				    &m),
+			 0);
+	assert_int_equal(m.port, 0);
+	assert_int_equal(m.tags.failover_priority, 1);
+
+	/* tags:null and lsn:null */
+	assert_int_equal(decode_str("{\"tags\":null,\"lsn\":null}", &m), 0);
+	assert_defaults(&m);
+
+	/* one wrong field does not spoil the others */
+	assert_int_equal(decode_str("{\"name\":\"b\",\"port\":\"x\","
+				    "\"role\":\"primary\",\"lag_bytes\":[]}",
+				    &m),
+			 0);
+	assert_string_equal(m.name, "b");
+	assert_int_equal(m.role, HA_ROLE_PRIMARY);
+	assert_int_equal(m.port, 0);
+	assert_true(m.lag_bytes == -1);
+}
+
+static void test_member_decode_unknown_names_and_ranges(void **state)
+{
+	(void)state;
+	struct ha_member m;
+	assert_int_equal(decode_str("{\"role\":\"leader\",\"state\":\"dancing\"}",
+				    &m),
+			 0);
+	assert_int_equal(m.role, HA_ROLE_UNKNOWN);
+	assert_int_equal(m.state, HA_ST_STOPPED);
+	/* names are case-sensitive wire values */
+	assert_int_equal(decode_str("{\"role\":\"PRIMARY\"}", &m), 0);
+	assert_int_equal(m.role, HA_ROLE_UNKNOWN);
+	/* timeline out of uint32 range, or not positive: 0 */
+	assert_int_equal(decode_str("{\"timeline\":4294967296}", &m), 0);
+	assert_int_equal(m.timeline, 0);
+	assert_int_equal(decode_str("{\"timeline\":-1}", &m), 0);
+	assert_int_equal(m.timeline, 0);
+	assert_int_equal(decode_str("{\"timeline\":4294967295}", &m), 0);
+	assert_true(m.timeline == UINT32_MAX);
+	/* booleans: only true is true */
+	assert_int_equal(decode_str("{\"pending_restart\":true,\"tags\":"
+				    "{\"nosync\":true,\"clonefrom\":false}}",
+				    &m),
+			 0);
+	assert_true(m.pending_restart);
+	assert_true(m.tags.nosync);
+	assert_false(m.tags.clonefrom);
+	/* explicit lag -1 and explicit priority 0 are kept */
+	assert_int_equal(decode_str("{\"lag_bytes\":-1,\"tags\":"
+				    "{\"failover_priority\":0}}",
+				    &m),
+			 0);
+	assert_true(m.lag_bytes == -1);
+	assert_int_equal(m.tags.failover_priority, 0);
+	/* strings longer than the field are cut, NUL-terminated */
+	char big[700];
+	char name[300];
+	memset(name, 'x', sizeof name - 1);
+	name[sizeof name - 1] = '\0';
+	snprintf(big, sizeof big, "{\"name\":\"%s\",\"sysid\":\"%s\"}", name,
+		 name);
+	assert_int_equal(decode_str(big, &m), 0);
+	assert_int_equal(strlen(m.name), HA_NAME_MAX);
+	assert_int_equal(strlen(m.sysid), sizeof m.sysid - 1);
+}
+
+static void test_member_decode_corrupt(void **state)
+{
+	(void)state;
+	static const char *const bad[] = {
+		"",
+		" ",
+		"null",
+		"true",
+		"42",
+		"\"member\"",
+		"[]",
+		"[{\"name\":\"a\"}]",
+		"{",
+		"{\"name\":}",
+		"{\"name\":\"a\"",
+		"{\"name\":\"a\"}}",
+		"{\"name\":\"a\"} trailing",
+		"{'name':'a'}",
+		"{name:\"a\"}",
+		"\xff\xfe{}",
+		"{\"name\":\"\xc3\"}", /* invalid UTF-8 */
+		"garbage",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct ha_member m;
+		assert_int_equal(decode_str(bad[i], &m), ERR_CORRUPT);
+		/* never leaves garbage behind */
+		assert_string_equal(m.name, "");
+		assert_true(m.lag_bytes == -1);
+	}
+	/* len is honoured: a valid prefix is not enough, and bytes past len
+	 * are not read */
+	const char *s = "{\"name\":\"a\"}";
+	struct ha_member m;
+	assert_int_equal(ha_member_decode(s, strlen(s) - 1, &m), ERR_CORRUPT);
+	assert_int_equal(ha_member_decode(s, 0, &m), ERR_CORRUPT);
+	char buf[32];
+	memcpy(buf, "{\"name\":\"ab\"}XXXXXXXX", 21);
+	assert_int_equal(ha_member_decode(buf, 13, &m), 0);
+	assert_string_equal(m.name, "ab");
+	/* embedded NUL inside len */
+	assert_int_equal(ha_member_decode("{}\0{}", 5, &m), ERR_CORRUPT);
+}
+
+/* ha_member.h: encode returns NULL on NOMEM only. Whatever decode
+ * accepts, encode must be able to write back, and a detail taken from a
+ * PostgreSQL message (any bytes, cut at 127 by the agent's snprintf) must
+ * not stop the member record from being published: ha_agent's
+ * put_member() silently skips the report when encode returns NULL, so the
+ * node's member record would expire and the controller would treat it as
+ * gone. Strings cut to the field size must not end up as broken UTF-8
+ * (which json_pack rejects). */
+static void test_member_decode_truncation_keeps_utf8(void **state)
+{
+	(void)state;
+	/* 100 x "é" (2 bytes each): 200 bytes, cut at 127 -> mid-character */
+	char detail[256] = "";
+	for (int i = 0; i < 100; i++)
+		strcat(detail, "\xc3\xa9");
+	char js[512];
+	snprintf(js, sizeof js, "{\"name\":\"a\",\"detail\":\"%s\"}", detail);
+	struct ha_member m;
+	assert_int_equal(decode_str(js, &m), 0);
+	char *out = ha_member_encode(&m);
+	assert_non_null(out);
+	mem_free(out);
+}
+
+static void test_member_encode_any_detail_bytes(void **state)
+{
+	(void)state;
+	/* a Latin-1 message ("\xe9chec" = "échec") straight into detail, as
+	 * the agent does with a failed flow's message */
+	struct ha_member m;
+	fill_member(&m, 1);
+	snprintf(m.detail, sizeof m.detail, "start: \xe9" "chec");
+	char *js = ha_member_encode(&m);
+	assert_non_null(js);
+	mem_free(js);
+}
+
+static void test_member_lsn(void **state)
+{
+	(void)state;
+	struct ha_member m;
+	memset(&m, 0, sizeof m);
+	assert_true(ha_member_lsn(&m) == 0);
+	const uint64_t vals[] = { 0, 1, 0x3000000, INT64_MAX };
+	for (size_t a = 0; a < 4; a++)
+		for (size_t b = 0; b < 4; b++)
+			for (size_t c = 0; c < 4; c++) {
+				m.lsn_current = vals[a];
+				m.lsn_received = vals[b];
+				m.lsn_replayed = vals[c];
+				uint64_t want = vals[a];
+				if (vals[b] > want)
+					want = vals[b];
+				if (vals[c] > want)
+					want = vals[c];
+				assert_true(ha_member_lsn(&m) == want);
+			}
+	m.lsn_current = UINT64_MAX;
+	m.lsn_received = 0;
+	m.lsn_replayed = 0;
+	assert_true(ha_member_lsn(&m) == UINT64_MAX);
+}
+
+static void test_keys(void **state)
+{
+	(void)state;
+	char buf[256];
+	ha_key(buf, sizeof buf, "main", "leader");
+	assert_string_equal(buf, "/service/main/leader");
+	ha_key(buf, sizeof buf, "main", "members/");
+	assert_string_equal(buf, "/service/main/members/");
+	ha_key(buf, sizeof buf, "c-1", "initialize");
+	assert_string_equal(buf, "/service/c-1/initialize");
+	ha_member_key(buf, sizeof buf, "main", "node1");
+	assert_string_equal(buf, "/service/main/members/node1");
+	/* the member key lies under the members/ prefix */
+	char prefix[256];
+	ha_key(prefix, sizeof prefix, "main", "members/");
+	assert_memory_equal(buf, prefix, strlen(prefix));
+	/* truncation: always NUL-terminated, never overruns */
+	char small[12];
+	memset(small, 'Z', sizeof small);
+	ha_member_key(small, sizeof small, "main", "node1");
+	assert_string_equal(small, "/service/ma");
+	memset(small, 'Z', sizeof small);
+	ha_key(small, 1, "main", "leader");
+	assert_int_equal(small[0], '\0');
+	assert_int_equal(small[1], 'Z');
+	/* empty components */
+	ha_key(buf, sizeof buf, "", "");
+	assert_string_equal(buf, "/service//");
+}
+
+/* ------------------------------------------------------------------ */
+/* ha_decide: scenario table                                            */
+/* ------------------------------------------------------------------ */
+
+#define SYS "7300000000000000001"
+#define OTHER "7300000000000000002"
+#define MAXM 6
+
+struct mspec {
+	const char *name;
+	enum ha_role role;
+	enum ha_state state;
+	const char *sysid;
+	uint64_t lsn;
+	int prio;
+	bool nofailover;
+};
+
+/* shorthands: a streaming replica / running primary of cluster SYS,
+ * an empty node waiting to bootstrap */
+#define REP(n, l) { n, HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, l, 1, false }
+#define PRI(n, l) { n, HA_ROLE_PRIMARY, HA_ST_RUNNING, SYS, l, 1, false }
+#define UNI(n) { n, HA_ROLE_UNINITIALIZED, HA_ST_WAITING, "", 0, 1, false }
+
+struct scenario {
+	const char *label;
+	struct ha_view v; /* members filled in at run time */
+	struct mspec m[MAXM];
+	size_t n;
+	enum ha_action_kind kind;
+	const char *name;   /* SET: expected candidate */
+	const char *reason; /* SET: expected reason */
+	const char *why;    /* a substring of why, or NULL */
+};
+
+#define INIT .initialized = true, .sysid = SYS
+#define LAG .maximum_lag = 1u << 20, .candidate_timeout_ms = 30000
+
+static const struct scenario scenarios[] = {
+	/* ---- pause, leader, candidate ---------------------------------- */
+	{ "paused, nothing else",
+	  { .paused = true, LAG },
+	  { UNI("a") },
+	  1,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "paused" },
+	{ "paused beats no leader",
+	  { .paused = true, INIT, LAG },
+	  { REP("a", 100), REP("b", 200) },
+	  2,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "paused" },
+	{ "paused beats a stale candidate under a leader",
+	  { .paused = true, INIT, LAG, .has_leader = true, .leader = "a",
+	    .has_candidate = true, .candidate = "b" },
+	  { PRI("a", 100), REP("b", 100) },
+	  2,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "paused" },
+	{ "paused beats a timed-out candidate",
+	  { .paused = true, INIT, LAG, .has_candidate = true,
+	    .candidate = "zz", .candidate_age_ms = 999999 },
+	  { REP("a", 100) },
+	  1,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "paused" },
+	{ "leader present",
+	  { INIT, LAG, .has_leader = true, .leader = "a" },
+	  { PRI("a", 500), REP("b", 900) },
+	  2,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "leader" },
+	{ "leader present, not initialized",
+	  { LAG, .has_leader = true, .leader = "a" },
+	  { UNI("a"), UNI("b") },
+	  2,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  NULL },
+	{ "leader present, leader not reporting",
+	  { INIT, LAG, .has_leader = true, .leader = "gone" },
+	  { REP("a", 100) },
+	  1,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  NULL },
+	{ "leader present with a stale candidate",
+	  { INIT, LAG, .has_leader = true, .leader = "a",
+	    .has_candidate = true, .candidate = "a" },
+	  { PRI("a", 500), REP("b", 500) },
+	  2,
+	  HA_ACT_CLEAR_CANDIDATE,
+	  NULL,
+	  NULL,
+	  "a holds the leader key" },
+	{ "leader present with a candidate that is someone else",
+	  { INIT, LAG, .has_leader = true, .leader = "a",
+	    .has_candidate = true, .candidate = "b" },
+	  { PRI("a", 500), REP("b", 500) },
+	  2,
+	  HA_ACT_CLEAR_CANDIDATE,
+	  NULL,
+	  NULL,
+	  "holds the leader key" },
+	{ "candidate still reporting",
+	  { INIT, LAG, .has_candidate = true, .candidate = "b",
+	    .candidate_age_ms = 1000 },
+	  { REP("a", 900), REP("b", 500) },
+	  2,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "waiting for the candidate" },
+	{ "candidate exactly at the timeout still stands",
+	  { INIT, LAG, .has_candidate = true, .candidate = "b",
+	    .candidate_age_ms = 30000 },
+	  { REP("b", 500) },
+	  1,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "waiting" },
+	{ "candidate still reporting, not initialized (bootstrap running)",
+	  { LAG, .has_candidate = true, .candidate = "a",
+	    .candidate_age_ms = 5 },
+	  { { "a", HA_ROLE_UNINITIALIZED, HA_ST_INITIALIZING, "", 0, 1,
+	      false },
+	    UNI("b") },
+	  2,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "waiting" },
+	{ "candidate gone",
+	  { INIT, LAG, .has_candidate = true, .candidate = "c" },
+	  { REP("a", 900), REP("b", 500) },
+	  2,
+	  HA_ACT_CLEAR_CANDIDATE,
+	  NULL,
+	  NULL,
+	  "candidate c stopped reporting" },
+	{ "candidate gone, no members at all",
+	  { LAG, .has_candidate = true, .candidate = "c" },
+	  { { 0 } },
+	  0,
+	  HA_ACT_CLEAR_CANDIDATE,
+	  NULL,
+	  NULL,
+	  "stopped reporting" },
+	{ "candidate refused",
+	  { INIT, LAG, .has_candidate = true, .candidate = "b" },
+	  { REP("a", 900),
+	    { "b", HA_ROLE_REPLICA, HA_ST_REFUSED, OTHER, 500, 1, false } },
+	  2,
+	  HA_ACT_CLEAR_CANDIDATE,
+	  NULL,
+	  NULL,
+	  "candidate b refused" },
+	{ "candidate refused during bootstrap",
+	  { LAG, .has_candidate = true, .candidate = "a" },
+	  { { "a", HA_ROLE_UNINITIALIZED, HA_ST_REFUSED, "", 0, 1, false },
+	    UNI("b") },
+	  2,
+	  HA_ACT_CLEAR_CANDIDATE,
+	  NULL,
+	  NULL,
+	  "refused" },
+	{ "candidate older than the timeout",
+	  { INIT, LAG, .has_candidate = true, .candidate = "b",
+	    .candidate_age_ms = 30001 },
+	  { REP("a", 900), REP("b", 500) },
+	  2,
+	  HA_ACT_CLEAR_CANDIDATE,
+	  NULL,
+	  NULL,
+	  "did not take the lease within 30000 ms" },
+	{ "candidate with a zero timeout and age 1",
+	  { INIT, .maximum_lag = 100, .candidate_timeout_ms = 0,
+	    .has_candidate = true, .candidate = "b", .candidate_age_ms = 1 },
+	  { REP("b", 500) },
+	  1,
+	  HA_ACT_CLEAR_CANDIDATE,
+	  NULL,
+	  NULL,
+	  "did not take the lease" },
+
+	/* ---- not initialized ---------------------------------------------- */
+	{ "bootstrap: all empty, lowest name",
+	  { LAG },
+	  { UNI("node3"), UNI("node1"), UNI("node2") },
+	  3,
+	  HA_ACT_SET_CANDIDATE,
+	  "node1",
+	  "bootstrap",
+	  "node1 bootstraps" },
+	{ "bootstrap: single node",
+	  { LAG },
+	  { UNI("solo") },
+	  1,
+	  HA_ACT_SET_CANDIDATE,
+	  "solo",
+	  "bootstrap",
+	  NULL },
+	{ "bootstrap: names compare bytewise",
+	  { LAG },
+	  { UNI("b"), UNI("B"), UNI("a1"), UNI("a") },
+	  4,
+	  HA_ACT_SET_CANDIDATE,
+	  "B",
+	  "bootstrap",
+	  NULL },
+	{ "bootstrap: nofailover skipped",
+	  { LAG },
+	  { { "a", HA_ROLE_UNINITIALIZED, HA_ST_WAITING, "", 0, 1, true },
+	    UNI("b"), UNI("c") },
+	  3,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "bootstrap",
+	  NULL },
+	{ "bootstrap: cloning / initializing / refused / rewinding skipped",
+	  { LAG },
+	  { { "a", HA_ROLE_UNINITIALIZED, HA_ST_CLONING, "", 0, 1, false },
+	    { "b", HA_ROLE_UNINITIALIZED, HA_ST_INITIALIZING, "", 0, 1,
+	      false },
+	    { "c", HA_ROLE_UNINITIALIZED, HA_ST_REFUSED, "", 0, 1, false },
+	    { "d", HA_ROLE_UNINITIALIZED, HA_ST_REWINDING, "", 0, 1, false },
+	    UNI("e") },
+	  5,
+	  HA_ACT_SET_CANDIDATE,
+	  "e",
+	  "bootstrap",
+	  NULL },
+	{ "bootstrap: every empty node busy or nofailover",
+	  { LAG },
+	  { { "a", HA_ROLE_UNINITIALIZED, HA_ST_CLONING, "", 0, 1, false },
+	    { "b", HA_ROLE_UNINITIALIZED, HA_ST_REFUSED, "", 0, 1, false },
+	    { "c", HA_ROLE_UNINITIALIZED, HA_ST_WAITING, "", 0, 1, true } },
+	  3,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "not initialized" },
+	{ "bootstrap: unknown role never bootstraps",
+	  { LAG },
+	  { { "a", HA_ROLE_UNKNOWN, HA_ST_STOPPED, "", 0, 1, false },
+	    UNI("b") },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "bootstrap",
+	  NULL },
+	{ "bootstrap: nobody",
+	  { LAG },
+	  { { 0 } },
+	  0,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "not initialized" },
+	{ "bootstrap: only unknown roles",
+	  { LAG },
+	  { { "a", HA_ROLE_UNKNOWN, HA_ST_STOPPED, "", 0, 1, false },
+	    { "b", HA_ROLE_UNKNOWN, HA_ST_STARTING, "", 0, 1, false } },
+	  2,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  NULL },
+	{ "existing data beats empty nodes",
+	  { LAG },
+	  { UNI("a"), UNI("b"), REP("z", 100) },
+	  3,
+	  HA_ACT_SET_CANDIDATE,
+	  "z",
+	  "existing_data",
+	  "z has data" },
+	{ "existing data: a primary record",
+	  { LAG },
+	  { UNI("a"), PRI("y", 5) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "y",
+	  "existing_data",
+	  NULL },
+	{ "existing data: best LSN among them",
+	  { LAG },
+	  { UNI("a"), REP("x", 100), REP("y", 300), PRI("z", 200) },
+	  4,
+	  HA_ACT_SET_CANDIDATE,
+	  "y",
+	  "existing_data",
+	  "lsn 300" },
+	{ "existing data: LSN tie -> priority",
+	  { LAG },
+	  { { "x", HA_ROLE_REPLICA, HA_ST_RUNNING, SYS, 300, 1, false },
+	    { "y", HA_ROLE_REPLICA, HA_ST_RUNNING, SYS, 300, 5, false } },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "y",
+	  "existing_data",
+	  NULL },
+	{ "existing data: tie -> last leader",
+	  { LAG, .last_leader = "y" },
+	  { REP("x", 300), REP("y", 300), UNI("a") },
+	  3,
+	  HA_ACT_SET_CANDIDATE,
+	  "y",
+	  "existing_data",
+	  NULL },
+	{ "existing data: tie -> name",
+	  { LAG },
+	  { REP("y", 300), REP("x", 300) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "x",
+	  "existing_data",
+	  NULL },
+	{ "existing data needs a sysid",
+	  { LAG },
+	  { { "x", HA_ROLE_REPLICA, HA_ST_RUNNING, "", 900, 1, false },
+	    UNI("b") },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "bootstrap",
+	  NULL },
+	{ "existing data: nofailover skipped",
+	  { LAG },
+	  { { "x", HA_ROLE_REPLICA, HA_ST_RUNNING, SYS, 900, 1, true },
+	    REP("y", 100), UNI("a") },
+	  3,
+	  HA_ACT_SET_CANDIDATE,
+	  "y",
+	  "existing_data",
+	  NULL },
+	{ "existing data: busy skipped",
+	  { LAG },
+	  { { "x", HA_ROLE_REPLICA, HA_ST_REWINDING, SYS, 900, 1, false },
+	    { "w", HA_ROLE_REPLICA, HA_ST_REFUSED, SYS, 900, 1, false },
+	    REP("y", 100) },
+	  3,
+	  HA_ACT_SET_CANDIDATE,
+	  "y",
+	  "existing_data",
+	  NULL },
+	{ "existing data all nofailover: an empty node bootstraps",
+	  { LAG },
+	  { { "x", HA_ROLE_REPLICA, HA_ST_RUNNING, SYS, 900, 1, true },
+	    UNI("b") },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "bootstrap",
+	  NULL },
+
+	/* ---- initialized, no leader: failover ----------------------------- */
+	{ "failover: highest LSN wins",
+	  { INIT, LAG },
+	  { REP("a", 100), REP("b", 300), REP("c", 200) },
+	  3,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "failover",
+	  "b is the most advanced (lsn 300)" },
+	{ "failover: received/replayed/current all count",
+	  { INIT, LAG },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 0, 1, false },
+	    REP("b", 250) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "failover",
+	  NULL },
+	{ "failover: LSN beats priority",
+	  { INIT, LAG },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 100, 9, false },
+	    REP("b", 101) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "failover",
+	  NULL },
+	{ "failover: LSN tie -> failover_priority",
+	  { INIT, LAG, .last_leader = "a" },
+	  { REP("a", 300),
+	    { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 300, 2, false },
+	    REP("c", 300) },
+	  3,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "failover",
+	  NULL },
+	{ "failover: tie -> last leader",
+	  { INIT, LAG, .last_leader = "c" },
+	  { REP("a", 300), REP("b", 300), PRI("c", 300) },
+	  3,
+	  HA_ACT_SET_CANDIDATE,
+	  "c",
+	  "failover",
+	  NULL },
+	{ "failover: tie -> name",
+	  { INIT, LAG, .last_leader = "gone" },
+	  { REP("c", 300), REP("b", 300), REP("d", 300) },
+	  3,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "failover",
+	  NULL },
+	{ "failover: last leader behind loses",
+	  { INIT, LAG, .last_leader = "a" },
+	  { PRI("a", 299), REP("b", 300) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "failover",
+	  NULL },
+	{ "failover: sysid mismatch excluded",
+	  { INIT, LAG },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, OTHER, 900, 1, false },
+	    REP("b", 100) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "failover",
+	  NULL },
+	{ "failover: empty sysid excluded",
+	  { INIT, LAG },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, "", 900, 1, false },
+	    REP("b", 100) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "failover",
+	  NULL },
+	{ "failover: nofailover excluded",
+	  { INIT, LAG },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 900, 1, true },
+	    REP("b", 899) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "failover",
+	  NULL },
+	{ "failover: priority 0 excluded",
+	  { INIT, LAG },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 900, 0, false },
+	    REP("b", 899) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "failover",
+	  NULL },
+	{ "failover: negative priority excluded",
+	  { INIT, LAG },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 900, -1, false },
+	    REP("b", 899) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "failover",
+	  NULL },
+	{ "failover: busy members excluded",
+	  { INIT, LAG },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_CLONING, SYS, 900, 1, false },
+	    { "b", HA_ROLE_REPLICA, HA_ST_REWINDING, SYS, 900, 1, false },
+	    { "c", HA_ROLE_REPLICA, HA_ST_REFUSED, SYS, 900, 1, false },
+	    { "d", HA_ROLE_REPLICA, HA_ST_INITIALIZING, SYS, 900, 1, false },
+	    REP("e", 899) },
+	  5,
+	  HA_ACT_SET_CANDIDATE,
+	  "e",
+	  "failover",
+	  NULL },
+	{ "failover: uninitialized never chosen",
+	  { INIT, LAG },
+	  { UNI("a"),
+	    { "b", HA_ROLE_UNINITIALIZED, HA_ST_WAITING, SYS, 900, 1,
+	      false },
+	    { "c", HA_ROLE_UNKNOWN, HA_ST_RUNNING, SYS, 900, 1, false },
+	    REP("d", 100) },
+	  4,
+	  HA_ACT_SET_CANDIDATE,
+	  "d",
+	  "failover",
+	  NULL },
+	{ "failover: only uninitialized members",
+	  { INIT, LAG },
+	  { UNI("a"), UNI("b") },
+	  2,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "no eligible member" },
+	{ "failover: lag beyond maximum_lag against last_primary_lsn",
+	  { INIT, .maximum_lag = 1000, .candidate_timeout_ms = 1,
+	    .last_primary_lsn = 10000 },
+	  { REP("a", 8999), REP("b", 9000) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "failover",
+	  NULL },
+	{ "failover: lag exactly maximum_lag is allowed",
+	  { INIT, .maximum_lag = 1000, .candidate_timeout_ms = 1,
+	    .last_primary_lsn = 10000 },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 9000, 1, false } },
+	  1,
+	  HA_ACT_SET_CANDIDATE,
+	  "a",
+	  "failover",
+	  NULL },
+	{ "failover: all lag beyond maximum_lag",
+	  { INIT, .maximum_lag = 1000, .candidate_timeout_ms = 1,
+	    .last_primary_lsn = 10000 },
+	  { REP("a", 8999), REP("b", 5000), UNI("c") },
+	  3,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "2 excluded" },
+	{ "failover: lag measured against the most advanced member",
+	  { INIT, .maximum_lag = 1000, .candidate_timeout_ms = 1,
+	    .last_primary_lsn = 100 },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 50000, 1, true },
+	    REP("b", 48999), REP("c", 49000) },
+	  3,
+	  HA_ACT_SET_CANDIDATE,
+	  "c",
+	  "failover",
+	  NULL },
+	{ "failover: lag reference ignores another cluster's LSNs",
+	  { INIT, .maximum_lag = 1000, .candidate_timeout_ms = 1 },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, OTHER, 90000, 1,
+	      false },
+	    REP("b", 500) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "failover",
+	  NULL },
+	{ "failover: maximum_lag 0 -> only the most advanced",
+	  { INIT, .maximum_lag = 0, .candidate_timeout_ms = 1 },
+	  { REP("a", 300), REP("b", 299) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "a",
+	  "failover",
+	  NULL },
+	{ "failover: maximum_lag 0 and the best is nofailover",
+	  { INIT, .maximum_lag = 0, .candidate_timeout_ms = 1 },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 300, 1, true },
+	    REP("b", 299) },
+	  2,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "2 excluded" },
+	{ "failover: huge LSNs, no overflow",
+	  { INIT, .maximum_lag = 10, .candidate_timeout_ms = 1,
+	    .last_primary_lsn = INT64_MAX },
+	  { REP("a", INT64_MAX - 10), REP("b", INT64_MAX - 11), REP("c", 0) },
+	  3,
+	  HA_ACT_SET_CANDIDATE,
+	  "a",
+	  "failover",
+	  NULL },
+	{ "failover: all excluded -> none, with the count",
+	  { INIT, LAG },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 900, 1, true },
+	    { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 800, 0, false },
+	    { "c", HA_ROLE_REPLICA, HA_ST_STREAMING, OTHER, 900, 1, false },
+	    { "d", HA_ROLE_REPLICA, HA_ST_CLONING, SYS, 900, 1, false } },
+	  4,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "2 excluded" },
+	{ "failover: no members",
+	  { INIT, LAG, .last_primary_lsn = 5 },
+	  { { 0 } },
+	  0,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "0 excluded" },
+	{ "failover: the old primary (crashed, restarting) may lead again",
+	  { INIT, LAG, .last_leader = "a", .last_primary_lsn = 700 },
+	  { { "a", HA_ROLE_PRIMARY, HA_ST_CRASHED, SYS, 700, 1, false },
+	    REP("b", 700), REP("c", 650) },
+	  3,
+	  HA_ACT_SET_CANDIDATE,
+	  "a",
+	  "failover",
+	  NULL },
+	{ "failover: six members",
+	  { INIT, LAG, .last_leader = "f", .last_primary_lsn = 1000 },
+	  { REP("a", 1000), REP("b", 990),
+	    { "c", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 1000, 3, false },
+	    { "d", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 1200, 1, true },
+	    { "e", HA_ROLE_REPLICA, HA_ST_STREAMING, OTHER, 5000, 9, false },
+	    PRI("f", 1000) },
+	  6,
+	  HA_ACT_SET_CANDIDATE,
+	  "c",
+	  "failover",
+	  NULL },
+};
+
+static void to_member(const struct mspec *s, struct ha_member *m)
+{
+	memset(m, 0, sizeof *m);
+	snprintf(m->name, sizeof m->name, "%s", s->name);
+	m->role = s->role;
+	m->state = s->state;
+	snprintf(m->sysid, sizeof m->sysid, "%s", s->sysid ? s->sysid : "");
+	/* a replica's LSN is its received LSN, a primary's the current one;
+	 * the others stay lower so ha_member_lsn() picks these */
+	if (s->role == HA_ROLE_PRIMARY) {
+		m->lsn_current = s->lsn;
+	} else {
+		m->lsn_received = s->lsn;
+		m->lsn_replayed = s->lsn / 2;
+	}
+	m->lag_bytes = -1;
+	m->tags.failover_priority = s->prio;
+	m->tags.nofailover = s->nofailover;
+	snprintf(m->detail, sizeof m->detail, "%s",
+		 s->state == HA_ST_REFUSED ? "sysid mismatch" : "");
+}
+
+/* decide, and check that ha_decide() is pure: the input is untouched and
+ * a second call gives the same answer */
+static void decide(const struct ha_view *v, struct ha_action *out)
+{
+	struct ha_view before;
+	memcpy(&before, v, sizeof before);
+	struct ha_member copy[MAXM + 2];
+	size_t n = v->nmembers < MAXM + 2 ? v->nmembers : MAXM + 2;
+	if (n)
+		memcpy(copy, v->members, n * sizeof copy[0]);
+	memset(out, 0x77, sizeof *out);
+	ha_decide(v, out);
+	assert_memory_equal(&before, v, sizeof before);
+	if (n)
+		assert_memory_equal(copy, v->members, n * sizeof copy[0]);
+	struct ha_action again;
+	ha_decide(v, &again);
+	assert_int_equal(again.kind, out->kind);
+	assert_string_equal(again.name, out->name);
+	assert_ptr_equal(again.reason, out->reason);
+	assert_string_equal(again.why, out->why);
+	/* why is always a terminated string, name too */
+	assert_non_null(memchr(out->why, '\0', sizeof out->why));
+	assert_non_null(memchr(out->name, '\0', sizeof out->name));
+}
+
+static void check_scenario(const struct scenario *s,
+			   const struct ha_member *ms, size_t n,
+			   const char *perm)
+{
+	struct ha_view v = s->v;
+	v.members = n ? ms : NULL;
+	v.nmembers = n;
+	struct ha_action a;
+	decide(&v, &a);
+	if (a.kind != s->kind ||
+	    (s->kind == HA_ACT_SET_CANDIDATE &&
+	     (strcmp(a.name, s->name) != 0 || !a.reason ||
+	      strcmp(a.reason, s->reason) != 0)) ||
+	    (s->why && !strstr(a.why, s->why))) {
+		print_error("scenario \"%s\" (order %s): got kind=%d name=%s "
+			    "reason=%s why=\"%s\"; want kind=%d name=%s "
+			    "reason=%s why~\"%s\"\n",
+			    s->label, perm, a.kind, a.name,
+			    a.reason ? a.reason : "(null)", a.why, s->kind,
+			    s->name ? s->name : "", s->reason ? s->reason : "",
+			    s->why ? s->why : "");
+		fail();
+	}
+	if (s->kind != HA_ACT_SET_CANDIDATE) {
+		assert_string_equal(a.name, "");
+		assert_null(a.reason);
+	}
+	assert_true(a.why[0] != '\0');
+}
+
+/* next lexicographic permutation of idx[0..n); false after the last */
+static bool next_perm(size_t *idx, size_t n)
+{
+	if (n < 2)
+		return false;
+	size_t i = n - 1;
+	while (i > 0 && idx[i - 1] >= idx[i])
+		i--;
+	if (i == 0)
+		return false;
+	size_t j = n - 1;
+	while (idx[j] <= idx[i - 1])
+		j--;
+	size_t t = idx[i - 1];
+	idx[i - 1] = idx[j];
+	idx[j] = t;
+	for (size_t a = i, b = n - 1; a < b; a++, b--) {
+		t = idx[a];
+		idx[a] = idx[b];
+		idx[b] = t;
+	}
+	return true;
+}
+
+static void test_decide_scenarios(void **state)
+{
+	(void)state;
+	size_t nscen = sizeof scenarios / sizeof scenarios[0];
+	size_t runs = 0;
+	for (size_t k = 0; k < nscen; k++) {
+		const struct scenario *s = &scenarios[k];
+		assert_true(s->n <= MAXM);
+		struct ha_member base[MAXM];
+		for (size_t i = 0; i < s->n; i++)
+			to_member(&s->m[i], &base[i]);
+		/* every order of the member records: all of them (720 at
+		 * most for six members, cheap) */
+		size_t idx[MAXM];
+		for (size_t i = 0; i < s->n; i++)
+			idx[i] = i;
+		do {
+			struct ha_member ms[MAXM];
+			char perm[MAXM * 8 + 1] = "";
+			for (size_t i = 0; i < s->n; i++) {
+				ms[i] = base[idx[i]];
+				strncat(perm, ms[i].name,
+					sizeof perm - strlen(perm) - 2);
+				strcat(perm, ",");
+			}
+			check_scenario(s, ms, s->n, perm);
+			runs++;
+		} while (next_perm(idx, s->n));
+	}
+	assert_true(runs > nscen);
+}
+
+/* LSN from a member's record, whichever of the three fields carries it */
+static void test_decide_uses_best_of_three_lsns(void **state)
+{
+	(void)state;
+	for (int which = 0; which < 3; which++) {
+		struct ha_member ms[2];
+		struct mspec a = REP("a", 100), b = REP("b", 0);
+		to_member(&a, &ms[0]);
+		to_member(&b, &ms[1]);
+		ms[1].lsn_received = ms[1].lsn_replayed = 0;
+		if (which == 0)
+			ms[1].lsn_current = 101;
+		else if (which == 1)
+			ms[1].lsn_received = 101;
+		else
+			ms[1].lsn_replayed = 101;
+		struct ha_view v = { INIT, LAG };
+		v.members = ms;
+		v.nmembers = 2;
+		struct ha_action act;
+		decide(&v, &act);
+		assert_int_equal(act.kind, HA_ACT_SET_CANDIDATE);
+		assert_string_equal(act.name, "b");
+		assert_string_equal(act.reason, "failover");
+	}
+}
+
+/* The reason strings are static and exactly the documented ones. */
+static void test_decide_reason_strings(void **state)
+{
+	(void)state;
+	struct mspec sp[] = { UNI("a"), REP("b", 5) };
+	struct ha_member ms[2];
+	to_member(&sp[0], &ms[0]);
+	to_member(&sp[1], &ms[1]);
+	struct ha_view v = { LAG };
+	struct ha_action act;
+	v.members = ms;
+	v.nmembers = 1;
+	decide(&v, &act);
+	assert_string_equal(act.reason, "bootstrap");
+	v.nmembers = 2;
+	decide(&v, &act);
+	assert_string_equal(act.reason, "existing_data");
+	v.initialized = true;
+	snprintf(v.sysid, sizeof v.sysid, "%s", SYS);
+	decide(&v, &act);
+	assert_string_equal(act.reason, "failover");
+	assert_string_equal(act.name, "b");
+}
+
+/* Long names and details do not overflow the action. */
+static void test_decide_long_strings(void **state)
+{
+	(void)state;
+	struct ha_member ms[2];
+	struct mspec sp = REP("x", 5);
+	to_member(&sp, &ms[0]);
+	memset(ms[0].name, 'n', HA_NAME_MAX);
+	ms[0].name[HA_NAME_MAX] = '\0';
+	ms[0].state = HA_ST_REFUSED;
+	memset(ms[0].detail, 'd', sizeof ms[0].detail - 1);
+	ms[0].detail[sizeof ms[0].detail - 1] = '\0';
+	struct ha_view v = { INIT, LAG };
+	v.members = ms;
+	v.nmembers = 1;
+	v.has_candidate = true;
+	memcpy(v.candidate, ms[0].name, sizeof v.candidate);
+	struct ha_action act;
+	decide(&v, &act);
+	assert_int_equal(act.kind, HA_ACT_CLEAR_CANDIDATE);
+	assert_true(strlen(act.why) < sizeof act.why);
+	/* SET with a 63-byte name */
+	ms[0].state = HA_ST_STREAMING;
+	v.has_candidate = false;
+	decide(&v, &act);
+	assert_int_equal(act.kind, HA_ACT_SET_CANDIDATE);
+	assert_string_equal(act.name, ms[0].name);
+	/* leader key with a long name and a candidate */
+	v.has_leader = true;
+	memcpy(v.leader, ms[0].name, sizeof v.leader);
+	v.has_candidate = true;
+	decide(&v, &act);
+	assert_int_equal(act.kind, HA_ACT_CLEAR_CANDIDATE);
+}
+
+/* ------------------------------------------------------------------ */
+/* ha_decide: properties over random views                              */
+/* ------------------------------------------------------------------ */
+
+static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+
+static uint64_t rnd(void)
+{
+	/* xorshift64*: fixed seed, same sequence on every run */
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545F4914F6CDD1Dull;
+}
+
+static unsigned rnd_below(unsigned n)
+{
+	return (unsigned)(rnd() % n);
+}
+
+static bool is_busy(const struct ha_member *m)
+{
+	return m->state == HA_ST_CLONING || m->state == HA_ST_INITIALIZING ||
+	       m->state == HA_ST_REWINDING || m->state == HA_ST_REFUSED;
+}
+
+static bool has_data(const struct ha_member *m)
+{
+	return (m->role == HA_ROLE_PRIMARY || m->role == HA_ROLE_REPLICA) &&
+	       m->sysid[0] != '\0';
+}
+
+/* the oracle's order: LSN, then priority, then the last leader, then
+ * the smaller name */
+static bool ranks_higher(const struct ha_member *a,
+			 const struct ha_member *b, const char *last_leader)
+{
+	uint64_t la = ha_member_lsn(a), lb = ha_member_lsn(b);
+	if (la != lb)
+		return la > lb;
+	if (a->tags.failover_priority != b->tags.failover_priority)
+		return a->tags.failover_priority > b->tags.failover_priority;
+	bool al = !strcmp(a->name, last_leader), bl = !strcmp(b->name,
+								 last_leader);
+	if (al != bl)
+		return al;
+	return strcmp(a->name, b->name) < 0;
+}
+
+/* May m lead after a failover? (HA-PROTOCOL "Choosing the new primary":
+ * this cluster's data, not nofailover, not more than maximum_lag behind
+ * the most advanced LSN known, and able to run now.) */
+static bool failover_eligible(const struct ha_view *v,
+			      const struct ha_member *m)
+{
+	if (!has_data(m) || strcmp(m->sysid, v->sysid) != 0 || is_busy(m))
+		return false;
+	if (m->tags.nofailover || m->tags.failover_priority <= 0)
+		return false;
+	uint64_t ref = v->last_primary_lsn;
+	for (size_t i = 0; i < v->nmembers; i++)
+		if (!strcmp(v->members[i].sysid, v->sysid) &&
+		    ha_member_lsn(&v->members[i]) > ref)
+			ref = ha_member_lsn(&v->members[i]);
+	return ref - ha_member_lsn(m) <= v->maximum_lag;
+}
+
+static void random_view(struct ha_view *v, struct ha_member *ms, size_t *n)
+{
+	static const char *const sysids[] = { SYS, SYS, SYS, OTHER, "" };
+	static const uint64_t lsns[] = { 0,    100,  100,       200,
+					 1000, 1100, 1u << 30, INT64_MAX };
+	static const uint64_t lags[] = { 0, 100, 1000, UINT64_MAX };
+	static const int prios[] = { 1, 1, 1, 2, 3, 0, -1 };
+	memset(v, 0, sizeof *v);
+	*n = rnd_below(MAXM + 1);
+	/* unique names in a random order */
+	size_t order[MAXM];
+	for (size_t i = 0; i < MAXM; i++)
+		order[i] = i;
+	for (size_t i = MAXM - 1; i > 0; i--) {
+		size_t j = rnd_below((unsigned)i + 1), t = order[i];
+		order[i] = order[j];
+		order[j] = t;
+	}
+	for (size_t i = 0; i < *n; i++) {
+		struct ha_member *m = &ms[i];
+		memset(m, 0, sizeof *m);
+		snprintf(m->name, sizeof m->name, "m%zu", order[i]);
+		m->role = (enum ha_role)rnd_below(NROLES);
+		m->state = (enum ha_state)rnd_below(NSTATES);
+		snprintf(m->sysid, sizeof m->sysid, "%s",
+			 sysids[rnd_below(5)]);
+		uint64_t l = lsns[rnd_below(8)];
+		switch (rnd_below(3)) {
+		case 0:
+			m->lsn_current = l;
+			break;
+		case 1:
+			m->lsn_received = l;
+			m->lsn_replayed = l / 2;
+			break;
+		default:
+			m->lsn_replayed = l;
+			break;
+		}
+		m->lag_bytes = -1;
+		m->tags.failover_priority = prios[rnd_below(7)];
+		m->tags.nofailover = rnd_below(5) == 0;
+	}
+	v->paused = rnd_below(20) == 0;
+	v->initialized = rnd_below(3) != 0;
+	if (v->initialized)
+		snprintf(v->sysid, sizeof v->sysid, "%s", SYS);
+	v->has_leader = rnd_below(8) == 0;
+	if (v->has_leader)
+		snprintf(v->leader, sizeof v->leader, "m%u", rnd_below(MAXM));
+	v->has_candidate = rnd_below(6) == 0;
+	if (v->has_candidate)
+		snprintf(v->candidate, sizeof v->candidate, "m%u",
+			 rnd_below(MAXM));
+	v->candidate_age_ms = rnd_below(3) * 1000;
+	v->candidate_timeout_ms = 1000;
+	if (rnd_below(2))
+		snprintf(v->last_leader, sizeof v->last_leader, "m%u",
+			 rnd_below(MAXM));
+	v->last_primary_lsn = rnd_below(2) ? lsns[rnd_below(8)] : 0;
+	v->maximum_lag = lags[rnd_below(4)];
+	v->members = ms;
+	v->nmembers = *n;
+}
+
+static const struct ha_member *find_member(const struct ha_view *v,
+					   const char *name)
+{
+	for (size_t i = 0; i < v->nmembers; i++)
+		if (!strcmp(v->members[i].name, name))
+			return &v->members[i];
+	return NULL;
+}
+
+static void check_properties(const struct ha_view *v,
+			     const struct ha_action *a)
+{
+	if (v->paused) {
+		assert_int_equal(a->kind, HA_ACT_NONE);
+		return;
+	}
+	if (v->has_leader) {
+		/* never a new candidate while someone holds the lease */
+		assert_int_equal(a->kind, v->has_candidate
+						  ? HA_ACT_CLEAR_CANDIDATE
+						  : HA_ACT_NONE);
+		return;
+	}
+	if (v->has_candidate) {
+		/* one decision at a time: never SET over a standing one */
+		assert_int_not_equal(a->kind, HA_ACT_SET_CANDIDATE);
+		const struct ha_member *c = find_member(v, v->candidate);
+		bool stale = !c || c->state == HA_ST_REFUSED ||
+			     v->candidate_age_ms > v->candidate_timeout_ms;
+		assert_int_equal(a->kind, stale ? HA_ACT_CLEAR_CANDIDATE
+						: HA_ACT_NONE);
+		return;
+	}
+	if (v->initialized) {
+		/* the oracle's choice */
+		const struct ha_member *best = NULL;
+		for (size_t i = 0; i < v->nmembers; i++) {
+			const struct ha_member *m = &v->members[i];
+			if (failover_eligible(v, m) &&
+			    (!best || ranks_higher(m, best, v->last_leader)))
+				best = m;
+		}
+		if (!best) {
+			assert_int_equal(a->kind, HA_ACT_NONE);
+			return;
+		}
+		assert_int_equal(a->kind, HA_ACT_SET_CANDIDATE);
+		assert_string_equal(a->reason, "failover");
+		const struct ha_member *c = find_member(v, a->name);
+		/* a live member of this cluster that may lead */
+		assert_non_null(c);
+		assert_string_equal(c->sysid, v->sysid);
+		assert_false(c->tags.nofailover);
+		assert_true(c->tags.failover_priority > 0);
+		assert_false(is_busy(c));
+		assert_true(c->role == HA_ROLE_PRIMARY ||
+			    c->role == HA_ROLE_REPLICA);
+		assert_true(failover_eligible(v, c));
+		/* no eligible member holds more WAL */
+		for (size_t i = 0; i < v->nmembers; i++)
+			if (failover_eligible(v, &v->members[i]))
+				assert_true(ha_member_lsn(&v->members[i]) <=
+					    ha_member_lsn(c));
+		assert_string_equal(a->name, best->name);
+		return;
+	}
+	/* not initialized */
+	const struct ha_member *data = NULL, *empty = NULL;
+	for (size_t i = 0; i < v->nmembers; i++) {
+		const struct ha_member *m = &v->members[i];
+		if (m->tags.nofailover || is_busy(m))
+			continue;
+		if (has_data(m) &&
+		    (!data || ranks_higher(m, data, v->last_leader)))
+			data = m;
+		if (m->role == HA_ROLE_UNINITIALIZED &&
+		    (!empty || strcmp(m->name, empty->name) < 0))
+			empty = m;
+	}
+	if (data) {
+		assert_int_equal(a->kind, HA_ACT_SET_CANDIDATE);
+		assert_string_equal(a->reason, "existing_data");
+		assert_string_equal(a->name, data->name);
+	} else if (empty) {
+		assert_int_equal(a->kind, HA_ACT_SET_CANDIDATE);
+		assert_string_equal(a->reason, "bootstrap");
+		assert_string_equal(a->name, empty->name);
+	} else {
+		assert_int_equal(a->kind, HA_ACT_NONE);
+	}
+	if (a->kind == HA_ACT_SET_CANDIDATE) {
+		const struct ha_member *c = find_member(v, a->name);
+		assert_non_null(c);
+		assert_false(c->tags.nofailover);
+		assert_false(is_busy(c));
+	}
+}
+
+static void test_decide_properties(void **state)
+{
+	(void)state;
+	unsigned counts[3] = { 0, 0, 0 };
+	for (int iter = 0; iter < 20000; iter++) {
+		struct ha_member ms[MAXM];
+		size_t n;
+		struct ha_view v;
+		random_view(&v, ms, &n);
+		struct ha_action a;
+		decide(&v, &a);
+		check_properties(&v, &a);
+		counts[a.kind]++;
+		/* the order of the member records never matters */
+		for (int k = 0; k < 3 && n > 1; k++) {
+			struct ha_member sh[MAXM];
+			memcpy(sh, ms, n * sizeof sh[0]);
+			for (size_t i = n - 1; i > 0; i--) {
+				size_t j = rnd_below((unsigned)i + 1);
+				struct ha_member t = sh[i];
+				sh[i] = sh[j];
+				sh[j] = t;
+			}
+			struct ha_view v2 = v;
+			v2.members = sh;
+			struct ha_action b;
+			decide(&v2, &b);
+			assert_int_equal(b.kind, a.kind);
+			assert_string_equal(b.name, a.name);
+			assert_ptr_equal(b.reason, a.reason);
+			assert_string_equal(b.why, a.why);
+		}
+	}
+	/* the generator reaches every kind of answer often */
+	assert_true(counts[HA_ACT_NONE] > 1000);
+	assert_true(counts[HA_ACT_SET_CANDIDATE] > 1000);
+	assert_true(counts[HA_ACT_CLEAR_CANDIDATE] > 500);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_member_round_trip_variants),
+		cmocka_unit_test(test_member_round_trip_every_role_state),
+		cmocka_unit_test(test_member_role_state_names),
+		cmocka_unit_test(test_member_round_trip_extremes),
+		cmocka_unit_test(test_member_encode_is_object_with_wire_names),
+		cmocka_unit_test(test_member_encode_nomem),
+		cmocka_unit_test(test_member_decode_empty_object_defaults),
+		cmocka_unit_test(test_member_decode_missing_fields),
+		cmocka_unit_test(test_member_decode_unknown_fields_ignored),
+		cmocka_unit_test(test_member_decode_wrong_types),
+		cmocka_unit_test(test_member_decode_unknown_names_and_ranges),
+		cmocka_unit_test(test_member_decode_corrupt),
+		cmocka_unit_test(test_member_decode_truncation_keeps_utf8),
+		cmocka_unit_test(test_member_encode_any_detail_bytes),
+		cmocka_unit_test(test_member_lsn),
+		cmocka_unit_test(test_keys),
+		cmocka_unit_test(test_decide_scenarios),
+		cmocka_unit_test(test_decide_uses_best_of_three_lsns),
+		cmocka_unit_test(test_decide_reason_strings),
+		cmocka_unit_test(test_decide_long_strings),
+		cmocka_unit_test(test_decide_properties),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
