@@ -39,8 +39,73 @@ static int lookup(const char *const *names, size_t n, const char *s)
 	return -1;
 }
 
+/* Length of the valid UTF-8 sequence at p (1..4), or 0 if invalid. */
+static size_t utf8_seq(const unsigned char *p)
+{
+	if (p[0] < 0x80)
+		return 1;
+	size_t n;
+	unsigned cp;
+	if ((p[0] & 0xe0) == 0xc0) {
+		n = 2;
+		cp = p[0] & 0x1fu;
+	} else if ((p[0] & 0xf0) == 0xe0) {
+		n = 3;
+		cp = p[0] & 0x0fu;
+	} else if ((p[0] & 0xf8) == 0xf0) {
+		n = 4;
+		cp = p[0] & 0x07u;
+	} else {
+		return 0;
+	}
+	for (size_t i = 1; i < n; i++) {
+		if ((p[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (p[i] & 0x3fu);
+	}
+	/* overlong forms, surrogates, beyond U+10FFFF */
+	if ((n == 2 && cp < 0x80) || (n == 3 && cp < 0x800) ||
+	    (n == 4 && cp < 0x10000) || cp > 0x10ffff ||
+	    (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return n;
+}
+
+/* Copy src into dst (len bytes with the NUL) as valid UTF-8: invalid
+ * bytes become '?', and a character that does not fit whole is dropped. */
+static void utf8_copy(char *dst, size_t len, const char *src)
+{
+	const unsigned char *p = (const unsigned char *)src;
+	size_t o = 0;
+	while (*p) {
+		size_t n = utf8_seq(p);
+		if (n == 0) {
+			if (o + 1 >= len)
+				break;
+			dst[o++] = '?';
+			p++;
+			continue;
+		}
+		if (o + n >= len)
+			break;
+		memcpy(dst + o, p, n);
+		o += n;
+		p += n;
+	}
+	dst[o] = '\0';
+}
+
 char *ha_member_encode(const struct ha_member *m)
 {
+	/* jansson refuses strings that are not UTF-8: a localized PostgreSQL
+	 * message in `detail` must never stop the report. */
+	struct ha_member c = *m;
+	utf8_copy(c.name, sizeof c.name, m->name);
+	utf8_copy(c.api_url, sizeof c.api_url, m->api_url);
+	utf8_copy(c.host, sizeof c.host, m->host);
+	utf8_copy(c.sysid, sizeof c.sysid, m->sysid);
+	utf8_copy(c.detail, sizeof c.detail, m->detail);
+	m = &c;
 	json_t *o = json_pack(
 		"{s:s,s:s,s:s,s:i,s:s,s:s,s:I,s:s,s:{s:I,s:I,s:I},s:I,s:b,"
 		"s:{s:b,s:b,s:b,s:b,s:i},s:s,s:I}",
@@ -72,7 +137,7 @@ static void copy_str(json_t *o, const char *k, char *dst, size_t len)
 {
 	json_t *v = json_object_get(o, k);
 	if (json_is_string(v))
-		snprintf(dst, len, "%s", json_string_value(v));
+		utf8_copy(dst, len, json_string_value(v));
 }
 
 static int64_t get_int(json_t *o, const char *k, int64_t dflt)
@@ -118,9 +183,13 @@ int ha_member_decode(const char *json, size_t len, struct ha_member *m)
 	m->timeline = tl > 0 && tl <= UINT32_MAX ? (uint32_t)tl : 0;
 	json_t *lsn = json_object_get(o, "lsn");
 	if (json_is_object(lsn)) {
-		m->lsn_current = (uint64_t)get_int(lsn, "current", 0);
-		m->lsn_received = (uint64_t)get_int(lsn, "received", 0);
-		m->lsn_replayed = (uint64_t)get_int(lsn, "replayed", 0);
+		int64_t cur = get_int(lsn, "current", 0);
+		int64_t rec = get_int(lsn, "received", 0);
+		int64_t rep = get_int(lsn, "replayed", 0);
+		/* a negative LSN is nonsense: never let it win a failover */
+		m->lsn_current = cur > 0 ? (uint64_t)cur : 0;
+		m->lsn_received = rec > 0 ? (uint64_t)rec : 0;
+		m->lsn_replayed = rep > 0 ? (uint64_t)rep : 0;
 	}
 	m->lag_bytes = get_int(o, "lag_bytes", -1);
 	m->pending_restart = get_bool(o, "pending_restart");
