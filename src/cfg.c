@@ -8,25 +8,33 @@
  *      does: it sees [section] headers (unknown and repeated sections are
  *      rejected at once, even empty ones; each header's line is kept for
  *      "missing key" errors) and it knows whether a line is an inih
- *      continuation line (indented text after a key line).
+ *      continuation line (indented text after a key line). A
+ *      [bootstrap.user.NAME] header adds a user right away.
  *   3. inih calls on_pair() for each key line and each continuation line.
  *      It looks the key up in the table below, rejects unknown and duplicate
- *      keys and parses the value into struct cfg right away, so value errors
- *      carry the key's line. token_file is read here as well.
+ *      keys (and the second of two exclusive keys) and parses the value into
+ *      struct cfg right away, so value errors carry the key's line.
+ *      token_file and password files are read, and post_bootstrap and
+ *      callback scripts checked, here as well. [postgresql.parameters] has
+ *      no table: any valid, non-reserved PostgreSQL setting name is a key.
  *   4. The first error stops the parse: read_line() then reports EOF.
  *      read_line() also rejects lines that are neither a comment, a
  *      "key = value" nor a "[section]" (inih would only report them at the
  *      end); inih's own return value is kept as a fallback.
  *   5. After the file: missing sections and required keys (the earliest
- *      line wins), then defaults and the checks that involve several keys
- *      (wildcard addresses, listen clash, heartbeat vs election timeout,
- *      peers vs this node).
+ *      line wins), then defaults and the checks that involve several keys:
+ *      the store's (wildcard addresses, listen clash, heartbeat vs election
+ *      timeout, peers vs this node), then PostgreSQL's (connect_address,
+ *      listen clashes, data_dir overlap, user sections vs the built-in
+ *      roles) and the HA timing inequalities (loop_wait <= ttl/3, I1, I3).
  *   6. Any failure (ERR_INVAL or ERR_NOMEM) frees everything and leaves
  *      *out zeroed; err holds "FILE:LINE: reason" (or "FILE: reason").
  *
  * Adding a key: add a K_ id, a row in keys[] (section, name, flags, parser,
- * field offset, range) and, if it has a default, set it in set_defaults().
- * Adding a section: add an S_ id and its name in sect_names[].
+ * field offset, range) and, if it has a default, set it in set_defaults()
+ * (numbers) or str_defaults[] (strings). Adding a section: add an S_ id,
+ * its name in sect_names[] and, unless it is required, SECT_OPTIONAL in
+ * sect_flags[].
  */
 #include "cfg.h"
 
@@ -48,19 +56,57 @@
 #include <unistd.h>
 
 #define CFG_MAX_LINE 198       /* characters, without the line ending */
-#define CFG_NAME_MAX 63        /* cluster, node and peer names */
-#define CFG_TOKEN_MAX 4096     /* bytes in the token file */
+#define CFG_NAME_MAX 63        /* cluster, node, peer and role names */
+#define CFG_TOKEN_MAX 4096     /* bytes in the token or a password file */
 #define CFG_HOST_MAX 256       /* host part of host:port, with NUL */
+#define CFG_PARAM_MAX 63       /* PostgreSQL setting names */
 #define NAME_RULE "allowed: letters, digits, '_', '.', '-', at most 63"
 #define HOSTPORT_RULE "expected host:port or [ipv6]:port, port 1..65535"
+#define USER_PREFIX "bootstrap.user."
 
-enum sect_id { S_CLUSTER, S_NODE, S_RAFT, S_API, S_COUNT };
+enum sect_id {
+	S_CLUSTER,
+	S_NODE,
+	S_RAFT,
+	S_API,
+	S_PG,
+	S_PG_PARAMS,
+	S_BOOTSTRAP,
+	S_USER, /* [bootstrap.user.NAME], once per NAME */
+	S_TAGS,
+	S_HA,
+	S_WATCHDOG,
+	S_CALLBACKS,
+	S_COUNT
+};
 
 static const char *const sect_names[S_COUNT] = {
 	[S_CLUSTER] = "cluster",
 	[S_NODE] = "node",
 	[S_RAFT] = "raft",
 	[S_API] = "api",
+	[S_PG] = "postgresql",
+	[S_PG_PARAMS] = "postgresql.parameters",
+	[S_BOOTSTRAP] = "bootstrap",
+	[S_USER] = "bootstrap.user.NAME", /* matched by USER_PREFIX */
+	[S_TAGS] = "tags",
+	[S_HA] = "ha",
+	[S_WATCHDOG] = "watchdog",
+	[S_CALLBACKS] = "callbacks",
+};
+
+#define SECT_OPTIONAL 1u /* may be absent; its required keys only count
+			    when it is present */
+
+static const unsigned sect_flags[S_COUNT] = {
+	[S_PG] = SECT_OPTIONAL,
+	[S_PG_PARAMS] = SECT_OPTIONAL,
+	[S_BOOTSTRAP] = SECT_OPTIONAL,
+	[S_USER] = SECT_OPTIONAL,
+	[S_TAGS] = SECT_OPTIONAL,
+	[S_HA] = SECT_OPTIONAL,
+	[S_WATCHDOG] = SECT_OPTIONAL,
+	[S_CALLBACKS] = SECT_OPTIONAL,
 };
 
 enum key_id {
@@ -79,6 +125,44 @@ enum key_id {
 	K_API_LISTEN,
 	K_API_URL,
 	K_API_TOKEN_FILE,
+	K_PG_BIN_DIR,
+	K_PG_DATA_DIR,
+	K_PG_LISTEN,
+	K_PG_CONNECT,
+	K_PG_SOCKET_DIR,
+	K_PG_SUPERUSER,
+	K_PG_SU_PASSWORD,
+	K_PG_SU_PASSWORD_FILE,
+	K_PG_REPL_USER,
+	K_PG_REPL_PASSWORD,
+	K_PG_REPL_PASSWORD_FILE,
+	K_PG_USE_SLOTS,
+	K_PG_USE_REWIND,
+	K_PG_REMOVE_DATA,
+	K_BS_INITDB,
+	K_BS_PG_HBA,
+	K_BS_POST_BOOTSTRAP,
+	K_USER_PASSWORD,
+	K_USER_PASSWORD_FILE,
+	K_USER_OPTIONS,
+	K_TAG_NOFAILOVER,
+	K_TAG_NOLOADBALANCE,
+	K_TAG_NOSYNC,
+	K_TAG_CLONEFROM,
+	K_TAG_PRIORITY,
+	K_HA_TTL,
+	K_HA_LOOP_WAIT,
+	K_HA_SAFETY_MARGIN,
+	K_HA_MAX_LAG,
+	K_HA_SYNC_MODE,
+	K_HA_SYNC_COUNT,
+	K_HA_CRASH_RESTART,
+	K_WD_MODE,
+	K_WD_DEVICE,
+	K_WD_TIMEOUT,
+	K_CB_ON_START,
+	K_CB_ON_STOP,
+	K_CB_ON_ROLE_CHANGE,
 	K_COUNT
 };
 
@@ -95,8 +179,17 @@ struct key_def {
 	const char *name;
 	unsigned flags;     /* KEY_* */
 	parse_fn parse;
-	size_t off;         /* the field in struct cfg */
-	unsigned min, max;  /* numbers: accepted range */
+	size_t off;         /* the field in struct cfg (in struct cfg_user
+			       for S_USER keys) */
+	unsigned min, max;  /* numbers: accepted range; socket_dir: max
+			       length (0 = none) */
+};
+
+/* Keys of which at most one may be set (the later one is the error). */
+static const int exclusive[][2] = {
+	{ K_PG_SU_PASSWORD, K_PG_SU_PASSWORD_FILE },
+	{ K_PG_REPL_PASSWORD, K_PG_REPL_PASSWORD_FILE },
+	{ K_USER_PASSWORD, K_USER_PASSWORD_FILE },
 };
 
 /* The state of one cfg_load() call. */
@@ -110,14 +203,20 @@ struct load {
 	unsigned err_line;    /* line of that failure, 0 = none */
 	unsigned line;        /* lines read so far, i.e. the current line */
 	int sect;             /* current section, -1 before the first */
+	char title[CFG_MAX_LINE + 1]; /* its header without brackets, e.g.
+					 "bootstrap.user.alice" */
 	int last_key;         /* key of the last key line, -1 if none */
 	bool prev_key;        /* mirrors inih's prev_name: a key line has
 			       * been seen since the last section header */
 	bool cont;            /* the current line is a continuation line */
-	unsigned sect_line[S_COUNT]; /* header line, 0 = absent */
-	unsigned key_line[K_COUNT];  /* line of the key, 0 = absent */
+	unsigned sect_line[S_COUNT]; /* header line, 0 = absent (S_USER: the
+					latest) */
+	unsigned key_line[K_COUNT];  /* line of the key, 0 = absent (S_USER
+					keys: in the current user section) */
 	unsigned *peer_line;  /* owned: line of cfg->peers[i] */
 	size_t peer_cap;      /* capacity of peers and peer_line */
+	unsigned *param_line; /* owned: line of cfg->pg.params[i] */
+	unsigned *user_line;  /* owned: header line of cfg->pg.users[i] */
 	char *buf;            /* getline()'s buffer: libc malloc */
 	size_t bufcap;
 };
@@ -188,8 +287,8 @@ static int bad_value(struct load *L, const struct key_def *k, const char *v,
 		     const char *why)
 {
 	char b[80];
-	return fail(L, L->line, "[%s] %s: invalid value '%s' (%s)",
-		    sect_names[k->sect], k->name, shown(b, sizeof b, v), why);
+	return fail(L, L->line, "[%s] %s: invalid value '%s' (%s)", L->title,
+		    k->name, shown(b, sizeof b, v), why);
 }
 
 /* ---- value checks ----------------------------------------------------- */
@@ -321,8 +420,13 @@ static bool same_address(const char *a, const char *b)
 
 /* ---- parsers: one per kind of value; each sets its field -------------- */
 
+/* The field a key fills: in struct cfg, or for [bootstrap.user.NAME] keys
+ * in the user that section added last. */
 static void *field(struct load *L, const struct key_def *k)
 {
+	if (k->sect == S_USER)
+		return (char *)&L->cfg->pg.users[L->cfg->pg.nusers - 1] +
+		       k->off;
 	return (char *)L->cfg + k->off;
 }
 
@@ -347,8 +451,16 @@ static int parse_name(struct load *L, const struct key_def *k, const char *v)
 static int parse_abspath(struct load *L, const struct key_def *k,
 			 const char *v)
 {
+	char why[96];
 	if (v[0] != '/' || has_ctrl(v))
 		return bad_value(L, k, v, "an absolute path is required");
+	if (k->max && strlen(v) > k->max) {
+		/* socket_dir: the socket file's path must fit sun_path */
+		snprintf(why, sizeof why,
+			 "an absolute path of at most %u bytes is required",
+			 k->max);
+		return bad_value(L, k, v, why);
+	}
 	return set_str(L, k, v);
 }
 
@@ -571,9 +683,12 @@ static int parse_peers(struct load *L, const struct key_def *k,
 	}
 }
 
-/* Read the shared secret now, so a bad token file stops startup. */
-static int parse_token_file(struct load *L, const struct key_def *k,
-			    const char *v)
+/* Read a secret file now (token_file, password files), so a bad one stops
+ * startup: a regular file of at most CFG_TOKEN_MAX bytes, trimmed, one
+ * line. noun names the secret in messages; the secret itself never
+ * appears in one. On success *dst holds the copy (owned by cfg). */
+static int read_secret(struct load *L, const struct key_def *k,
+		       const char *path, const char *noun, char **dst)
 {
 	char buf[CFG_TOKEN_MAX + 1];
 	char b[80];
@@ -581,35 +696,29 @@ static int parse_token_file(struct load *L, const struct key_def *k,
 	size_t n = 0;
 	int rc;
 
-	if (v[0] == '\0' || has_ctrl(v))
-		return bad_value(L, k, v, "a file name is required");
-	rc = set_str(L, k, v);
-	if (rc)
-		return rc;
-	shown(b, sizeof b, v);
-	int fd = open(v, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	shown(b, sizeof b, path);
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
 	if (fd < 0)
-		return fail(L, L->line, "[api] token_file: %s: cannot open: %s",
-			    b, strerror(errno));
+		return fail(L, L->line, "[%s] %s: %s: cannot open: %s",
+			    L->title, k->name, b, strerror(errno));
 	if (fstat(fd, &st) != 0) {
-		rc = fail(L, L->line, "[api] token_file: %s: cannot stat: %s",
-			  b, strerror(errno));
+		rc = fail(L, L->line, "[%s] %s: %s: cannot stat: %s", L->title,
+			  k->name, b, strerror(errno));
 		close(fd);
 		return rc;
 	}
 	if (!S_ISREG(st.st_mode)) {
 		close(fd);
-		return fail(L, L->line,
-			    "[api] token_file: %s: not a regular file", b);
+		return fail(L, L->line, "[%s] %s: %s: not a regular file",
+			    L->title, k->name, b);
 	}
 	while (n < sizeof buf) {
 		ssize_t r = read(fd, buf + n, sizeof buf - n);
 		if (r < 0 && errno == EINTR)
 			continue;
 		if (r < 0) {
-			rc = fail(L, L->line,
-				  "[api] token_file: %s: cannot read: %s", b,
-				  strerror(errno));
+			rc = fail(L, L->line, "[%s] %s: %s: cannot read: %s",
+				  L->title, k->name, b, strerror(errno));
 			close(fd);
 			explicit_bzero(buf, sizeof buf);
 			return rc;
@@ -622,35 +731,359 @@ static int parse_token_file(struct load *L, const struct key_def *k,
 
 	const char *s = buf, *e = buf + n;
 	if (n > CFG_TOKEN_MAX) {
-		rc = fail(L, L->line,
-			  "[api] token_file: %s: larger than %d bytes", b,
-			  CFG_TOKEN_MAX);
+		rc = fail(L, L->line, "[%s] %s: %s: larger than %d bytes",
+			  L->title, k->name, b, CFG_TOKEN_MAX);
 		goto out;
 	}
 	trim(&s, &e);
 	if (s == e) {
-		rc = fail(L, L->line, "[api] token_file: %s: empty token", b);
+		rc = fail(L, L->line, "[%s] %s: %s: empty %s", L->title,
+			  k->name, b, noun);
 		goto out;
 	}
 	for (const char *p = s; p < e; p++) {
 		if (iscntrl((unsigned char)*p)) {
 			rc = fail(L, L->line,
-				  "[api] token_file: %s: the token must be one "
-				  "line without control characters",
-				  b);
+				  "[%s] %s: %s: the %s must be one line without "
+				  "control characters",
+				  L->title, k->name, b, noun);
 			goto out;
 		}
 	}
-	L->cfg->token = mem_strndup(s, (size_t)(e - s));
-	rc = L->cfg->token ? 0 : nomem(L);
+	*dst = mem_strndup(s, (size_t)(e - s));
+	rc = *dst ? 0 : nomem(L);
 out:
 	explicit_bzero(buf, sizeof buf);
 	return rc;
 }
 
+/* The shared secret of the API. */
+static int parse_token_file(struct load *L, const struct key_def *k,
+			    const char *v)
+{
+	if (v[0] == '\0' || has_ctrl(v))
+		return bad_value(L, k, v, "a file name is required");
+	int rc = set_str(L, k, v);
+	if (rc)
+		return rc;
+	return read_secret(L, k, v, "token", &L->cfg->token);
+}
+
+/* A password given in the file itself. Never shown in messages. */
+static int parse_password(struct load *L, const struct key_def *k,
+			  const char *v)
+{
+	if (v[0] == '\0')
+		return fail(L, L->line,
+			    "[%s] %s: empty value (remove the key for no "
+			    "password)",
+			    L->title, k->name);
+	return set_str(L, k, v);
+}
+
+/* A password file: its content goes into the password field (k->off). */
+static int parse_password_file(struct load *L, const struct key_def *k,
+			       const char *v)
+{
+	if (v[0] == '\0' || has_ctrl(v))
+		return bad_value(L, k, v, "a file name is required");
+	return read_secret(L, k, v, "password", field(L, k));
+}
+
+static int parse_bool(struct load *L, const struct key_def *k, const char *v)
+{
+	static const char *const yes[] = { "true", "yes", "on", "1" };
+	static const char *const no[] = { "false", "no", "off", "0" };
+	for (size_t i = 0; i < sizeof yes / sizeof yes[0]; i++) {
+		if (strcasecmp(v, yes[i]) == 0) {
+			*(bool *)field(L, k) = true;
+			return 0;
+		}
+		if (strcasecmp(v, no[i]) == 0) {
+			*(bool *)field(L, k) = false;
+			return 0;
+		}
+	}
+	return bad_value(L, k, v,
+			 "allowed: true, false, yes, no, on, off, 1, 0");
+}
+
+/* Bytes: "1048576", or with a 1024-based unit as in PostgreSQL ("1MB"). */
+static int parse_size(struct load *L, const struct key_def *k, const char *v)
+{
+	static const struct {
+		const char *unit;
+		unsigned long long mult;
+	} units[] = {
+		{ "", 1 },
+		{ "kB", 1ULL << 10 },
+		{ "MB", 1ULL << 20 },
+		{ "GB", 1ULL << 30 },
+	};
+	size_t digits = strspn(v, "0123456789");
+	unsigned long long num;
+	for (size_t i = 0; i < sizeof units / sizeof units[0]; i++) {
+		if (strcmp(v + digits, units[i].unit) != 0)
+			continue;
+		if (!parse_ull(v, digits, (1ULL << 60) / units[i].mult, &num))
+			break;
+		*(uint64_t *)field(L, k) = num * units[i].mult;
+		return 0;
+	}
+	return bad_value(L, k, v,
+			 "expected bytes, or a whole number with unit kB, MB or "
+			 "GB (1024-based), at most 1EB");
+}
+
+static int parse_sync_mode(struct load *L, const struct key_def *k,
+			   const char *v)
+{
+	enum cfg_sync_mode *m = field(L, k);
+	if (strcmp(v, "off") == 0)
+		*m = CFG_SYNC_OFF;
+	else if (strcmp(v, "on") == 0)
+		*m = CFG_SYNC_ON;
+	else if (strcmp(v, "strict") == 0)
+		*m = CFG_SYNC_STRICT;
+	else
+		return bad_value(L, k, v, "allowed: off, on, strict");
+	return 0;
+}
+
+static int parse_wd_mode(struct load *L, const struct key_def *k,
+			 const char *v)
+{
+	enum cfg_wd_mode *m = field(L, k);
+	if (strcmp(v, "off") == 0)
+		*m = CFG_WD_OFF;
+	else if (strcmp(v, "automatic") == 0)
+		*m = CFG_WD_AUTOMATIC;
+	else if (strcmp(v, "required") == 0)
+		*m = CFG_WD_REQUIRED;
+	else
+		return bad_value(L, k, v, "allowed: off, automatic, required");
+	return 0;
+}
+
+/* PostgreSQL's listen: host:port, where the host may also be '*'. */
+static bool pg_wildcard(const char *hostport)
+{
+	return strncmp(hostport, "*:", 2) == 0 || is_wildcard(hostport);
+}
+
+static int parse_pg_listen(struct load *L, const struct key_def *k,
+			   const char *v)
+{
+	char tmp[CFG_MAX_LINE + 2];
+	if (strncmp(v, "*:", 2) == 0) {
+		snprintf(tmp, sizeof tmp, "x%s", v + 1); /* check the port */
+		if (cfg_split_hostport(tmp, NULL, 0, NULL) != 0)
+			return bad_value(L, k, v,
+					 "expected host:port, [ipv6]:port or "
+					 "*:port, port 1..65535");
+		return set_str(L, k, v);
+	}
+	if (cfg_split_hostport(v, NULL, 0, NULL) != 0)
+		return bad_value(L, k, v,
+				 "expected host:port, [ipv6]:port or *:port, "
+				 "port 1..65535");
+	return set_str(L, k, v);
+}
+
+/* Append a copy of s[0..n) to a string list. */
+static int push_str(struct load *L, char ***list, size_t *count,
+		    const char *s, size_t n)
+{
+	char **a = mem_realloc(*list, (*count + 1) * sizeof *a);
+	if (!a)
+		return nomem(L);
+	*list = a;
+	a[*count] = mem_strndup(s, n);
+	if (!a[*count])
+		return nomem(L);
+	(*count)++;
+	return 0;
+}
+
+/* One line of initdb arguments (key line or continuation line): split on
+ * whitespace; each one must be a long option. */
+static int parse_initdb(struct load *L, const struct key_def *k,
+			const char *v)
+{
+	static const struct {
+		const char *opt, *instead;
+	} reserved[] = {
+		{ "--pgdata", "[postgresql] data_dir" },
+		{ "--username", "[postgresql] superuser" },
+	};
+	struct cfg_pg *pg = &L->cfg->pg;
+	char arg[CFG_MAX_LINE + 1], b[80];
+	const char *p = v;
+
+	(void)k;
+	for (;;) {
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p == '\0')
+			return 0;
+		const char *e = p;
+		while (*e && !isspace((unsigned char)*e))
+			e++;
+		copy_range(arg, p, e);
+		if (e - p < 3 || strncmp(arg, "--", 2) != 0 || has_ctrl(arg))
+			return fail(L, L->line,
+				    "[bootstrap] initdb: invalid argument '%s' "
+				    "(each argument must be a long option "
+				    "starting with '--', e.g. --data-checksums)",
+				    shown(b, sizeof b, arg));
+		size_t nl = strcspn(arg, "=");
+		for (size_t i = 0; i < sizeof reserved / sizeof reserved[0];
+		     i++)
+			if (strlen(reserved[i].opt) == nl &&
+			    memcmp(arg, reserved[i].opt, nl) == 0)
+				return fail(L, L->line,
+					    "[bootstrap] initdb: %s is set by "
+					    "pgwarden from %s",
+					    reserved[i].opt,
+					    reserved[i].instead);
+		int rc = push_str(L, &pg->initdb, &pg->ninitdb, arg,
+				  strlen(arg));
+		if (rc)
+			return rc;
+		p = e;
+	}
+}
+
+/* One pg_hba.conf line: the key's value or a continuation line. An empty
+ * key value is allowed (the lines follow on indented lines). */
+static int parse_pg_hba(struct load *L, const struct key_def *k,
+			const char *v)
+{
+	static const char *const types[] = { "local",     "host",
+					     "hostssl",   "hostnossl",
+					     "hostgssenc", "hostnogssenc" };
+	struct cfg_pg *pg = &L->cfg->pg;
+	char b[CFG_MAX_LINE + 1];
+	size_t fields = 0, first = 0;
+
+	(void)k;
+	if (v[0] == '\0')
+		return 0;
+	for (const char *p = v; *p;) {
+		while (isspace((unsigned char)*p))
+			p++;
+		if (*p == '\0')
+			break;
+		const char *e = p;
+		while (*e && !isspace((unsigned char)*e))
+			e++;
+		if (fields++ == 0)
+			first = (size_t)(e - p);
+		p = e;
+	}
+	size_t type = sizeof types / sizeof types[0];
+	for (size_t i = 0; i < sizeof types / sizeof types[0]; i++)
+		if (strlen(types[i]) == first &&
+		    memcmp(v, types[i], first) == 0)
+			type = i;
+	if (type == sizeof types / sizeof types[0])
+		return fail(L, L->line,
+			    "[bootstrap] pg_hba: invalid line '%s' (the first "
+			    "field must be local, host, hostssl, hostnossl, "
+			    "hostgssenc or hostnogssenc)",
+			    shown(b, sizeof b, v));
+	if (fields < (type == 0 ? 4u : 5u))
+		return fail(L, L->line,
+			    "[bootstrap] pg_hba: invalid line '%s' (expected "
+			    "%s)",
+			    shown(b, sizeof b, v),
+			    type == 0 ? "local DATABASE USER METHOD [OPTIONS]"
+				      : "TYPE DATABASE USER ADDRESS METHOD "
+					"[OPTIONS]");
+	return push_str(L, &pg->pg_hba, &pg->npg_hba, v, strlen(v));
+}
+
+/* A script pgwarden runs: it must exist and be executable now. */
+static int parse_executable(struct load *L, const struct key_def *k,
+			    const char *v)
+{
+	struct stat st;
+	char b[80];
+	if (v[0] != '/' || has_ctrl(v))
+		return bad_value(L, k, v, "an absolute path is required");
+	shown(b, sizeof b, v);
+	if (stat(v, &st) != 0)
+		return fail(L, L->line, "[%s] %s: %s: cannot access: %s",
+			    L->title, k->name, b, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return fail(L, L->line, "[%s] %s: %s: not a regular file",
+			    L->title, k->name, b);
+	if (access(v, X_OK) != 0)
+		return fail(L, L->line, "[%s] %s: %s: not executable (%s)",
+			    L->title, k->name, b, strerror(errno));
+	return set_str(L, k, v);
+}
+
+/* A user's role options: separated by whitespace or commas, any case;
+ * stored upper-case, space-separated. */
+static int parse_role_options(struct load *L, const struct key_def *k,
+			      const char *v)
+{
+	static const char *const opts[] = { "SUPERUSER",   "CREATEDB",
+					    "CREATEROLE",  "INHERIT",
+					    "LOGIN",       "REPLICATION",
+					    "BYPASSRLS" };
+	enum { NOPTS = sizeof opts / sizeof opts[0] };
+	int seen[NOPTS] = { 0 }; /* 0: not yet, 1: given, 2: NO... given */
+	char out[CFG_MAX_LINE + 1], tok[CFG_MAX_LINE + 1], b[80];
+	size_t on = 0;
+	const char *p = v;
+
+	for (;;) {
+		while (isspace((unsigned char)*p) || *p == ',')
+			p++;
+		if (*p == '\0')
+			break;
+		const char *e = p;
+		while (*e && !isspace((unsigned char)*e) && *e != ',')
+			e++;
+		const char *start = p;
+		copy_range(tok, p, e);
+		p = e;
+		for (char *t = tok; *t; t++)
+			*t = (char)toupper((unsigned char)*t);
+		int found = -1;
+		for (int i = 0; i < NOPTS; i++)
+			if (strcmp(tok, opts[i]) == 0 ||
+			    (strncmp(tok, "NO", 2) == 0 &&
+			     strcmp(tok + 2, opts[i]) == 0))
+				found = i;
+		if (found < 0) {
+			copy_range(tok, start, e); /* as given */
+			return fail(L, L->line,
+				    "[%s] %s: unknown role option '%s' "
+				    "(allowed: SUPERUSER, CREATEDB, CREATEROLE, "
+				    "INHERIT, LOGIN, REPLICATION, BYPASSRLS and "
+				    "their NO... forms)",
+				    L->title, k->name, shown(b, sizeof b, tok));
+		}
+		if (seen[found])
+			return fail(L, L->line,
+				    "[%s] %s: %s repeats or contradicts %s%s",
+				    L->title, k->name, tok,
+				    seen[found] == 2 ? "NO" : "", opts[found]);
+		seen[found] = strcmp(tok, opts[found]) == 0 ? 1 : 2;
+		on += (size_t)snprintf(out + on, sizeof out - on, "%s%s",
+				       on ? " " : "", tok);
+	}
+	out[on] = '\0';
+	return set_str(L, k, out);
+}
+
 /* ---- the table -------------------------------------------------------- */
 
 #define F(x) offsetof(struct cfg, x)
+#define U(x) offsetof(struct cfg_user, x)
 
 static const struct key_def keys[K_COUNT] = {
 	[K_CLUSTER_NAME] = { S_CLUSTER, "name", KEY_REQUIRED, parse_name,
@@ -684,6 +1117,110 @@ static const struct key_def keys[K_COUNT] = {
 	[K_API_URL] = { S_API, "url", 0, parse_url, F(api_url), 0, 0 },
 	[K_API_TOKEN_FILE] = { S_API, "token_file", KEY_REQUIRED,
 			       parse_token_file, F(token_file), 0, 0 },
+
+	[K_PG_BIN_DIR] = { S_PG, "bin_dir", 0, parse_abspath, F(pg.bin_dir),
+			   0, 0 },
+	[K_PG_DATA_DIR] = { S_PG, "data_dir", KEY_REQUIRED, parse_abspath,
+			    F(pg.data_dir), 0, 0 },
+	[K_PG_LISTEN] = { S_PG, "listen", 0, parse_pg_listen, F(pg.listen), 0,
+			  0 },
+	[K_PG_CONNECT] = { S_PG, "connect_address", 0, parse_advertise,
+			   F(pg.connect_address), 0, 0 },
+	[K_PG_SOCKET_DIR] = { S_PG, "socket_dir", 0, parse_abspath,
+			      F(pg.socket_dir), 0, 90 },
+	[K_PG_SUPERUSER] = { S_PG, "superuser", 0, parse_name,
+			     F(pg.superuser), 0, 0 },
+	[K_PG_SU_PASSWORD] = { S_PG, "superuser_password", 0, parse_password,
+			       F(pg.superuser_password), 0, 0 },
+	[K_PG_SU_PASSWORD_FILE] = { S_PG, "superuser_password_file", 0,
+				    parse_password_file,
+				    F(pg.superuser_password), 0, 0 },
+	[K_PG_REPL_USER] = { S_PG, "replication_user", 0, parse_name,
+			     F(pg.replication_user), 0, 0 },
+	[K_PG_REPL_PASSWORD] = { S_PG, "replication_password", 0,
+				 parse_password, F(pg.replication_password),
+				 0, 0 },
+	[K_PG_REPL_PASSWORD_FILE] = { S_PG, "replication_password_file", 0,
+				      parse_password_file,
+				      F(pg.replication_password), 0, 0 },
+	[K_PG_USE_SLOTS] = { S_PG, "use_slots", 0, parse_bool,
+			     F(pg.use_slots), 0, 0 },
+	[K_PG_USE_REWIND] = { S_PG, "use_rewind", 0, parse_bool,
+			      F(pg.use_rewind), 0, 0 },
+	[K_PG_REMOVE_DATA] = { S_PG, "remove_data_directory_on_rewind_failure",
+			       0, parse_bool,
+			       F(pg.remove_data_on_rewind_failure), 0, 0 },
+
+	[K_BS_INITDB] = { S_BOOTSTRAP, "initdb", KEY_MULTILINE, parse_initdb,
+			  F(pg.initdb), 0, 0 },
+	[K_BS_PG_HBA] = { S_BOOTSTRAP, "pg_hba", KEY_MULTILINE, parse_pg_hba,
+			  F(pg.pg_hba), 0, 0 },
+	[K_BS_POST_BOOTSTRAP] = { S_BOOTSTRAP, "post_bootstrap", 0,
+				  parse_executable, F(pg.post_bootstrap), 0,
+				  0 },
+
+	[K_USER_PASSWORD] = { S_USER, "password", 0, parse_password,
+			      U(password), 0, 0 },
+	[K_USER_PASSWORD_FILE] = { S_USER, "password_file", 0,
+				   parse_password_file, U(password), 0, 0 },
+	[K_USER_OPTIONS] = { S_USER, "options", 0, parse_role_options,
+			     U(options), 0, 0 },
+
+	[K_TAG_NOFAILOVER] = { S_TAGS, "nofailover", 0, parse_bool,
+			       F(pg.nofailover), 0, 0 },
+	[K_TAG_NOLOADBALANCE] = { S_TAGS, "noloadbalance", 0, parse_bool,
+				  F(pg.noloadbalance), 0, 0 },
+	[K_TAG_NOSYNC] = { S_TAGS, "nosync", 0, parse_bool, F(pg.nosync), 0,
+			   0 },
+	[K_TAG_CLONEFROM] = { S_TAGS, "clonefrom", 0, parse_bool,
+			      F(pg.clonefrom), 0, 0 },
+	[K_TAG_PRIORITY] = { S_TAGS, "failover_priority", 0, parse_count,
+			     F(pg.failover_priority), 0, 1000000 },
+
+	[K_HA_TTL] = { S_HA, "ttl", 0, parse_duration, F(pg.ttl_ms), 500,
+		       600000 },
+	[K_HA_LOOP_WAIT] = { S_HA, "loop_wait", 0, parse_duration,
+			     F(pg.loop_wait_ms), 10, 60000 },
+	[K_HA_SAFETY_MARGIN] = { S_HA, "safety_margin", 0, parse_duration,
+				 F(pg.safety_margin_ms), 0, 60000 },
+	[K_HA_MAX_LAG] = { S_HA, "maximum_lag_on_failover", 0, parse_size,
+			   F(pg.maximum_lag_on_failover), 0, 0 },
+	[K_HA_SYNC_MODE] = { S_HA, "synchronous_mode", 0, parse_sync_mode,
+			     F(pg.synchronous_mode), 0, 0 },
+	[K_HA_SYNC_COUNT] = { S_HA, "synchronous_node_count", 0, parse_count,
+			      F(pg.synchronous_node_count), 1, 16 },
+	[K_HA_CRASH_RESTART] = { S_HA, "crash_restart_timeout", 0,
+				 parse_duration,
+				 F(pg.crash_restart_timeout_ms), 100,
+				 3600000 },
+
+	[K_WD_MODE] = { S_WATCHDOG, "mode", 0, parse_wd_mode, F(pg.wd_mode), 0,
+			0 },
+	[K_WD_DEVICE] = { S_WATCHDOG, "device", 0, parse_abspath,
+			  F(pg.wd_device), 0, 0 },
+	[K_WD_TIMEOUT] = { S_WATCHDOG, "timeout", 0, parse_duration,
+			   F(pg.wd_timeout_ms), 1000, 60000 },
+
+	[K_CB_ON_START] = { S_CALLBACKS, "on_start", 0, parse_executable,
+			    F(pg.on_start), 0, 0 },
+	[K_CB_ON_STOP] = { S_CALLBACKS, "on_stop", 0, parse_executable,
+			   F(pg.on_stop), 0, 0 },
+	[K_CB_ON_ROLE_CHANGE] = { S_CALLBACKS, "on_role_change", 0,
+				  parse_executable, F(pg.on_role_change), 0,
+				  0 },
+};
+
+/* String defaults, set after the file when the key was not given. */
+static const struct {
+	enum key_id key;
+	const char *value;
+} str_defaults[] = {
+	{ K_PG_BIN_DIR, "/usr/lib/postgresql/15/bin" },
+	{ K_PG_LISTEN, "127.0.0.1:5432" },
+	{ K_PG_SOCKET_DIR, "/var/run/postgresql" },
+	{ K_PG_SUPERUSER, "postgres" },
+	{ K_PG_REPL_USER, "replicator" },
+	{ K_WD_DEVICE, "/dev/watchdog" },
 };
 
 static void set_defaults(struct cfg *c)
@@ -694,6 +1231,19 @@ static void set_defaults(struct cfg *c)
 	c->heartbeat_ms = CFG_DEFAULT_HEARTBEAT_MS;
 	c->snapshot_threshold = 1024;
 	c->snapshot_trailing = 2048;
+	c->pg.use_slots = true;
+	c->pg.use_rewind = true;
+	c->pg.remove_data_on_rewind_failure = true;
+	c->pg.failover_priority = 1;
+	c->pg.ttl_ms = 2500;
+	c->pg.loop_wait_ms = 400;
+	c->pg.safety_margin_ms = 300;
+	c->pg.maximum_lag_on_failover = 1048576;
+	c->pg.synchronous_mode = CFG_SYNC_OFF;
+	c->pg.synchronous_node_count = 1;
+	c->pg.crash_restart_timeout_ms = 5000;
+	c->pg.wd_mode = CFG_WD_AUTOMATIC;
+	c->pg.wd_timeout_ms = 1000;
 }
 
 static int find_key(int sect, const char *name)
@@ -719,6 +1269,51 @@ static const char *find_chars_or_comment(const char *s, const char *chars)
 	return s;
 }
 
+/* A [bootstrap.user.NAME] header: a new user, each NAME at most once. */
+static int add_user(struct load *L, const char *name)
+{
+	struct cfg_pg *pg = &L->cfg->pg;
+	char b[80], t[80];
+
+	if (!valid_name(name, strlen(name)))
+		return fail(L, L->line,
+			    "[%s]: invalid role name '%s' (" NAME_RULE ")",
+			    shown(t, sizeof t, L->title), shown(b, sizeof b, name));
+	for (size_t i = 0; i < pg->nusers; i++)
+		if (strcmp(pg->users[i].name, name) == 0)
+			return fail(L, L->line,
+				    "duplicate section [" USER_PREFIX
+				    "%s] (first at line %u)",
+				    name, L->user_line[i]);
+	struct cfg_user *u =
+		mem_realloc(pg->users, (pg->nusers + 1) * sizeof *u);
+	if (!u)
+		return nomem(L);
+	pg->users = u;
+	unsigned *ul =
+		mem_realloc(L->user_line, (pg->nusers + 1) * sizeof *ul);
+	if (!ul)
+		return nomem(L);
+	L->user_line = ul;
+	struct cfg_user user = {
+		.name = mem_strdup(name),
+		.options = mem_strdup(""),
+	};
+	if (!user.name || !user.options) {
+		mem_free(user.name);
+		mem_free(user.options);
+		return nomem(L);
+	}
+	u[pg->nusers] = user;
+	ul[pg->nusers] = L->line;
+	pg->nusers++;
+	/* the user keys count per section */
+	for (int k = 0; k < K_COUNT; k++)
+		if (keys[k].sect == S_USER)
+			L->key_line[k] = 0;
+	return 0;
+}
+
 /* A raw "[section]" line (s is trimmed on both sides). */
 static int section_line(struct load *L, const char *s)
 {
@@ -733,22 +1328,30 @@ static int section_line(struct load *L, const char *s)
 		return fail(L, L->line, "unexpected text after section header");
 
 	size_t n = (size_t)(end - s - 1);
+	char name[CFG_MAX_LINE + 1];
+	memcpy(name, s + 1, n);
+	name[n] = '\0';
 	int id = -1;
 	for (int i = 0; i < S_COUNT; i++)
-		if (strlen(sect_names[i]) == n &&
-		    memcmp(sect_names[i], s + 1, n) == 0)
+		if (i != S_USER && strcmp(sect_names[i], name) == 0)
 			id = i;
-	if (id < 0) {
-		char name[CFG_MAX_LINE + 1];
-		memcpy(name, s + 1, n);
-		name[n] = '\0';
+	if (id < 0 && strncmp(name, USER_PREFIX, strlen(USER_PREFIX)) == 0)
+		id = S_USER;
+	if (id < 0)
 		return fail(L, L->line, "unknown section [%s]",
 			    shown(b, sizeof b, name));
-	}
-	if (L->sect_line[id])
+	memcpy(L->title, name, n + 1);
+	if (id == S_USER) {
+		int rc = add_user(L, name + strlen(USER_PREFIX));
+		if (rc)
+			return rc;
+	} else if (L->sect_line[id]) {
 		return fail(L, L->line,
 			    "duplicate section [%s] (first at line %u)",
 			    sect_names[id], L->sect_line[id]);
+	}
+	if (id == S_PG)
+		L->cfg->pg.enabled = true;
 	L->sect_line[id] = L->line;
 	L->sect = id;
 	L->last_key = -1;
@@ -837,6 +1440,96 @@ static char *read_line(char *str, int num, void *stream)
 	return str;
 }
 
+#define CONT_MSG                                                         \
+	"unexpected continuation line (an indented line continues the "   \
+	"previous key; start keys in the first column)"
+
+/* Settings pgwarden sets itself on the postgres command line. */
+static const struct {
+	const char *name, *why;
+} reserved_params[] = {
+	{ "port", "pgwarden sets it from [postgresql] listen" },
+	{ "listen_addresses", "pgwarden sets it from [postgresql] listen" },
+	{ "unix_socket_directories",
+	  "pgwarden sets it from [postgresql] socket_dir" },
+	{ "data_directory", "pgwarden sets it from [postgresql] data_dir" },
+	{ "hba_file", "managed by pgwarden; use [bootstrap] pg_hba" },
+	{ "config_file", "managed by pgwarden" },
+	{ "primary_conninfo", "managed by pgwarden" },
+	{ "primary_slot_name",
+	  "managed by pgwarden; see [postgresql] use_slots" },
+	{ "synchronous_standby_names",
+	  "managed by pgwarden; use [ha] synchronous_mode and "
+	  "synchronous_node_count" },
+};
+
+/* A PostgreSQL setting name: a letter, then letters, digits, '_', '.'. */
+static bool valid_param(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > CFG_PARAM_MAX || !isalpha((unsigned char)s[0]))
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (!isalnum((unsigned char)s[i]) && s[i] != '_' &&
+		    s[i] != '.')
+			return false;
+	return true;
+}
+
+/* A key line of [postgresql.parameters]: the value is taken verbatim. */
+static int add_param(struct load *L, const char *name, const char *value)
+{
+	struct cfg_pg *pg = &L->cfg->pg;
+	char b[80];
+
+	if (L->cont)
+		return fail(L, L->line,
+			    "[postgresql.parameters] %s: " CONT_MSG,
+			    pg->params[pg->nparams - 1].name);
+	if (!valid_param(name))
+		return fail(L, L->line,
+			    "[postgresql.parameters] invalid setting name '%s' "
+			    "(allowed: letters, digits, '_', '.', starting "
+			    "with a letter, at most 63)",
+			    shown(b, sizeof b, name));
+	for (size_t i = 0;
+	     i < sizeof reserved_params / sizeof reserved_params[0]; i++)
+		if (strcasecmp(name, reserved_params[i].name) == 0)
+			return fail(L, L->line,
+				    "[postgresql.parameters] %s: not allowed "
+				    "here (%s)",
+				    name, reserved_params[i].why);
+	for (size_t i = 0; i < pg->nparams; i++)
+		if (strcasecmp(pg->params[i].name, name) == 0)
+			return fail(L, L->line,
+				    "duplicate key '%s' in "
+				    "[postgresql.parameters] (first at line %u)",
+				    name, L->param_line[i]);
+	struct cfg_param *p =
+		mem_realloc(pg->params, (pg->nparams + 1) * sizeof *p);
+	if (!p)
+		return nomem(L);
+	pg->params = p;
+	unsigned *pl =
+		mem_realloc(L->param_line, (pg->nparams + 1) * sizeof *pl);
+	if (!pl)
+		return nomem(L);
+	L->param_line = pl;
+	struct cfg_param param = {
+		.name = mem_strdup(name),
+		.value = mem_strdup(value),
+	};
+	if (!param.name || !param.value) {
+		mem_free(param.name);
+		mem_free(param.value);
+		return nomem(L);
+	}
+	p[pg->nparams] = param;
+	pl[pg->nparams] = L->line;
+	pg->nparams++;
+	return 0;
+}
+
 static int on_pair(void *user, const char *section, const char *name,
 		   const char *value)
 {
@@ -852,11 +1545,8 @@ static int on_pair(void *user, const char *section, const char *name,
 	    strcmp(name, keys[L->last_key].name) == 0) {
 		const struct key_def *k = &keys[L->last_key];
 		if (!(k->flags & KEY_MULTILINE))
-			rc = fail(L, L->line,
-				  "[%s] %s: unexpected continuation line (an "
-				  "indented line continues the previous key; "
-				  "start keys in the first column)",
-				  sect_names[k->sect], k->name);
+			rc = fail(L, L->line, "[%s] %s: " CONT_MSG, L->title,
+				  k->name);
 		else
 			rc = k->parse(L, k, value);
 		return rc == 0;
@@ -866,17 +1556,32 @@ static int on_pair(void *user, const char *section, const char *name,
 		     shown(b, sizeof b, name));
 		return 0;
 	}
+	if (L->sect == S_PG_PARAMS)
+		return add_param(L, name, value) == 0;
 	int id = find_key(L->sect, name);
 	if (id < 0) {
 		fail(L, L->line, "unknown key '%s' in [%s]",
-		     shown(b, sizeof b, name), sect_names[L->sect]);
+		     shown(b, sizeof b, name), L->title);
 		return 0;
 	}
 	if (L->key_line[id]) {
 		fail(L, L->line,
 		     "duplicate key '%s' in [%s] (first at line %u)", name,
-		     sect_names[L->sect], L->key_line[id]);
+		     L->title, L->key_line[id]);
 		return 0;
+	}
+	for (size_t i = 0; i < sizeof exclusive / sizeof exclusive[0]; i++) {
+		for (int j = 0; j < 2; j++) {
+			int other = exclusive[i][1 - j];
+			if (exclusive[i][j] == id && L->key_line[other]) {
+				fail(L, L->line,
+				     "[%s] %s: cannot be combined with %s (line "
+				     "%u); set only one of them",
+				     L->title, name, keys[other].name,
+				     L->key_line[other]);
+				return 0;
+			}
+		}
 	}
 	L->key_line[id] = L->line;
 	L->last_key = id;
@@ -895,6 +1600,8 @@ static int check_missing(struct load *L)
 			if ((int)keys[k].sect != s ||
 			    !(keys[k].flags & KEY_REQUIRED) || L->key_line[k])
 				continue;
+			if ((sect_flags[s] & SECT_OPTIONAL) && !L->sect_line[s])
+				continue;
 			unsigned at = L->sect_line[s] ? L->sect_line[s] : last;
 			if (best == 0 || at < best) {
 				best = at;
@@ -912,12 +1619,10 @@ static int check_missing(struct load *L)
 		    keys[best_key].name, sect_names[best_sect]);
 }
 
-static int check_all(struct load *L)
+/* The store's keys: [raft] and [api] against each other. */
+static int check_store(struct load *L)
 {
 	struct cfg *c = L->cfg;
-	int rc = check_missing(L);
-	if (rc)
-		return rc;
 
 	/* advertise defaults to listen; other nodes must reach it */
 	bool adv_default = c->raft_advertise == NULL;
@@ -993,7 +1698,297 @@ static int check_all(struct load *L)
 	return 0;
 }
 
+/* The string field of a key of struct cfg (not of a user). */
+static char **str_field(struct cfg *c, int key)
+{
+	return (void *)((char *)c + keys[key].off);
+}
+
+/* Defaults that need memory (the others are set before the file). */
+static int set_late_defaults(struct load *L)
+{
+	struct cfg_pg *pg = &L->cfg->pg;
+	for (size_t i = 0; i < sizeof str_defaults / sizeof str_defaults[0];
+	     i++) {
+		char **slot = str_field(L->cfg, str_defaults[i].key);
+		if (*slot)
+			continue;
+		*slot = mem_strdup(str_defaults[i].value);
+		if (!*slot)
+			return nomem(L);
+	}
+	if (!L->key_line[K_BS_INITDB]) {
+		static const char *const def[] = { "--data-checksums",
+						   "--encoding=UTF8" };
+		for (size_t i = 0; i < sizeof def / sizeof def[0]; i++) {
+			int rc = push_str(L, &pg->initdb, &pg->ninitdb, def[i],
+					  strlen(def[i]));
+			if (rc)
+				return rc;
+		}
+	}
+	return 0;
+}
+
+/* The latest line among the given keys that are set; if none is, the
+ * header of the first present section in sects, else the last line. */
+static unsigned later_line(const struct load *L, const int *ids, size_t n,
+			   const int *sects, size_t ns)
+{
+	unsigned line = 0;
+	for (size_t i = 0; i < n; i++)
+		if (L->key_line[ids[i]] > line)
+			line = L->key_line[ids[i]];
+	for (size_t i = 0; line == 0 && i < ns; i++)
+		line = L->sect_line[sects[i]];
+	return line ? line : (L->line ? L->line : 1);
+}
+
+#define NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Lexical normal form of an absolute path: no "//", "." or ".."
+ * components and no trailing '/'; "/" becomes "". Symlinks are not
+ * followed (nothing is touched at load). */
+static void norm_path(const char *in, char *out, size_t len)
+{
+	size_t n = 0;
+	const char *p = in;
+	for (;;) {
+		while (*p == '/')
+			p++;
+		size_t cl = strcspn(p, "/");
+		if (cl == 0)
+			break;
+		if (cl == 1 && p[0] == '.') {
+			/* nothing */
+		} else if (cl == 2 && p[0] == '.' && p[1] == '.') {
+			while (n > 0 && out[n - 1] != '/')
+				n--;
+			if (n > 0)
+				n--;
+		} else if (n + 1 + cl < len) {
+			out[n++] = '/';
+			memcpy(out + n, p, cl);
+			n += cl;
+		}
+		p += cl;
+	}
+	out[n] = '\0';
+}
+
+/* a is below b (both normalised). */
+static bool path_inside(const char *a, const char *b)
+{
+	size_t lb = strlen(b);
+	return strncmp(a, b, lb) == 0 && a[lb] == '/';
+}
+
+/* [postgresql] against itself and the store's keys; users vs roles. */
+static int check_pg(struct load *L)
+{
+	struct cfg *c = L->cfg;
+	struct cfg_pg *pg = &c->pg;
+
+	if (!pg->connect_address) {
+		if (pg_wildcard(pg->listen))
+			return fail(L, L->key_line[K_PG_LISTEN],
+				    "[postgresql] listen: %s is a wildcard "
+				    "address; set [postgresql] connect_address "
+				    "to an address other nodes can reach",
+				    pg->listen);
+		pg->connect_address = mem_strdup(pg->listen);
+		if (!pg->connect_address)
+			return nomem(L);
+	}
+	if (pg->enabled) {
+		static const struct {
+			int key;
+			const char *what;
+		} others[] = { { K_RAFT_LISTEN, "[raft] listen" },
+			       { K_API_LISTEN, "[api] listen" } };
+		for (size_t i = 0; i < NELEM(others); i++) {
+			const char *o = *str_field(c, others[i].key);
+			if (!same_address(pg->listen, o))
+				continue;
+			const int ids[] = { K_PG_LISTEN, others[i].key };
+			const int sects[] = { S_PG };
+			return fail(L,
+				    later_line(L, ids, NELEM(ids), sects,
+					       NELEM(sects)),
+				    "[postgresql] listen and %s are the same "
+				    "address %s",
+				    others[i].what, pg->listen);
+		}
+
+		char a[CFG_MAX_LINE + 1], b[CFG_MAX_LINE + 1];
+		const char *how = NULL;
+		norm_path(pg->data_dir, a, sizeof a);
+		norm_path(c->data_dir, b, sizeof b);
+		if (strcmp(a, b) == 0)
+			how = "is the same directory as";
+		else if (path_inside(a, b))
+			how = "is inside";
+		else if (path_inside(b, a))
+			how = "contains";
+		if (how) {
+			const int ids[] = { K_PG_DATA_DIR, K_NODE_DATA_DIR };
+			return fail(L, later_line(L, ids, NELEM(ids), NULL, 0),
+				    "[postgresql] data_dir: %s %s [node] "
+				    "data_dir %s (they must be separate "
+				    "directories)",
+				    pg->data_dir, how, c->data_dir);
+		}
+	}
+
+	for (size_t i = 0; i < pg->nusers; i++) {
+		const char *name = pg->users[i].name;
+		const char *role = strcmp(name, pg->superuser) == 0 ? "superuser"
+				   : strcmp(name, pg->replication_user) == 0
+					   ? "replication_user"
+					   : NULL;
+		if (role)
+			return fail(L, L->user_line[i],
+				    "[" USER_PREFIX "%s]: '%s' is the "
+				    "[postgresql] %s, which pgwarden creates; "
+				    "set its password in [postgresql]",
+				    name, name, role);
+	}
+	return 0;
+}
+
+/* Thousandths of a millisecond shown as whole ms, rounded down / up. */
+static long long ms_down(long long milli)
+{
+	return milli >= 0 ? milli / 1000 : -((-milli + 999) / 1000);
+}
+
+static long long ms_up(long long milli)
+{
+	return milli >= 0 ? (milli + 999) / 1000 : -(-milli / 1000);
+}
+
+/* The HA timing inequalities (cfg.h, HA-PROTOCOL.md), with the clock-rate
+ * bound rho = 0.001 and E = 3.5 * election_timeout. Computed in
+ * thousandths of a millisecond, so exactly. */
+static int check_ha(struct load *L)
+{
+	const struct cfg *c = L->cfg;
+	const struct cfg_pg *pg = &c->pg;
+	const int sects[] = { S_HA, S_WATCHDOG, S_PG };
+
+	if (!pg->enabled && !L->sect_line[S_HA] && !L->sect_line[S_WATCHDOG])
+		return 0; /* a store-only node: no lease to keep */
+
+	if (pg->loop_wait_ms > pg->ttl_ms / 3) {
+		const int ids[] = { K_HA_TTL, K_HA_LOOP_WAIT };
+		return fail(L, later_line(L, ids, NELEM(ids), sects, 1),
+			    "[ha] loop_wait (%ums) must be at most a third of "
+			    "ttl (%ums)",
+			    pg->loop_wait_ms, pg->ttl_ms);
+	}
+
+	long long ttl = 999LL * pg->ttl_ms; /* ttl * (1 - rho) */
+	long long margin = 1000LL * pg->safety_margin_ms;
+	long long loop = 1000LL * pg->loop_wait_ms;
+	long long avail = ttl - margin;
+	long long need = 3500LL * c->election_timeout_ms + loop;
+	if (avail <= need) {
+		const int ids[] = { K_HA_TTL, K_HA_SAFETY_MARGIN, K_HA_LOOP_WAIT,
+				    K_RAFT_ELECTION };
+		return fail(L, later_line(L, ids, NELEM(ids), sects, 1),
+			    "[ha] ttl %ums is too short: ttl*0.999 - "
+			    "safety_margin (%lldms) must exceed "
+			    "3.5*election_timeout + loop_wait (%lldms)",
+			    pg->ttl_ms, ms_down(avail), ms_up(need));
+	}
+
+	if (pg->wd_mode != CFG_WD_OFF) {
+		/* a real device counts whole seconds: use what it will do */
+		unsigned twd = (pg->wd_timeout_ms + 999) / 1000 * 1000;
+		char dev[64] = "";
+		if (twd != pg->wd_timeout_ms)
+			snprintf(dev, sizeof dev,
+				 " (%ums on the device, which counts whole "
+				 "seconds)",
+				 twd);
+		avail = ttl - 1000LL * twd - margin;
+		if (avail <= loop) {
+			const int ids[] = { K_HA_TTL, K_HA_SAFETY_MARGIN,
+					    K_HA_LOOP_WAIT, K_WD_TIMEOUT,
+					    K_WD_MODE };
+			return fail(L,
+				    later_line(L, ids, NELEM(ids), sects, 2),
+				    "[watchdog] timeout %ums%s is too long: "
+				    "ttl*0.999 - timeout - safety_margin "
+				    "(%lldms) must exceed loop_wait (%ums)",
+				    pg->wd_timeout_ms, dev, ms_down(avail),
+				    pg->loop_wait_ms);
+		}
+	}
+	return 0;
+}
+
+static int check_all(struct load *L)
+{
+	int rc = check_missing(L);
+	if (!rc)
+		rc = check_store(L);
+	if (!rc)
+		rc = set_late_defaults(L);
+	if (!rc)
+		rc = check_pg(L);
+	if (!rc)
+		rc = check_ha(L);
+	return rc;
+}
+
 /* ---- public ----------------------------------------------------------- */
+
+static void free_secret(char *s)
+{
+	if (s) {
+		explicit_bzero(s, strlen(s));
+		mem_free(s);
+	}
+}
+
+static void free_list(char **a, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		mem_free(a[i]);
+	mem_free(a);
+}
+
+static void free_pg(struct cfg_pg *pg)
+{
+	mem_free(pg->bin_dir);
+	mem_free(pg->data_dir);
+	mem_free(pg->listen);
+	mem_free(pg->connect_address);
+	mem_free(pg->socket_dir);
+	mem_free(pg->superuser);
+	free_secret(pg->superuser_password);
+	mem_free(pg->replication_user);
+	free_secret(pg->replication_password);
+	for (size_t i = 0; i < pg->nparams; i++) {
+		mem_free(pg->params[i].name);
+		mem_free(pg->params[i].value);
+	}
+	mem_free(pg->params);
+	free_list(pg->initdb, pg->ninitdb);
+	free_list(pg->pg_hba, pg->npg_hba);
+	mem_free(pg->post_bootstrap);
+	for (size_t i = 0; i < pg->nusers; i++) {
+		mem_free(pg->users[i].name);
+		free_secret(pg->users[i].password);
+		mem_free(pg->users[i].options);
+	}
+	mem_free(pg->users);
+	mem_free(pg->wd_device);
+	mem_free(pg->on_start);
+	mem_free(pg->on_stop);
+	mem_free(pg->on_role_change);
+}
 
 void cfg_free(struct cfg *c)
 {
@@ -1013,10 +2008,8 @@ void cfg_free(struct cfg *c)
 	mem_free(c->api_listen);
 	mem_free(c->api_url);
 	mem_free(c->token_file);
-	if (c->token) {
-		explicit_bzero(c->token, strlen(c->token));
-		mem_free(c->token);
-	}
+	free_secret(c->token);
+	free_pg(&c->pg);
 	memset(c, 0, sizeof *c);
 }
 
@@ -1066,6 +2059,8 @@ int cfg_load(const char *path, struct cfg *out, char *err, size_t errlen)
 	if (!L.rc)
 		check_all(&L);
 	mem_free(L.peer_line);
+	mem_free(L.param_line);
+	mem_free(L.user_line);
 	if (L.rc)
 		cfg_free(out);
 	return L.rc;

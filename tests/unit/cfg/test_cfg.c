@@ -146,6 +146,18 @@ static int group_setup(void **state)
 	fixture_path(path, sizeof path, "token_big");
 	memset(big, 'a', sizeof big);
 	write_file(path, big, sizeof big);
+	/* a password file, a script and a script without the x bit */
+	fixture_path(path, sizeof path, "pw");
+	write_file(path, "\n pa55 word\t\n", 13);
+	static const char sh[] = "#!/bin/sh\nexit 0\n";
+	fixture_path(path, sizeof path, "script");
+	write_file(path, sh, sizeof sh - 1);
+	if (chmod(path, 0755) != 0)
+		return -1;
+	fixture_path(path, sizeof path, "noexec");
+	write_file(path, sh, sizeof sh - 1);
+	if (chmod(path, 0644) != 0)
+		return -1;
 	return 0;
 }
 
@@ -179,6 +191,27 @@ static int group_teardown(void **state)
 	"previous key; start keys in the first column)"
 #define SYNTAX "syntax error (expected 'key = value', a [section] header " \
 	"or a comment)"
+/* [postgresql] with only data_dir: 2 lines, after LAST_A (lines 12-13) */
+#define PG "[postgresql]\ndata_dir = /var/lib/postgresql/15/main\n"
+#define LAST_P LAST_A PG
+#define PGHP_RULE                                                       \
+	"(expected host:port, [ipv6]:port or *:port, port 1..65535)"
+#define BOOL_RULE "(allowed: true, false, yes, no, on, off, 1, 0)"
+#define SIZE_RULE                                                       \
+	"(expected bytes, or a whole number with unit kB, MB or GB "     \
+	"(1024-based), at most 1EB)"
+#define OPT_RULE                                                        \
+	"(allowed: SUPERUSER, CREATEDB, CREATEROLE, INHERIT, LOGIN, "    \
+	"REPLICATION, BYPASSRLS and their NO... forms)"
+#define PARAM_RULE                                                      \
+	"(allowed: letters, digits, '_', '.', starting with a letter, at " \
+	"most 63)"
+#define INITDB_RULE                                                     \
+	"(each argument must be a long option starting with '--', e.g. " \
+	"--data-checksums)"
+#define HBA_TYPE_RULE                                                   \
+	"(the first field must be local, host, hostssl, hostnossl, "     \
+	"hostgssenc or hostnogssenc)"
 
 struct ecase {
 	const char *name;
@@ -194,8 +227,8 @@ static const struct ecase cases[] = {
 	  "12: unknown key 'peers' in [api]" },
 	{ "unknown_section", LAST_R "[rafts]\nlisten = a:1\n",
 	  "12: unknown section [rafts]" },
-	{ "unknown_section_empty", LAST_R "[tags]\n",
-	  "12: unknown section [tags]" },
+	{ "unknown_section_empty", LAST_R "[tagz]\n",
+	  "12: unknown section [tagz]" },
 	{ "unknown_section_first", "[bogus]\n" LAST_R,
 	  "1: unknown section [bogus]" },
 	{ "section_case_matters", "[Cluster]\nname = main\n",
@@ -512,6 +545,424 @@ static const struct ecase cases[] = {
 	  "[api]\ntoken_file = @DIR@/token_ctrl\n",
 	  "2: [api] token_file: @DIR@/token_ctrl: the token must be one line "
 	  "without control characters" },
+
+	/* ---- [postgresql] and the sections after it -------------------- */
+	/* unknown keys, sections, duplicates, missing keys */
+	{ "pg_unknown_key", LAST_P "prot = 5441\n",
+	  "14: unknown key 'prot' in [postgresql]" },
+	{ "pg_port_is_not_a_key", LAST_P "port = 5441\n",
+	  "14: unknown key 'port' in [postgresql]" },
+	{ "bootstrap_unknown_key", LAST_A "[bootstrap]\ninitdbb = --x\n",
+	  "13: unknown key 'initdbb' in [bootstrap]" },
+	{ "user_unknown_key", LAST_A "[bootstrap.user.alice]\npasword = x\n",
+	  "13: unknown key 'pasword' in [bootstrap.user.alice]" },
+	{ "tags_unknown_key",
+	  LAST_A "[tags]\nnofailover = on\nnoloadbalancing = on\n",
+	  "14: unknown key 'noloadbalancing' in [tags]" },
+	{ "ha_unknown_key", LAST_A "[ha]\nttl = 3s\nloopwait = 1s\n",
+	  "14: unknown key 'loopwait' in [ha]" },
+	{ "watchdog_unknown_key", LAST_A "[watchdog]\npath = /dev/watchdog\n",
+	  "13: unknown key 'path' in [watchdog]" },
+	{ "callbacks_unknown_key",
+	  LAST_A "[callbacks]\non_promote = @DIR@/script\n",
+	  "13: unknown key 'on_promote' in [callbacks]" },
+	{ "pg_duplicate_section", LAST_P "[postgresql]\n",
+	  "14: duplicate section [postgresql] (first at line 12)" },
+	{ "ha_duplicate_key", LAST_A "[ha]\nttl = 3s\nttl = 4s\n",
+	  "14: duplicate key 'ttl' in [ha] (first at line 13)" },
+	{ "pg_missing_data_dir",
+	  LAST_A "[postgresql]\nlisten = 127.0.0.1:5441\n",
+	  "12: missing required key 'data_dir' in [postgresql]" },
+	{ "pg_missing_data_dir_earliest",
+	  "[postgresql]\nbin_dir = /usr/bin\n[cluster]\n" NODE RAFT API,
+	  "1: missing required key 'data_dir' in [postgresql]" },
+	{ "pg_continuation_scalar",
+	  LAST_P "bin_dir = /usr/lib/postgresql/15/bin\n   /usr/bin\n",
+	  "15: [postgresql] bin_dir: " CONT },
+	{ "user_section_duplicate",
+	  LAST_A "[bootstrap.user.alice]\n[bootstrap.user.bob]\n"
+		 "[bootstrap.user.alice]\n",
+	  "14: duplicate section [bootstrap.user.alice] (first at line 12)" },
+	{ "user_section_bad_name", LAST_A "[bootstrap.user.a b]\n",
+	  "12: [bootstrap.user.a b]: invalid role name 'a b' " NAME_RULE },
+	{ "user_section_empty_name", LAST_A "[bootstrap.user.]\n",
+	  "12: [bootstrap.user.]: invalid role name '' " NAME_RULE },
+	{ "user_section_without_name", LAST_A "[bootstrap.user]\n",
+	  "12: unknown section [bootstrap.user]" },
+	{ "user_duplicate_key",
+	  LAST_A "[bootstrap.user.alice]\npassword = x\npassword = y\n",
+	  "14: duplicate key 'password' in [bootstrap.user.alice] (first at "
+	  "line 13)" },
+
+	/* [postgresql] values */
+	{ "pg_data_dir_relative", "[postgresql]\ndata_dir = pg\n",
+	  "2: [postgresql] data_dir: invalid value 'pg' (an absolute path is "
+	  "required)" },
+	{ "pg_bin_dir_relative", "[postgresql]\nbin_dir = bin\n",
+	  "2: [postgresql] bin_dir: invalid value 'bin' (an absolute path is "
+	  "required)" },
+	{ "pg_listen_bad", "[postgresql]\nlisten = 5441\n",
+	  "2: [postgresql] listen: invalid value '5441' " PGHP_RULE },
+	{ "pg_listen_star_port_0", "[postgresql]\nlisten = *:0\n",
+	  "2: [postgresql] listen: invalid value '*:0' " PGHP_RULE },
+	{ "pg_listen_star_host", "[postgresql]\nlisten = *x:5441\n",
+	  "2: [postgresql] listen: invalid value '*x:5441' " PGHP_RULE },
+	{ "pg_connect_wildcard", "[postgresql]\nconnect_address = *:5441\n",
+	  "2: [postgresql] connect_address: invalid value '*:5441' " HP_RULE },
+	{ "pg_connect_zero", "[postgresql]\nconnect_address = 0.0.0.0:5441\n",
+	  "2: [postgresql] connect_address: invalid value '0.0.0.0:5441' (a "
+	  "wildcard address; advertise an address other nodes can reach)" },
+	{ "pg_listen_wildcard_no_connect_address",
+	  LAST_P "listen = 0.0.0.0:5441\n",
+	  "14: [postgresql] listen: 0.0.0.0:5441 is a wildcard address; set "
+	  "[postgresql] connect_address to an address other nodes can reach" },
+	{ "pg_listen_star_no_connect_address", LAST_P "listen = *:5441\n",
+	  "14: [postgresql] listen: *:5441 is a wildcard address; set "
+	  "[postgresql] connect_address to an address other nodes can reach" },
+	{ "pg_listen_same_as_raft", LAST_P "listen = 127.0.0.1:7101\n",
+	  "14: [postgresql] listen and [raft] listen are the same address "
+	  "127.0.0.1:7101" },
+	{ "pg_listen_same_as_api", LAST_P "listen = 127.0.0.1:08101\n",
+	  "14: [postgresql] listen and [api] listen are the same address "
+	  "127.0.0.1:08101" },
+	{ "pg_superuser_bad", "[postgresql]\nsuperuser = post gres\n",
+	  "2: [postgresql] superuser: invalid value 'post gres' " NAME_RULE },
+	{ "pg_replication_user_bad", "[postgresql]\nreplication_user =\n",
+	  "2: [postgresql] replication_user: invalid value '' " NAME_RULE },
+	{ "bool_bad", "[postgresql]\nuse_slots = maybe\n",
+	  "2: [postgresql] use_slots: invalid value 'maybe' " BOOL_RULE },
+	{ "bool_empty", "[postgresql]\nuse_rewind =\n",
+	  "2: [postgresql] use_rewind: invalid value '' " BOOL_RULE },
+	{ "bool_number", "[tags]\nnofailover = 2\n",
+	  "2: [tags] nofailover: invalid value '2' " BOOL_RULE },
+	{ "bool_long_key",
+	  "[postgresql]\nremove_data_directory_on_rewind_failure = y\n",
+	  "2: [postgresql] remove_data_directory_on_rewind_failure: invalid "
+	  "value 'y' " BOOL_RULE },
+
+	/* data_dir against [node] data_dir (/var/lib/pgwarden) */
+	{ "pg_data_dir_inside_node",
+	  LAST_A "[postgresql]\ndata_dir = /var/lib/pgwarden/pg\n",
+	  "13: [postgresql] data_dir: /var/lib/pgwarden/pg is inside [node] "
+	  "data_dir /var/lib/pgwarden (they must be separate directories)" },
+	{ "pg_data_dir_same_as_node",
+	  LAST_A "[postgresql]\ndata_dir = /var//lib/pgwarden/\n",
+	  "13: [postgresql] data_dir: /var//lib/pgwarden/ is the same "
+	  "directory as [node] data_dir /var/lib/pgwarden (they must be "
+	  "separate directories)" },
+	{ "pg_data_dir_contains_node",
+	  LAST_A "[postgresql]\ndata_dir = /var/lib\n",
+	  "13: [postgresql] data_dir: /var/lib contains [node] data_dir "
+	  "/var/lib/pgwarden (they must be separate directories)" },
+	{ "pg_data_dir_dotdot",
+	  LAST_A "[postgresql]\ndata_dir = /var/lib/x/../pgwarden/./pg\n",
+	  "13: [postgresql] data_dir: /var/lib/x/../pgwarden/./pg is inside "
+	  "[node] data_dir /var/lib/pgwarden (they must be separate "
+	  "directories)" },
+	{ "pg_data_dir_root",
+	  "[postgresql]\ndata_dir = /\n" CLUSTER NODE RAFT API,
+	  "7: [postgresql] data_dir: / contains [node] data_dir "
+	  "/var/lib/pgwarden (they must be separate directories)" },
+
+	/* passwords and password files */
+	{ "su_password_empty", LAST_P "superuser_password =\n",
+	  "14: [postgresql] superuser_password: empty value (remove the key "
+	  "for no password)" },
+	{ "su_password_exclusive",
+	  LAST_P "superuser_password_file = @DIR@/pw\n"
+		 "superuser_password = s3cret\n",
+	  "15: [postgresql] superuser_password: cannot be combined with "
+	  "superuser_password_file (line 14); set only one of them" },
+	{ "repl_password_exclusive",
+	  LAST_P "replication_password = s3cret\n"
+		 "superuser = admin\n"
+		 "replication_password_file = @DIR@/pw\n",
+	  "16: [postgresql] replication_password_file: cannot be combined "
+	  "with replication_password (line 14); set only one of them" },
+	{ "user_password_exclusive",
+	  LAST_A "[bootstrap.user.alice]\npassword = x\n"
+		 "password_file = @DIR@/pw\n",
+	  "14: [bootstrap.user.alice] password_file: cannot be combined with "
+	  "password (line 13); set only one of them" },
+	{ "password_file_missing",
+	  LAST_P "replication_password_file = @DIR@/nope\n",
+	  "14: [postgresql] replication_password_file: @DIR@/nope: cannot "
+	  "open: No such file or directory" },
+	{ "password_file_empty",
+	  LAST_P "superuser_password_file = @DIR@/token_empty\n",
+	  "14: [postgresql] superuser_password_file: @DIR@/token_empty: "
+	  "empty password" },
+	{ "password_file_blank",
+	  LAST_A "[bootstrap.user.bob]\npassword_file = @DIR@/token_blank\n",
+	  "13: [bootstrap.user.bob] password_file: @DIR@/token_blank: empty "
+	  "password" },
+	{ "password_file_two_lines",
+	  LAST_P "superuser_password_file = @DIR@/token_ctrl\n",
+	  "14: [postgresql] superuser_password_file: @DIR@/token_ctrl: the "
+	  "password must be one line without control characters" },
+	{ "password_file_too_big",
+	  LAST_P "superuser_password_file = @DIR@/token_big\n",
+	  "14: [postgresql] superuser_password_file: @DIR@/token_big: larger "
+	  "than 4096 bytes" },
+	{ "password_file_directory",
+	  LAST_P "superuser_password_file = @DIR@\n",
+	  "14: [postgresql] superuser_password_file: @DIR@: not a regular "
+	  "file" },
+	{ "password_file_empty_name", LAST_P "superuser_password_file =\n",
+	  "14: [postgresql] superuser_password_file: invalid value '' (a file "
+	  "name is required)" },
+	{ "user_is_superuser", LAST_P "[bootstrap.user.postgres]\n",
+	  "14: [bootstrap.user.postgres]: 'postgres' is the [postgresql] "
+	  "superuser, which pgwarden creates; set its password in "
+	  "[postgresql]" },
+	{ "user_is_replication_user",
+	  "[bootstrap.user.repl]\n" LAST_P "replication_user = repl\n",
+	  "1: [bootstrap.user.repl]: 'repl' is the [postgresql] "
+	  "replication_user, which pgwarden creates; set its password in "
+	  "[postgresql]" },
+
+	/* role options */
+	{ "user_unknown_option",
+	  LAST_A "[bootstrap.user.alice]\noptions = login, createuser\n",
+	  "13: [bootstrap.user.alice] options: unknown role option "
+	  "'createuser' " OPT_RULE },
+	{ "user_unknown_no_option",
+	  LAST_A "[bootstrap.user.alice]\noptions = NO\n",
+	  "13: [bootstrap.user.alice] options: unknown role option 'NO' "
+	  OPT_RULE },
+	{ "user_option_conflict",
+	  LAST_A "[bootstrap.user.alice]\noptions = LOGIN nologin\n",
+	  "13: [bootstrap.user.alice] options: NOLOGIN repeats or "
+	  "contradicts LOGIN" },
+	{ "user_option_repeat",
+	  LAST_A "[bootstrap.user.alice]\noptions = NoCreateDB,nocreatedb\n",
+	  "13: [bootstrap.user.alice] options: NOCREATEDB repeats or "
+	  "contradicts NOCREATEDB" },
+
+	/* [postgresql.parameters] */
+	{ "param_reserved_port", LAST_A "[postgresql.parameters]\nport = 5433\n",
+	  "13: [postgresql.parameters] port: not allowed here (pgwarden sets "
+	  "it from [postgresql] listen)" },
+	{ "param_reserved_case",
+	  LAST_A "[postgresql.parameters]\nListen_Addresses = '*'\n",
+	  "13: [postgresql.parameters] Listen_Addresses: not allowed here "
+	  "(pgwarden sets it from [postgresql] listen)" },
+	{ "param_reserved_socket",
+	  LAST_A "[postgresql.parameters]\nunix_socket_directories = /tmp\n",
+	  "13: [postgresql.parameters] unix_socket_directories: not allowed "
+	  "here (pgwarden sets it from [postgresql] socket_dir)" },
+	{ "param_reserved_data_directory",
+	  LAST_A "[postgresql.parameters]\ndata_directory = /pg\n",
+	  "13: [postgresql.parameters] data_directory: not allowed here "
+	  "(pgwarden sets it from [postgresql] data_dir)" },
+	{ "param_reserved_hba_file",
+	  LAST_A "[postgresql.parameters]\nhba_file = /etc/hba\n",
+	  "13: [postgresql.parameters] hba_file: not allowed here (managed "
+	  "by pgwarden; use [bootstrap] pg_hba)" },
+	{ "param_reserved_config_file",
+	  LAST_A "[postgresql.parameters]\nconfig_file = /etc/pg.conf\n",
+	  "13: [postgresql.parameters] config_file: not allowed here "
+	  "(managed by pgwarden)" },
+	{ "param_reserved_primary_conninfo",
+	  LAST_A "[postgresql.parameters]\nprimary_conninfo = host=x\n",
+	  "13: [postgresql.parameters] primary_conninfo: not allowed here "
+	  "(managed by pgwarden)" },
+	{ "param_reserved_primary_slot_name",
+	  LAST_A "[postgresql.parameters]\nprimary_slot_name = s\n",
+	  "13: [postgresql.parameters] primary_slot_name: not allowed here "
+	  "(managed by pgwarden; see [postgresql] use_slots)" },
+	{ "param_reserved_sync_names",
+	  LAST_A "[postgresql.parameters]\n"
+		 "synchronous_standby_names = '*'\n",
+	  "13: [postgresql.parameters] synchronous_standby_names: not "
+	  "allowed here (managed by pgwarden; use [ha] synchronous_mode and "
+	  "synchronous_node_count)" },
+	{ "param_bad_name_digit",
+	  LAST_A "[postgresql.parameters]\n9lives = on\n",
+	  "13: [postgresql.parameters] invalid setting name '9lives' "
+	  PARAM_RULE },
+	{ "param_bad_name_dash",
+	  LAST_A "[postgresql.parameters]\nwork-mem = 4MB\n",
+	  "13: [postgresql.parameters] invalid setting name 'work-mem' "
+	  PARAM_RULE },
+	{ "param_bad_name_64",
+	  LAST_A "[postgresql.parameters]\n"
+		 "a12345678901234567890123456789012345678901234567890123456789"
+		 "0123 = 1\n",
+	  "13: [postgresql.parameters] invalid setting name "
+	  "'a123456789012345678901234567890123456789012345678901234567890123' "
+	  PARAM_RULE },
+	{ "param_duplicate_case",
+	  LAST_A "[postgresql.parameters]\nwork_mem = 4MB\nWORK_MEM = 8MB\n",
+	  "14: duplicate key 'WORK_MEM' in [postgresql.parameters] (first at "
+	  "line 13)" },
+	{ "param_continuation",
+	  LAST_A "[postgresql.parameters]\nwork_mem = 4MB\n  8MB\n",
+	  "14: [postgresql.parameters] work_mem: " CONT },
+
+	/* [bootstrap] */
+	{ "initdb_short_option", LAST_A "[bootstrap]\ninitdb = -k\n",
+	  "13: [bootstrap] initdb: invalid argument '-k' " INITDB_RULE },
+	{ "initdb_bare_dashes",
+	  LAST_A "[bootstrap]\ninitdb = --data-checksums --\n",
+	  "13: [bootstrap] initdb: invalid argument '--' " INITDB_RULE },
+	{ "initdb_bad_on_continuation",
+	  LAST_A "[bootstrap]\ninitdb = --data-checksums\n"
+		 "    --locale=C UTF8\n",
+	  "14: [bootstrap] initdb: invalid argument 'UTF8' " INITDB_RULE },
+	{ "initdb_pgdata", LAST_A "[bootstrap]\ninitdb = --pgdata=/pg\n",
+	  "13: [bootstrap] initdb: --pgdata is set by pgwarden from "
+	  "[postgresql] data_dir" },
+	{ "initdb_username", LAST_A "[bootstrap]\ninitdb = --username admin\n",
+	  "13: [bootstrap] initdb: --username is set by pgwarden from "
+	  "[postgresql] superuser" },
+	{ "hba_bad_type",
+	  LAST_A "[bootstrap]\npg_hba = hots all all 127.0.0.1/32 trust\n",
+	  "13: [bootstrap] pg_hba: invalid line 'hots all all 127.0.0.1/32 "
+	  "trust' " HBA_TYPE_RULE },
+	{ "hba_type_case",
+	  LAST_A "[bootstrap]\npg_hba = HOST all all 127.0.0.1/32 trust\n",
+	  "13: [bootstrap] pg_hba: invalid line 'HOST all all 127.0.0.1/32 "
+	  "trust' " HBA_TYPE_RULE },
+	{ "hba_host_too_few",
+	  LAST_A "[bootstrap]\npg_hba = local all all peer\n"
+		 "    host all all trust\n",
+	  "14: [bootstrap] pg_hba: invalid line 'host all all trust' "
+	  "(expected TYPE DATABASE USER ADDRESS METHOD [OPTIONS])" },
+	{ "hba_local_too_few",
+	  LAST_A "[bootstrap]\npg_hba =\n    local all peer\n",
+	  "14: [bootstrap] pg_hba: invalid line 'local all peer' (expected "
+	  "local DATABASE USER METHOD [OPTIONS])" },
+	{ "post_bootstrap_relative",
+	  LAST_A "[bootstrap]\npost_bootstrap = setup.sh\n",
+	  "13: [bootstrap] post_bootstrap: invalid value 'setup.sh' (an "
+	  "absolute path is required)" },
+	{ "post_bootstrap_missing",
+	  LAST_A "[bootstrap]\npost_bootstrap = @DIR@/nope\n",
+	  "13: [bootstrap] post_bootstrap: @DIR@/nope: cannot access: No such "
+	  "file or directory" },
+	{ "post_bootstrap_directory",
+	  LAST_A "[bootstrap]\npost_bootstrap = @DIR@\n",
+	  "13: [bootstrap] post_bootstrap: @DIR@: not a regular file" },
+	{ "post_bootstrap_not_executable",
+	  LAST_A "[bootstrap]\npost_bootstrap = @DIR@/noexec\n",
+	  "13: [bootstrap] post_bootstrap: @DIR@/noexec: not executable "
+	  "(Permission denied)" },
+
+	/* [callbacks] */
+	{ "callback_not_executable",
+	  LAST_A "[callbacks]\non_start = @DIR@/script\n"
+		 "on_role_change = @DIR@/noexec\n",
+	  "14: [callbacks] on_role_change: @DIR@/noexec: not executable "
+	  "(Permission denied)" },
+	{ "callback_missing", LAST_A "[callbacks]\non_stop = @DIR@/nope\n",
+	  "13: [callbacks] on_stop: @DIR@/nope: cannot access: No such file "
+	  "or directory" },
+	{ "callback_relative", LAST_A "[callbacks]\non_start = script\n",
+	  "13: [callbacks] on_start: invalid value 'script' (an absolute path "
+	  "is required)" },
+
+	/* [tags] */
+	{ "failover_priority_big", "[tags]\nfailover_priority = 1000001\n",
+	  "2: [tags] failover_priority: invalid value '1000001' (expected a "
+	  "whole number, 0..1000000)" },
+	{ "failover_priority_negative", "[tags]\nfailover_priority = -1\n",
+	  "2: [tags] failover_priority: invalid value '-1' (expected a whole "
+	  "number, 0..1000000)" },
+
+	/* [ha] and [watchdog] values */
+	{ "ttl_too_small", "[ha]\nttl = 499ms\n",
+	  "2: [ha] ttl: invalid value '499ms' " DUR_RULE(500, 600000) },
+	{ "ttl_too_big", "[ha]\nttl = 601s\n",
+	  "2: [ha] ttl: invalid value '601s' " DUR_RULE(500, 600000) },
+	{ "loop_wait_fraction", "[ha]\nloop_wait = 0.5s\n",
+	  "2: [ha] loop_wait: invalid value '0.5s' " DUR_RULE(10, 60000) },
+	{ "safety_margin_negative", "[ha]\nsafety_margin = -1\n",
+	  "2: [ha] safety_margin: invalid value '-1' " DUR_RULE(0, 60000) },
+	{ "crash_restart_timeout_small", "[ha]\ncrash_restart_timeout = 99\n",
+	  "2: [ha] crash_restart_timeout: invalid value '99' " DUR_RULE(
+		  100, 3600000) },
+	{ "size_lower_case_unit", "[ha]\nmaximum_lag_on_failover = 1mb\n",
+	  "2: [ha] maximum_lag_on_failover: invalid value '1mb' " SIZE_RULE },
+	{ "size_space_unit", "[ha]\nmaximum_lag_on_failover = 1 MB\n",
+	  "2: [ha] maximum_lag_on_failover: invalid value '1 MB' "
+	  SIZE_RULE },
+	{ "size_fraction", "[ha]\nmaximum_lag_on_failover = 1.5MB\n",
+	  "2: [ha] maximum_lag_on_failover: invalid value '1.5MB' "
+	  SIZE_RULE },
+	{ "size_unit_only", "[ha]\nmaximum_lag_on_failover = kB\n",
+	  "2: [ha] maximum_lag_on_failover: invalid value 'kB' " SIZE_RULE },
+	{ "size_overflow",
+	  "[ha]\nmaximum_lag_on_failover = 1073741825GB\n",
+	  "2: [ha] maximum_lag_on_failover: invalid value '1073741825GB' "
+	  SIZE_RULE },
+	{ "size_negative", "[ha]\nmaximum_lag_on_failover = -1\n",
+	  "2: [ha] maximum_lag_on_failover: invalid value '-1' " SIZE_RULE },
+	{ "sync_mode_bad", "[ha]\nsynchronous_mode = true\n",
+	  "2: [ha] synchronous_mode: invalid value 'true' (allowed: off, on, "
+	  "strict)" },
+	{ "sync_count_zero", "[ha]\nsynchronous_node_count = 0\n",
+	  "2: [ha] synchronous_node_count: invalid value '0' (expected a "
+	  "whole number, 1..16)" },
+	{ "sync_count_big", "[ha]\nsynchronous_node_count = 17\n",
+	  "2: [ha] synchronous_node_count: invalid value '17' (expected a "
+	  "whole number, 1..16)" },
+	{ "wd_mode_bad", "[watchdog]\nmode = auto\n",
+	  "2: [watchdog] mode: invalid value 'auto' (allowed: off, automatic, "
+	  "required)" },
+	{ "wd_device_relative", "[watchdog]\ndevice = watchdog0\n",
+	  "2: [watchdog] device: invalid value 'watchdog0' (an absolute path "
+	  "is required)" },
+	{ "wd_timeout_small", "[watchdog]\ntimeout = 999\n",
+	  "2: [watchdog] timeout: invalid value '999' " DUR_RULE(1000,
+								 60000) },
+
+	/* the timing inequalities */
+	{ "loop_wait_over_third", LAST_P "[ha]\nloop_wait = 834\n",
+	  "15: [ha] loop_wait (834ms) must be at most a third of ttl "
+	  "(2500ms)" },
+	{ "loop_wait_vs_later_ttl",
+	  LAST_P "[ha]\nloop_wait = 500\nttl = 1400\n",
+	  "16: [ha] loop_wait (500ms) must be at most a third of ttl "
+	  "(1400ms)" },
+	{ "i1_ttl_too_short", LAST_P "[ha]\nttl = 2000\n",
+	  "15: [ha] ttl 2000ms is too short: ttl*0.999 - safety_margin "
+	  "(1698ms) must exceed 3.5*election_timeout + loop_wait (1800ms)" },
+	{ "i1_margin_too_big", LAST_P "[ha]\nsafety_margin = 700ms\n",
+	  "15: [ha] ttl 2500ms is too short: ttl*0.999 - safety_margin "
+	  "(1797ms) must exceed 3.5*election_timeout + loop_wait (1800ms)" },
+	{ "i1_loop_wait", LAST_P "[ha]\nloop_wait = 800\n",
+	  "15: [ha] ttl 2500ms is too short: ttl*0.999 - safety_margin "
+	  "(2197ms) must exceed 3.5*election_timeout + loop_wait (2200ms)" },
+	{ "i1_election_timeout", LAST_R "election_timeout = 600ms\n" PG,
+	  "12: [ha] ttl 2500ms is too short: ttl*0.999 - safety_margin "
+	  "(2197ms) must exceed 3.5*election_timeout + loop_wait (2500ms)" },
+	{ "i1_rounding",
+	  LAST_R "election_timeout = 401\n" PG "[ha]\nttl = 2100\n",
+	  "16: [ha] ttl 2100ms is too short: ttl*0.999 - safety_margin "
+	  "(1797ms) must exceed 3.5*election_timeout + loop_wait (1804ms)" },
+	{ "i1_negative",
+	  LAST_P "[ha]\nttl = 1000\nloop_wait = 100\nsafety_margin = 2s\n",
+	  "17: [ha] ttl 1000ms is too short: ttl*0.999 - safety_margin "
+	  "(-1001ms) must exceed 3.5*election_timeout + loop_wait (1500ms)" },
+	{ "i1_store_only_with_ha", LAST_A "[ha]\nttl = 2000\n",
+	  "13: [ha] ttl 2000ms is too short: ttl*0.999 - safety_margin "
+	  "(1698ms) must exceed 3.5*election_timeout + loop_wait (1800ms)" },
+	{ "i3_watchdog_timeout", LAST_P "[watchdog]\ntimeout = 2s\n",
+	  "15: [watchdog] timeout 2000ms is too long: ttl*0.999 - timeout - "
+	  "safety_margin (197ms) must exceed loop_wait (400ms)" },
+	{ "i3_watchdog_rounded_up", LAST_P "[watchdog]\ntimeout = 1500\n",
+	  "15: [watchdog] timeout 1500ms (2000ms on the device, which counts "
+	  "whole seconds) is too long: ttl*0.999 - timeout - safety_margin "
+	  "(197ms) must exceed loop_wait (400ms)" },
+	{ "i3_mode_line_later",
+	  LAST_P "[watchdog]\ntimeout = 2s\nmode = required\n",
+	  "16: [watchdog] timeout 2000ms is too long: ttl*0.999 - timeout - "
+	  "safety_margin (197ms) must exceed loop_wait (400ms)" },
+	{ "i3_ttl_line_later",
+	  LAST_P "[watchdog]\ntimeout = 2s\n[ha]\nttl = 2600\n",
+	  "17: [watchdog] timeout 2000ms is too long: ttl*0.999 - timeout - "
+	  "safety_margin (297ms) must exceed loop_wait (400ms)" },
 };
 
 static void run_case(void **state)
@@ -797,6 +1248,347 @@ static void test_free_zeroed(void **state)
 	assert_true(is_zeroed(&c));
 }
 
+/* ---- PostgreSQL and HA: success paths --------------------------------- */
+
+static void assert_pg_defaults(const struct cfg_pg *pg)
+{
+	assert_string_equal(pg->bin_dir, "/usr/lib/postgresql/15/bin");
+	assert_string_equal(pg->listen, "127.0.0.1:5432");
+	assert_string_equal(pg->connect_address, "127.0.0.1:5432");
+	assert_string_equal(pg->socket_dir, "/var/run/postgresql");
+	assert_string_equal(pg->superuser, "postgres");
+	assert_null(pg->superuser_password);
+	assert_string_equal(pg->replication_user, "replicator");
+	assert_null(pg->replication_password);
+	assert_true(pg->use_slots);
+	assert_true(pg->use_rewind);
+	assert_true(pg->remove_data_on_rewind_failure);
+	assert_int_equal(pg->nparams, 0);
+	assert_null(pg->params);
+	assert_int_equal(pg->ninitdb, 2);
+	assert_string_equal(pg->initdb[0], "--data-checksums");
+	assert_string_equal(pg->initdb[1], "--encoding=UTF8");
+	assert_int_equal(pg->npg_hba, 0);
+	assert_null(pg->post_bootstrap);
+	assert_int_equal(pg->nusers, 0);
+	assert_false(pg->nofailover);
+	assert_false(pg->noloadbalance);
+	assert_false(pg->nosync);
+	assert_false(pg->clonefrom);
+	assert_int_equal(pg->failover_priority, 1);
+	assert_int_equal(pg->ttl_ms, 2500);
+	assert_int_equal(pg->loop_wait_ms, 400);
+	assert_int_equal(pg->safety_margin_ms, 300);
+	assert_int_equal(pg->maximum_lag_on_failover, 1048576);
+	assert_int_equal(pg->synchronous_mode, CFG_SYNC_OFF);
+	assert_int_equal(pg->synchronous_node_count, 1);
+	assert_int_equal(pg->crash_restart_timeout_ms, 5000);
+	assert_int_equal(pg->wd_mode, CFG_WD_AUTOMATIC);
+	assert_string_equal(pg->wd_device, "/dev/watchdog");
+	assert_int_equal(pg->wd_timeout_ms, 1000);
+	assert_null(pg->on_start);
+	assert_null(pg->on_stop);
+	assert_null(pg->on_role_change);
+}
+
+/* [postgresql] with only data_dir: every default, and they pass I1/I3. */
+static void test_pg_defaults(void **state)
+{
+	(void)state;
+	struct cfg c;
+	expect_ok(LAST_P, &c);
+	assert_true(c.pg.enabled);
+	assert_string_equal(c.pg.data_dir, "/var/lib/postgresql/15/main");
+	assert_pg_defaults(&c.pg);
+	cfg_free(&c);
+	assert_true(is_zeroed(&c));
+}
+
+/* Without [postgresql] the node runs the store only; defaults still
+ * apply, and the other PostgreSQL sections are allowed. */
+static void test_store_only(void **state)
+{
+	(void)state;
+	struct cfg c;
+	expect_ok(minimal, &c);
+	assert_false(c.pg.enabled);
+	assert_null(c.pg.data_dir);
+	assert_pg_defaults(&c.pg);
+	cfg_free(&c);
+
+	/* the HA timing is not checked for a store-only node ... */
+	expect_ok(LAST_R "election_timeout = 2s\n"
+			 "[tags]\nnofailover = on\n"
+			 "[bootstrap]\ninitdb =\n",
+		  &c);
+	assert_false(c.pg.enabled);
+	assert_true(c.pg.nofailover);
+	assert_int_equal(c.pg.ninitdb, 0); /* given empty: no arguments */
+	assert_null(c.pg.initdb);
+	cfg_free(&c);
+	/* ... unless it has [ha] or [watchdog] */
+	expect_err(LAST_R "election_timeout = 2s\n[watchdog]\n",
+		   "12: [ha] ttl 2500ms is too short: ttl*0.999 - "
+		   "safety_margin (2197ms) must exceed 3.5*election_timeout + "
+		   "loop_wait (7400ms)");
+}
+
+static const char pg_full[] =
+	"[cluster]\n"
+	"name = main\n"
+	"[node]\n"
+	"name = node1\n"
+	"data_dir = /var/lib/pgwarden/node1\n"
+	"[raft]\n"
+	"listen = 127.0.0.1:7101\n"
+	"peers = node1=127.0.0.1:7101\n"
+	"election_timeout = 300ms\n"
+	"heartbeat_interval = 50ms\n"
+	"[api]\n"
+	"listen = 127.0.0.1:8101\n"
+	"token_file = @TOKEN@\n"
+	"[postgresql]\n"
+	"bin_dir = /usr/lib/postgresql/16/bin\n"
+	"data_dir = /var/lib/pgwarden2/../postgresql/15/pgwarden-node1\n"
+	"listen = *:5441\n"
+	"connect_address = 10.0.0.1:5441\n"
+	"socket_dir = /tmp\n"
+	"superuser = admin\n"
+	"superuser_password_file = @DIR@/pw\n"
+	"replication_user = repl\n"
+	"replication_password = r3pl#x   ; an inline comment\n"
+	"use_slots = off\n"
+	"use_rewind = No\n"
+	"remove_data_directory_on_rewind_failure = FALSE\n"
+	"[postgresql.parameters]\n"
+	"shared_buffers = 128MB\n"
+	"Max_Connections = 200\n"
+	"log_line_prefix = '%m [%p] '\n"
+	"auto_explain.log_min_duration =\n"
+	"hot_standby = on\n"
+	"[bootstrap]\n"
+	"initdb = --data-checksums   --encoding=UTF8\n"
+	"         --locale=C.UTF-8\n"
+	"pg_hba = local all all peer\n"
+	"         host replication repl 127.0.0.1/32 scram-sha-256\n"
+	"\n"
+	"    hostssl all all 10.0.0.0 255.0.0.0 md5 clientcert=verify-ca\n"
+	"post_bootstrap = @DIR@/script\n"
+	"[bootstrap.user.alice]\n"
+	"password = alice pw\n"
+	"options = createdb, login\n"
+	"[bootstrap.user.bob]\n"
+	"password_file = @DIR@/pw\n"
+	"[bootstrap.user.carol]\n"
+	"options = NOLOGIN NoInherit,noSuperUser\n"
+	"[tags]\n"
+	"nofailover = yes\n"
+	"noloadbalance = 1\n"
+	"nosync = TRUE\n"
+	"clonefrom = on\n"
+	"failover_priority = 0\n"
+	"[ha]\n"
+	"ttl = 3s\n"
+	"loop_wait = 500ms\n"
+	"safety_margin = 250\n"
+	"maximum_lag_on_failover = 16MB\n"
+	"synchronous_mode = strict\n"
+	"synchronous_node_count = 2\n"
+	"crash_restart_timeout = 10s\n"
+	"[watchdog]\n"
+	"mode = required\n"
+	"device = /dev/watchdog1\n"
+	"timeout = 1s\n"
+	"[callbacks]\n"
+	"on_start = @DIR@/script\n"
+	"on_stop = @DIR@/script\n"
+	"on_role_change = @DIR@/script\n";
+
+static void test_pg_all_keys(void **state)
+{
+	(void)state;
+	struct cfg c;
+	char script[160];
+	fixture_path(script, sizeof script, "script");
+	expect_ok(pg_full, &c);
+	const struct cfg_pg *pg = &c.pg;
+	assert_true(pg->enabled);
+	assert_string_equal(pg->bin_dir, "/usr/lib/postgresql/16/bin");
+	assert_string_equal(pg->data_dir,
+			    "/var/lib/pgwarden2/../postgresql/15/pgwarden-node1");
+	assert_string_equal(pg->listen, "*:5441");
+	assert_string_equal(pg->connect_address, "10.0.0.1:5441");
+	assert_string_equal(pg->socket_dir, "/tmp");
+	assert_string_equal(pg->superuser, "admin");
+	assert_string_equal(pg->superuser_password, "pa55 word");
+	assert_string_equal(pg->replication_user, "repl");
+	assert_string_equal(pg->replication_password, "r3pl#x");
+	assert_false(pg->use_slots);
+	assert_false(pg->use_rewind);
+	assert_false(pg->remove_data_on_rewind_failure);
+
+	assert_int_equal(pg->nparams, 5);
+	assert_string_equal(pg->params[0].name, "shared_buffers");
+	assert_string_equal(pg->params[0].value, "128MB");
+	assert_string_equal(pg->params[1].name, "Max_Connections");
+	assert_string_equal(pg->params[1].value, "200");
+	assert_string_equal(pg->params[2].value, "'%m [%p] '");
+	assert_string_equal(pg->params[3].name,
+			    "auto_explain.log_min_duration");
+	assert_string_equal(pg->params[3].value, "");
+	assert_string_equal(pg->params[4].name, "hot_standby");
+
+	assert_int_equal(pg->ninitdb, 3);
+	assert_string_equal(pg->initdb[0], "--data-checksums");
+	assert_string_equal(pg->initdb[1], "--encoding=UTF8");
+	assert_string_equal(pg->initdb[2], "--locale=C.UTF-8");
+	assert_int_equal(pg->npg_hba, 3);
+	assert_string_equal(pg->pg_hba[0], "local all all peer");
+	assert_string_equal(pg->pg_hba[1],
+			    "host replication repl 127.0.0.1/32 scram-sha-256");
+	assert_string_equal(pg->pg_hba[2], "hostssl all all 10.0.0.0 "
+					   "255.0.0.0 md5 clientcert=verify-ca");
+	assert_string_equal(pg->post_bootstrap, script);
+
+	assert_int_equal(pg->nusers, 3);
+	assert_string_equal(pg->users[0].name, "alice");
+	assert_string_equal(pg->users[0].password, "alice pw");
+	assert_string_equal(pg->users[0].options, "CREATEDB LOGIN");
+	assert_string_equal(pg->users[1].name, "bob");
+	assert_string_equal(pg->users[1].password, "pa55 word");
+	assert_string_equal(pg->users[1].options, "");
+	assert_string_equal(pg->users[2].name, "carol");
+	assert_null(pg->users[2].password);
+	assert_string_equal(pg->users[2].options,
+			    "NOLOGIN NOINHERIT NOSUPERUSER");
+
+	assert_true(pg->nofailover);
+	assert_true(pg->noloadbalance);
+	assert_true(pg->nosync);
+	assert_true(pg->clonefrom);
+	assert_int_equal(pg->failover_priority, 0);
+	assert_int_equal(pg->ttl_ms, 3000);
+	assert_int_equal(pg->loop_wait_ms, 500);
+	assert_int_equal(pg->safety_margin_ms, 250);
+	assert_int_equal(pg->maximum_lag_on_failover, 16u << 20);
+	assert_int_equal(pg->synchronous_mode, CFG_SYNC_STRICT);
+	assert_int_equal(pg->synchronous_node_count, 2);
+	assert_int_equal(pg->crash_restart_timeout_ms, 10000);
+	assert_int_equal(pg->wd_mode, CFG_WD_REQUIRED);
+	assert_string_equal(pg->wd_device, "/dev/watchdog1");
+	assert_int_equal(pg->wd_timeout_ms, 1000);
+	assert_string_equal(pg->on_start, script);
+	assert_string_equal(pg->on_stop, script);
+	assert_string_equal(pg->on_role_change, script);
+	cfg_free(&c);
+	assert_true(is_zeroed(&c));
+}
+
+/* Values at the edges of what is accepted. */
+static void test_pg_values(void **state)
+{
+	(void)state;
+	struct cfg c;
+	static const struct {
+		const char *text;
+		uint64_t bytes;
+	} sizes[] = {
+		{ "0", 0 },
+		{ "1", 1 },
+		{ "1kB", 1024 },
+		{ "1MB", 1048576 },
+		{ "3GB", 3ULL << 30 },
+		{ "1073741824GB", 1ULL << 60 },
+	};
+	for (size_t i = 0; i < sizeof sizes / sizeof sizes[0]; i++) {
+		char text[512];
+		snprintf(text, sizeof text,
+			 "%s[ha]\nmaximum_lag_on_failover = %s\n", LAST_P,
+			 sizes[i].text);
+		expect_ok(text, &c);
+		assert_true(c.pg.maximum_lag_on_failover == sizes[i].bytes);
+		cfg_free(&c);
+	}
+	static const char *const bools[] = { "true", "Yes", "ON", "1",
+					     "false", "NO", "Off", "0" };
+	for (size_t i = 0; i < sizeof bools / sizeof bools[0]; i++) {
+		char text[512];
+		snprintf(text, sizeof text, "%snosync = %s\n",
+			 LAST_P "[tags]\n", bools[i]);
+		expect_ok(text, &c);
+		assert_int_equal(c.pg.nosync, i < 4);
+		cfg_free(&c);
+	}
+
+	/* socket_dir: 90 bytes is the most */
+	char text[512], dir90[92], want[256], shownv[80];
+	dir90[0] = '/';
+	memset(dir90 + 1, 's', 89);
+	dir90[90] = '\0';
+	snprintf(text, sizeof text, "%ssocket_dir = %s\n", LAST_P, dir90);
+	expect_ok(text, &c);
+	assert_int_equal(strlen(c.pg.socket_dir), 90);
+	cfg_free(&c);
+	strcpy(dir90 + 90, "s");
+	snprintf(text, sizeof text, "%ssocket_dir = %s\n", LAST_P, dir90);
+	memcpy(shownv, dir90, 76);
+	strcpy(shownv + 76, "...");
+	snprintf(want, sizeof want,
+		 "14: [postgresql] socket_dir: invalid value '%s' (an absolute "
+		 "path of at most 90 bytes is required)",
+		 shownv);
+	expect_err(text, want);
+
+	/* a data_dir next to [node]'s, sharing a prefix, is fine */
+	expect_ok(LAST_A "[postgresql]\ndata_dir = /var/lib/pgwarden2\n", &c);
+	cfg_free(&c);
+	/* wildcard listen with connect_address; [::] too */
+	expect_ok(LAST_P "listen = [::]:5441\nconnect_address = db1:5441\n",
+		  &c);
+	assert_string_equal(c.pg.connect_address, "db1:5441");
+	cfg_free(&c);
+	/* hot_standby may be set; the I3 check is off with the watchdog */
+	expect_ok(LAST_P "[postgresql.parameters]\nhot_standby = off\n"
+			 "[watchdog]\nmode = off\ntimeout = 2s\n",
+		  &c);
+	assert_int_equal(c.pg.wd_mode, CFG_WD_OFF);
+	cfg_free(&c);
+	/* the limits themselves: loop_wait = ttl/3, I1 and I3 just hold */
+	expect_ok(LAST_P "[ha]\nttl = 3000\nloop_wait = 1000\n"
+			 "safety_margin = 0\n[watchdog]\ntimeout = 1s\n",
+		  &c);
+	cfg_free(&c);
+	expect_ok(LAST_R "election_timeout = 400\n" PG
+			 "[ha]\nttl = 2003\nsafety_margin = 200\n",
+		  &c); /* 2000.997 - 200 = 1800.997 > 1800 */
+	cfg_free(&c);
+	expect_err(LAST_R "election_timeout = 400\n" PG
+			  "[ha]\nttl = 2002\nsafety_margin = 200\n",
+		   "17: [ha] ttl 2002ms is too short: ttl*0.999 - "
+		   "safety_margin (1799ms) must exceed 3.5*election_timeout + "
+		   "loop_wait (1800ms)");
+}
+
+/* Each [bootstrap.user.NAME] has its own keys. */
+static void test_users(void **state)
+{
+	(void)state;
+	struct cfg c;
+	expect_ok(LAST_A "[bootstrap.user.a]\npassword = x\noptions = login\n"
+			 "[bootstrap.user.b]\npassword_file = @DIR@/pw\n"
+			 "options = REPLICATION\n"
+			 "[bootstrap.user.A]\n",
+		  &c);
+	assert_int_equal(c.pg.nusers, 3);
+	assert_string_equal(c.pg.users[0].password, "x");
+	assert_string_equal(c.pg.users[0].options, "LOGIN");
+	assert_string_equal(c.pg.users[1].password, "pa55 word");
+	assert_string_equal(c.pg.users[1].options, "REPLICATION");
+	assert_string_equal(c.pg.users[2].name, "A");
+	assert_null(c.pg.users[2].password);
+	cfg_free(&c);
+}
+
 /* The deploy examples must load (with a token file of ours). */
 static void test_deploy_examples(void **state)
 {
@@ -805,7 +1597,7 @@ static void test_deploy_examples(void **state)
 	if (!src)
 		fail_msg("PGW_SRCDIR is not set (run through meson test)");
 	for (int i = 1; i <= 3; i++) {
-		char path[512], line[256], text[4096] = "";
+		char path[512], line[256], text[8192] = "";
 		snprintf(path, sizeof path, "%s/deploy/examples/node%d.ini",
 			 src, i);
 		FILE *f = fopen(path, "r");
@@ -813,6 +1605,7 @@ static void test_deploy_examples(void **state)
 		while (fgets(line, sizeof line, f)) {
 			if (strncmp(line, "token_file", 10) == 0)
 				strcpy(line, "token_file = @TOKEN@\n");
+			assert_true(strlen(text) + strlen(line) < sizeof text);
 			strcat(text, line);
 		}
 		fclose(f);
@@ -823,6 +1616,15 @@ static void test_deploy_examples(void **state)
 		assert_string_equal(c.node_name, name);
 		assert_int_equal(c.npeers, 3);
 		assert_false(c.join);
+		char pgdir[64], listen[32];
+		snprintf(pgdir, sizeof pgdir,
+			 "/var/lib/postgresql/15/pgwarden-node%d", i);
+		snprintf(listen, sizeof listen, "127.0.0.1:544%d", i);
+		assert_true(c.pg.enabled);
+		assert_string_equal(c.pg.data_dir, pgdir);
+		assert_string_equal(c.pg.listen, listen);
+		assert_string_equal(c.pg.connect_address, listen);
+		assert_string_equal(c.pg.socket_dir, "/var/run/postgresql");
 		cfg_free(&c);
 	}
 }
@@ -919,12 +1721,18 @@ static void test_alloc_sweep(void **state)
 	(void)state;
 	sweep(full, 0);
 	sweep(minimal, 0);
+	sweep(pg_full, 0);
 	/* an error found after everything was allocated */
 	sweep(LAST_R "heartbeat_interval = 200\n", ERR_INVAL);
 	sweep(CLUSTER NODE API "[raft]\nlisten = 127.0.0.1:7101\n"
 			       "peers = node1=127.0.0.1:7109, node2=a:1, "
 			       "node3=b:1\n",
 	      ERR_INVAL);
+	sweep(LAST_A "[bootstrap.user.alice]\n[postgresql.parameters]\n"
+		     "work_mem = 4MB\n[postgresql]\n"
+		     "data_dir = /var/lib/pgwarden/pg\n",
+	      ERR_INVAL);
+	sweep(LAST_P "[ha]\nttl = 2000\n", ERR_INVAL);
 }
 
 int main(void)
@@ -940,6 +1748,11 @@ int main(void)
 		cmocka_unit_test(test_token_files),
 		cmocka_unit_test(test_error_buffer),
 		cmocka_unit_test(test_free_zeroed),
+		cmocka_unit_test(test_pg_defaults),
+		cmocka_unit_test(test_store_only),
+		cmocka_unit_test(test_pg_all_keys),
+		cmocka_unit_test(test_pg_values),
+		cmocka_unit_test(test_users),
 		cmocka_unit_test(test_deploy_examples),
 		cmocka_unit_test(test_split_hostport),
 		cmocka_unit_test(test_alloc_sweep),
