@@ -51,7 +51,8 @@ struct cfg_user {
 	char *name;     /* owned; PostgreSQL role name, name rules */
 	char *password; /* owned; from password or password_file; may be
 			   NULL (no password) */
-	char *options;  /* owned; space-separated role options, each one of
+	char *options;  /* owned; role options (given separated by spaces or
+			   commas; stored separated by one space), each one of
 			   SUPERUSER CREATEDB CREATEROLE INHERIT LOGIN
 			   REPLICATION BYPASSRLS and their NO... forms
 			   (case-insensitive, stored upper-case); "" if none */
@@ -90,8 +91,10 @@ struct cfg_pg {
 
 	/* [bootstrap] */
 	char **initdb;         /* owned; initdb arguments (whitespace split,
-				  continuation lines allowed); default
-				  {"--data-checksums", "--encoding=UTF8"} */
+				  continuation lines allowed, each "--...");
+				  default when the key is absent:
+				  {"--data-checksums", "--encoding=UTF8"};
+				  NULL/0 when given empty */
 	size_t ninitdb;
 	char **pg_hba;         /* owned; one pg_hba.conf line each, from
 				  pg_hba's value and continuation lines */
@@ -160,16 +163,26 @@ struct cfg {
 };
 
 /* Validation across sections, done by cfg_load after the whole file is read
- * (each error names the line of the later key involved):
+ * (each error names the line of the later key involved, or a section
+ * header when only defaults are involved):
  *  - I1 of the HA protocol: ttl*(1-0.001) - safety_margin >
  *    3.5*election_timeout + loop_wait (a Raft election on another node
  *    must never make the primary demote itself);
  *  - loop_wait <= ttl/3;
  *  - with the watchdog not off: ttl*(1-0.001) - wd_timeout - safety_margin
- *    > loop_wait (so the watchdog can be petted after each renewal, I3);
+ *    > loop_wait (so the watchdog can be petted after each renewal, I3),
+ *    with wd_timeout rounded up to whole seconds as a device will;
+ *  - these three only when the node runs PostgreSQL or the file has an
+ *    [ha] or [watchdog] section (a store-only node keeps no lease);
+ *  - [postgresql] data_dir must not be, contain or be inside [node]
+ *    data_dir (compared lexically); its listen must differ from [raft] and
+ *    [api] listen; a [bootstrap.user.NAME] must not name the superuser or
+ *    the replication user;
  *  - superuser_password and superuser_password_file are exclusive (same
  *    for replication_ and a user's password/password_file); password files
  *    are read at load like token_file (trimmed, <= 4096 bytes, one line).
+ *    post_bootstrap and the callbacks must exist and be executable at load.
+ * The defaults of cfg_pg are set whether or not [postgresql] is present.
  */
 
 #define CFG_DEFAULT_ELECTION_MS 400u
