@@ -347,6 +347,14 @@ static void on_timeout(uv_timer_t *t)
 	query_done(c, ERR_TIMEOUT, msg);
 }
 
+static void on_notice(void *arg, const char *message)
+{
+	struct pgc_conn *c = arg;
+	char msg[PGC_ERRMSG_MAX];
+	copy_pgmsg(msg, sizeof msg, "", message);
+	log_debug("pgc[conn=%s] notice: %s", c->name, msg);
+}
+
 /* The first step of a query runs from this zero-delay timer callback so
  * that no callback ever fires before pgc_conn_query returns. */
 static void on_kickoff(uv_timer_t *t)
@@ -375,6 +383,9 @@ static void on_kickoff(uv_timer_t *t)
 		query_fail(c, ERR_PG, "connect: ", PQerrorMessage(c->pg));
 		return;
 	}
+	/* libpq prints notices (and "terminating connection" FATALs on an
+	 * idle connection) to stderr by default: log them instead. */
+	PQsetNoticeProcessor(c->pg, on_notice, c);
 	/* As if PQconnectPoll had returned PGRES_POLLING_WRITING. */
 	arm(c, UV_WRITABLE);
 }
@@ -443,6 +454,40 @@ nomem:
 	mem_free(c->vals);
 	mem_free(c);
 	return ERR_NOMEM;
+}
+
+int pgc_conn_new_conninfo(uv_loop_t *loop, const char *conninfo,
+			  const char *name, struct pgc_conn **out)
+{
+	char *err = NULL;
+	PQconninfoOption *opts = PQconninfoParse(conninfo, &err);
+	if (!opts) {
+		int rc = err ? ERR_INVAL : ERR_NOMEM;
+		PQfreemem(err);
+		return rc;
+	}
+	size_t n = 0;
+	for (PQconninfoOption *o = opts; o->keyword; o++)
+		if (o->val)
+			n++;
+	const char **kw = mem_calloc(n + 1, sizeof *kw);
+	const char **val = mem_calloc(n + 1, sizeof *val);
+	int rc = ERR_NOMEM;
+	if (kw && val) {
+		size_t i = 0;
+		for (PQconninfoOption *o = opts; o->keyword; o++)
+			if (o->val) {
+				kw[i] = o->keyword;
+				val[i++] = o->val;
+			}
+		struct pgc_conn_opts co = {.keywords = kw, .values = val,
+					   .name = name};
+		rc = pgc_conn_new(loop, &co, out);
+	}
+	mem_free(kw);
+	mem_free(val);
+	PQconninfoFree(opts);
+	return rc;
 }
 
 int pgc_conn_query(struct pgc_conn *c, const char *sql, int nparams,

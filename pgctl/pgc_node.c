@@ -943,9 +943,43 @@ static void on_program_deadline(uv_timer_t *t)
 	op_fail(n, ERR_TIMEOUT, msg);
 }
 
+static void on_program_kick(uv_timer_t *t);
+
+static void on_rewind_checkpoint(void *arg, int err, const char *errmsg,
+				 const struct pgc_rows *rows)
+{
+	struct pgc_node *n = arg;
+	(void)rows;
+	if (err) {
+		char msg[PGC_ERRMSG_MAX];
+		snprintf(msg, sizeof msg, "checkpoint on source: %.200s",
+			 errmsg);
+		op_fail(n, err, msg);
+		return;
+	}
+	n->step = 1;
+	on_program_kick(&n->kick);
+}
+
 static void on_program_kick(uv_timer_t *t)
 {
 	struct pgc_node *n = t->data;
+	if (n->op == OP_REWIND && n->step == 0) {
+		/* argv[2] is --source-server=CONNINFO */
+		const char *ci = n->argv[2] + strlen("--source-server=");
+		int rc = pgc_conn_new_conninfo(n->loop, ci, "rewind-source",
+					       &n->op_conn);
+		if (rc == 0)
+			rc = pgc_conn_query(n->op_conn, "CHECKPOINT", 0, NULL,
+					    n->timeout_ms < 60000
+						    ? n->timeout_ms
+						    : 60000,
+					    on_rewind_checkpoint, n);
+		if (rc < 0)
+			op_fail(n, rc, "checkpoint on source: bad conninfo "
+				       "or out of memory");
+		return;
+	}
 	const char *env[] = {"LC_ALL=C", "LANG=C", NULL};
 	struct pgc_proc_opts o = {
 		.file = n->argv[0],

@@ -269,6 +269,11 @@ struct pgc_conn_opts {
  * (see above), ERR_NOMEM. */
 int pgc_conn_new(uv_loop_t *loop, const struct pgc_conn_opts *o,
 		 struct pgc_conn **out);
+/* Same from a keyword=value connection string (parsed by libpq without
+ * any network access; same host rules). ERR_INVAL for a malformed
+ * string. */
+int pgc_conn_new_conninfo(uv_loop_t *loop, const char *conninfo,
+			  const char *name, struct pgc_conn **out);
 /* Run one statement with text parameters $1..$n (params borrowed during
  * the call; sql copied). timeout_ms (> 0) bounds connect plus query; on
  * expiry the connection is dropped (the server ends the backend when it
@@ -299,7 +304,11 @@ struct pgc_probe {
 	uint64_t system_id;     /* pg_control_system() */
 	uint64_t wal_lsn;       /* primary: pg_current_wal_lsn(); else 0 */
 	uint64_t receive_lsn;   /* replica: pg_last_wal_receive_lsn() (received
-				   and flushed); 0 if NULL */
+				   and flushed); 0 if NULL. Right after the
+				   WAL receiver (re)starts it is the start of
+				   the segment it streams from, behind
+				   replay_lsn: take max(receive, replay) as
+				   the WAL a replica has */
 	uint64_t replay_lsn;    /* replica: pg_last_wal_replay_lsn() */
 	uint64_t flush_lsn;     /* replica: pg_stat_wal_receiver.flushed_lsn;
 				   0 without a WAL receiver */
@@ -480,11 +489,16 @@ int pgc_node_basebackup(struct pgc_node *n,
 			const struct pgc_basebackup_opts *o, pgc_done_cb cb,
 			void *arg);
 
-/* pg_rewind --target-pgdata=DATA_DIR --source-server=CONNINFO (the node
- * must be stopped: ERR_EXISTS otherwise). On failure the data directory
- * is marked unusable (pgwarden.rewind_failed) and pgc_node_start refuses
- * it; err ERR_PG with "rewind: pg_rewind: exit 1: ...". timeout_ms 0:
- * 600000. */
+/* CHECKPOINT on the source (a fresh promote's end-of-recovery checkpoint
+ * may still be running, and until it ends the source's pg_control shows
+ * the old timeline, so pg_rewind would find "no rewind required") ->
+ * pg_rewind --target-pgdata=DATA_DIR --source-server=CONNINFO. The node
+ * must be stopped (ERR_EXISTS otherwise) and not marked. A failing
+ * checkpoint fails the operation and changes nothing; a failing pg_rewind
+ * marks the data directory unusable (pgwarden.rewind_failed) and
+ * pgc_node_start refuses it: err ERR_PG "rewind: pg_rewind: exit 1: ...".
+ * conninfo needs a superuser (or pg_checkpoint plus pg_rewind's function
+ * grants). timeout_ms 0: 600000. */
 int pgc_node_rewind(struct pgc_node *n, const char *source_conninfo,
 		    unsigned timeout_ms, pgc_done_cb cb, void *arg);
 
