@@ -6,8 +6,9 @@
  * after a write on A -> promote B -> timeline 2 -> write on both (diverge)
  * -> stop A -> pg_rewind A from B -> start A as B's replica -> streaming
  * -> restart A -> kill -9 A's postmaster -> on_exit fires -> a failed
- * pg_rewind marks A unusable and start refuses it -> adopt: drop B's node
- * without stopping, a new node adopts the same pid and stops it.
+ * pg_rewind marks A unusable and start refuses it -> demote B -> adopt:
+ * drop B's node without stopping, a new node adopts the same pid and
+ * stops it.
  *
  * Every postmaster started is recorded; on any failure (and at exit) each
  * one still alive is SIGQUIT/SIGKILLed by pid and the directory removed.
@@ -485,6 +486,10 @@ static int do_rewind_a(struct done *d)
 {
 	return pgc_node_rewind(na, rewind_src, 60000, on_done, d);
 }
+static int do_demote_b(struct done *d)
+{
+	return pgc_node_demote(nb, PGC_STOP_FAST, 20000, &sopts, on_done, d);
+}
 static int do_restart_a(struct done *d)
 {
 	return pgc_node_restart(na, PGC_STOP_FAST, 20000, &sopts, on_done, d);
@@ -681,6 +686,15 @@ int main(void)
 		      ERR_CORRUPT);
 	}
 
+	/* demote B (its would-be primary A is down: it still comes up as a
+	 * hot standby from its own WAL) */
+	sopts = replica_opts(conninfo_a, "node_b");
+	AWAIT("demote B", do_demote_b);
+	record_pid(pgc_node_pid(nb));
+	p = probe(nb, "B demoted");
+	CHECK(p.in_recovery && !p.streaming);
+	CHECK(p.timeline == 2, "timeline %u", p.timeline);
+
 	/* adopt: drop B's node without stopping; a new one adopts the pid */
 	pid_t pb = pgc_node_pid(nb);
 	free_node(nb);
@@ -692,7 +706,7 @@ int main(void)
 	CHECK(pgc_node_pid(nb) == pb, "%d != %d", (int)pgc_node_pid(nb),
 	      (int)pb);
 	p = probe(nb, "adopted B");
-	CHECK(!p.in_recovery && p.timeline == 2);
+	CHECK(p.in_recovery && p.timeline == 2);
 	CHECK(pgc_node_adopt(nb) == ERR_EXISTS);
 	AWAIT("stop adopted B (fast)", do_stop_b);
 	CHECK(!alive(pb));

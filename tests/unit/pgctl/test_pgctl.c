@@ -11,7 +11,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <signal.h>
 #include <sys/stat.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include <cmocka.h>
@@ -682,6 +684,204 @@ static void test_nomem(void **state)
 	free(d);
 }
 
+/* ------------------------------------------------------------------ */
+/* node operations against fake PostgreSQL programs                     */
+/* ------------------------------------------------------------------ */
+
+struct dres {
+	bool done;
+	int err;
+	char msg[PGC_ERRMSG_MAX];
+};
+
+static void on_done(void *arg, int err, const char *errmsg)
+{
+	struct dres *d = arg;
+	d->done = true;
+	d->err = err;
+	snprintf(d->msg, sizeof d->msg, "%s", errmsg);
+}
+
+static void write_script(const char *dir, const char *name, const char *body)
+{
+	char path[256];
+	snprintf(path, sizeof path, "%s/%s", dir, name);
+	write_text(path, body);
+	assert_int_equal(chmod(path, 0755), 0);
+}
+
+static void free_done(void *arg)
+{
+	*(bool *)arg = true;
+}
+
+/* Every failure path of the node state machine that needs no server:
+ * failing initdb, a postmaster that exits at once, one that never
+ * listens (start deadline, then a fast stop), one that ignores SIGINT
+ * (stop escalates), a failing pg_ctl promote, busy refusals. */
+static void test_node_fake(void **state)
+{
+	(void)state;
+	uv_loop_t loop;
+	uv_loop_init(&loop);
+	char *d = tmpdir();
+	char bin[256], data[256], sock[256];
+	snprintf(bin, sizeof bin, "%s/bin", d);
+	snprintf(data, sizeof data, "%s/data", d);
+	snprintf(sock, sizeof sock, "%s", d);
+	assert_int_equal(mkdir(bin, 0700), 0);
+	assert_int_equal(mkdir(data, 0700), 0);
+	char conf[300];
+	snprintf(conf, sizeof conf, "%s/postgresql.conf", data);
+	write_text(conf, "");
+	write_script(bin, "initdb",
+		     "#!/bin/sh\necho 'initdb: error: directory \"x\" exists "
+		     "but is not empty' >&2\nexit 1\n");
+	write_script(bin, "postgres",
+		     "#!/bin/sh\ncase $FAKE_PG in\n"
+		     "exit) echo 'FATAL:  lock file exists' >&2; exit 1;;\n"
+		     "hang) exec sleep 30;;\n"
+		     "stubborn) trap '' INT TERM; echo stubborn; "
+		     "while :; do sleep 0.05; done;;\n"
+		     "esac\n");
+	write_script(bin, "pg_ctl",
+		     "#!/bin/sh\necho 'pg_ctl: server did not promote in time'"
+		     " >&2\nexit 1\n");
+
+	struct pgc_node_config cfg = {
+		.name = "fake",
+		.bin_dir = bin,
+		.data_dir = data,
+		.sock_dir = sock,
+		.port = 27998,
+	};
+	struct pgc_node *n = NULL;
+	assert_int_equal(pgc_node_new(&loop, &cfg, &n), 0);
+	assert_int_equal(pgc_node_state(n), PGC_PM_STOPPED);
+	assert_int_equal(pgc_node_pid(n), 0);
+	assert_int_equal(pgc_node_reload(n), ERR_UNAVAILABLE);
+	assert_int_equal(pgc_node_adopt(n), ERR_NOTFOUND);
+
+	/* initdb fails: the message wraps the program's last line. */
+	struct dres r = {0};
+	struct pgc_initdb_opts io = {0};
+	assert_int_equal(pgc_node_initdb(n, &io, on_done, &r), 0);
+	assert_true(pgc_node_busy(n));
+	assert_int_equal(pgc_node_initdb(n, &io, on_done, &r), ERR_UNAVAILABLE);
+	assert_false(r.done);
+	run_until(&loop, &r.done, 5000);
+	assert_int_equal(r.err, ERR_PG);
+	assert_string_equal(r.msg, "initdb: initdb: exit 1: initdb: error: "
+				   "directory \"x\" exists but is not empty");
+	assert_string_equal(pgc_node_errmsg(n), r.msg);
+	assert_false(pgc_node_busy(n));
+
+	/* The postmaster exits at once. */
+	setenv("FAKE_PG", "exit", 1);
+	struct pgc_start_opts so = {.timeout_ms = 3000};
+	memset(&r, 0, sizeof r);
+	assert_int_equal(pgc_node_start(n, &so, on_done, &r), 0);
+	run_until(&loop, &r.done, 5000);
+	assert_int_equal(r.err, ERR_PG);
+	assert_non_null(strstr(r.msg, "start: postgres: exit 1: FATAL:  lock "
+				      "file exists"));
+	assert_int_equal(pgc_node_state(n), PGC_PM_STOPPED);
+	/* pgwarden.conf was written before the spawn */
+	char path[300];
+	snprintf(path, sizeof path, "%s/pgwarden.conf", data);
+	assert_int_equal(access(path, F_OK), 0);
+
+	/* Never accepts connections: the deadline, postmaster left up. */
+	setenv("FAKE_PG", "hang", 1);
+	so.timeout_ms = 300;
+	memset(&r, 0, sizeof r);
+	assert_int_equal(pgc_node_start(n, &so, on_done, &r), 0);
+	run_until(&loop, &r.done, 5000);
+	assert_int_equal(r.err, ERR_TIMEOUT);
+	assert_non_null(strstr(r.msg, "start: not ready after 300 ms"));
+	assert_int_equal(pgc_node_state(n), PGC_PM_STARTING);
+	assert_true(pgc_node_pid(n) > 0);
+	assert_int_equal(pgc_node_start(n, &so, on_done, &r), ERR_EXISTS);
+	assert_int_equal(pgc_node_reload(n), 0);
+	/* ...SIGHUP ended the fake (sleep dies of it): the exit is reported
+	 * through on_exit (none set) and the state follows. */
+	for (int i = 0; i < 200 && pgc_node_state(n) != PGC_PM_STOPPED; i++)
+		uv_run(&loop, UV_RUN_ONCE);
+	assert_int_equal(pgc_node_state(n), PGC_PM_STOPPED);
+
+	/* A fast stop of a hanging one. */
+	memset(&r, 0, sizeof r);
+	assert_int_equal(pgc_node_start(n, &so, on_done, &r), 0);
+	run_until(&loop, &r.done, 5000);
+	assert_int_equal(r.err, ERR_TIMEOUT);
+	memset(&r, 0, sizeof r);
+	assert_int_equal(pgc_node_stop(n, PGC_STOP_FAST, 2000, on_done, &r), 0);
+	run_until(&loop, &r.done, 5000);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(pgc_node_state(n), PGC_PM_STOPPED);
+
+	/* Ignores SIGINT: escalates to SIGQUIT, result ERR_TIMEOUT. */
+	setenv("FAKE_PG", "stubborn", 1);
+	memset(&r, 0, sizeof r);
+	assert_int_equal(pgc_node_start(n, &so, on_done, &r), 0);
+	run_until(&loop, &r.done, 5000);
+	memset(&r, 0, sizeof r);
+	assert_int_equal(pgc_node_stop(n, PGC_STOP_FAST, 200, on_done, &r), 0);
+	run_until(&loop, &r.done, 5000);
+	assert_int_equal(r.err, ERR_TIMEOUT);
+	assert_non_null(strstr(r.msg, "(it is down)"));
+	assert_int_equal(pgc_node_state(n), PGC_PM_STOPPED);
+
+	/* promote needs a running postmaster; a failing pg_ctl. */
+	assert_int_equal(pgc_node_promote(n, 1000, on_done, &r),
+			 ERR_UNAVAILABLE);
+	setenv("FAKE_PG", "hang", 1);
+	memset(&r, 0, sizeof r);
+	assert_int_equal(pgc_node_start(n, &so, on_done, &r), 0);
+	run_until(&loop, &r.done, 5000);
+	assert_int_equal(pgc_node_promote(n, 1000, on_done, &r),
+			 ERR_UNAVAILABLE); /* STARTING, not RUNNING */
+	assert_int_equal(pgc_node_basebackup(
+				 n,
+				 &(struct pgc_basebackup_opts){.conninfo = "x"},
+				 on_done, &r),
+			 ERR_EXISTS);
+	assert_int_equal(pgc_node_wipe(n, on_done, &r), ERR_EXISTS);
+
+	/* Free with the postmaster running: it keeps running. */
+	pid_t pid = pgc_node_pid(n);
+	bool freed = false;
+	pgc_node_free(n, free_done, &freed);
+	run_until(&loop, &freed, 5000);
+	assert_int_equal(kill(pid, 0), 0);
+	kill(pid, SIGKILL);
+
+	/* A rewind marker blocks start and rewind. */
+	assert_int_equal(pgc_node_new(&loop, &cfg, &n), 0);
+	snprintf(path, sizeof path, "%s/%s", data, PGC_REWIND_FAILED_FILE);
+	write_text(path, "failed");
+	assert_int_equal(pgc_node_start(n, &so, on_done, &r), ERR_CORRUPT);
+	assert_non_null(strstr(pgc_node_errmsg(n), "unusable"));
+	assert_int_equal(pgc_node_rewind(n, "host=/x", 1000, on_done, &r),
+			 ERR_CORRUPT);
+	/* wipe removes the directory (and the marker with it) */
+	memset(&r, 0, sizeof r);
+	assert_int_equal(pgc_node_wipe(n, on_done, &r), 0);
+	run_until(&loop, &r.done, 5000);
+	assert_int_equal(r.err, 0);
+	assert_int_equal(access(data, F_OK), -1);
+	freed = false;
+	pgc_node_free(n, free_done, &freed);
+	run_until(&loop, &freed, 5000);
+	unsetenv("FAKE_PG");
+	/* reap the killed fake */
+	while (waitpid(-1, NULL, WNOHANG) > 0)
+		;
+	loop_teardown(&loop);
+	rmtree(d);
+	free(d);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -693,6 +893,7 @@ int main(void)
 		cmocka_unit_test(test_proc),
 		cmocka_unit_test(test_conn),
 		cmocka_unit_test(test_nomem),
+		cmocka_unit_test(test_node_fake),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
