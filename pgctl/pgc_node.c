@@ -38,6 +38,9 @@
  *          pgc_node_start refuses the directory.
  * An unexpected postmaster exit during start/promote/restart/demote fails
  * that operation; otherwise it is reported through on_exit.
+ * pgc_node_stop preempts a running start/restart/demote/promote (its
+ * callback gets ERR_CANCELED from the `canceled` timer) so that fencing
+ * never waits for a start to finish.
  */
 #include "pgc.h"
 
@@ -125,6 +128,10 @@ struct pgc_node {
 	uv_timer_t kick;          /* op steps and retries */
 	uv_timer_t deadline;      /* op deadline, stop escalation */
 	uv_timer_t watch;         /* adopted postmaster liveness */
+	uv_timer_t canceled;      /* reports an op preempted by a stop */
+	pgc_done_cb canceled_cb;  /* its callback, fired from `canceled` */
+	void *canceled_arg;
+	char canceled_msg[PGC_ERRMSG_MAX];
 	int open_handles;
 	bool freeing;
 	void (*free_done)(void *);
@@ -797,6 +804,41 @@ static void on_stop_kick(uv_timer_t *t)
 	stop_phase(t->data);
 }
 
+static void on_canceled(uv_timer_t *t)
+{
+	struct pgc_node *n = t->data;
+	pgc_done_cb cb = n->canceled_cb;
+	n->canceled_cb = NULL;
+	if (cb)
+		cb(n->canceled_arg, ERR_CANCELED, n->canceled_msg);
+}
+
+/* A stop preempts an operation that (re)starts or promotes PostgreSQL:
+ * fencing must not wait for a start to finish. The preempted callback
+ * fires with ERR_CANCELED from its own timer, after the stop call
+ * returned. */
+static bool preempt(struct pgc_node *n)
+{
+	if (n->op != OP_START && n->op != OP_RESTART && n->op != OP_DEMOTE &&
+	    n->op != OP_PROMOTE)
+		return false;
+	if (n->canceled_cb)
+		return false; /* one pending report at a time */
+	snprintf(n->canceled_msg, sizeof n->canceled_msg,
+		 "%s: canceled by a stop", op_names[n->op]);
+	log_warn("pgc[node=%s] op=%s canceled by a stop", n->name,
+		 op_names[n->op]);
+	n->canceled_cb = n->cb;
+	n->canceled_arg = n->arg;
+	uv_timer_stop(&n->kick);
+	uv_timer_stop(&n->deadline);
+	n->op = OP_NONE;
+	n->cb = NULL;
+	clear_op_data(n);
+	uv_timer_start(&n->canceled, on_canceled, 0, 0);
+	return true;
+}
+
 static int stop_begin(struct pgc_node *n, enum op_kind op,
 		      enum pgc_stop_mode mode, unsigned timeout_ms,
 		      const struct pgc_start_opts *o, pgc_done_cb cb,
@@ -804,11 +846,11 @@ static int stop_begin(struct pgc_node *n, enum op_kind op,
 {
 	if (n->freeing)
 		return ERR_SHUTDOWN;
-	if (op_busy(n))
-		return ERR_UNAVAILABLE;
 	if (mode != PGC_STOP_SMART && mode != PGC_STOP_FAST &&
 	    mode != PGC_STOP_IMMEDIATE)
 		return ERR_INVAL;
+	if (op_busy(n) && !(op == OP_STOP && preempt(n)))
+		return ERR_UNAVAILABLE;
 	n->stop_mode = mode;
 	n->stop_timeout_ms = timeout_ms ? timeout_ms : 30000;
 	n->do_start = false;
@@ -1373,8 +1415,10 @@ int pgc_node_new(uv_loop_t *loop, const struct pgc_node_config *cfg,
 	uv_timer_init(loop, &n->kick);
 	uv_timer_init(loop, &n->deadline);
 	uv_timer_init(loop, &n->watch);
+	uv_timer_init(loop, &n->canceled);
 	n->kick.data = n->deadline.data = n->watch.data = n;
-	n->open_handles = 3;
+	n->canceled.data = n;
+	n->open_handles = 4;
 	*out = n;
 	return 0;
 }
@@ -1419,6 +1463,8 @@ void pgc_node_free(struct pgc_node *n, void (*done)(void *), void *arg)
 	uv_close((uv_handle_t *)&n->kick, on_node_close);
 	uv_close((uv_handle_t *)&n->deadline, on_node_close);
 	uv_close((uv_handle_t *)&n->watch, on_node_close);
+	n->canceled_cb = NULL;
+	uv_close((uv_handle_t *)&n->canceled, on_node_close);
 }
 
 enum pgc_pm_state pgc_node_state(const struct pgc_node *n)

@@ -414,7 +414,8 @@ int pgc_node_adopt(struct pgc_node *n);
  * now (see pgc_conf_write); pgc_node_start does it too. */
 int pgc_node_write_conf(struct pgc_node *n, const struct pgc_conf *c);
 
-/* ---- operations: one at a time per node (ERR_UNAVAILABLE while busy);
+/* ---- operations: one at a time per node (ERR_UNAVAILABLE while busy,
+ * except that pgc_node_stop preempts a start/restart/demote/promote);
  * each returns 0 and fires cb once later, or fails without firing it. */
 
 struct pgc_initdb_opts {
@@ -451,7 +452,11 @@ int pgc_node_start(struct pgc_node *n, const struct pgc_start_opts *o,
 /* Stop by signal (SIGTERM/SIGINT/SIGQUIT by mode) and wait for the
  * postmaster to exit. At timeout_ms (0: 30000) a milder mode escalates to
  * immediate, and timeout_ms later to SIGKILL; then err is ERR_TIMEOUT,
- * although the postmaster is down. Stopping a stopped node succeeds. */
+ * although the postmaster is down. Stopping a stopped node succeeds (a
+ * postmaster found through postmaster.pid is adopted and stopped).
+ * A running start, restart, demote or promote is preempted (fencing does
+ * not wait): its callback fires later with ERR_CANCELED, before or after
+ * this one. Other operations make it ERR_UNAVAILABLE. */
 int pgc_node_stop(struct pgc_node *n, enum pgc_stop_mode mode,
 		  unsigned timeout_ms, pgc_done_cb cb, void *arg);
 

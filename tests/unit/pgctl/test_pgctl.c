@@ -809,6 +809,24 @@ static void test_node_fake(void **state)
 		uv_run(&loop, UV_RUN_ONCE);
 	assert_int_equal(pgc_node_state(n), PGC_PM_STOPPED);
 
+	/* A stop preempts a start: ERR_CANCELED for the start, later. */
+	memset(&r, 0, sizeof r);
+	so.timeout_ms = 10000;
+	assert_int_equal(pgc_node_start(n, &so, on_done, &r), 0);
+	for (int i = 0; i < 200 && pgc_node_state(n) != PGC_PM_STARTING; i++)
+		uv_run(&loop, UV_RUN_ONCE);
+	struct dres r2 = {0};
+	assert_int_equal(pgc_node_stop(n, PGC_STOP_FAST, 2000, on_done, &r2),
+			 0);
+	assert_false(r.done);
+	run_until(&loop, &r2.done, 5000);
+	run_until(&loop, &r.done, 5000);
+	assert_int_equal(r.err, ERR_CANCELED);
+	assert_string_equal(r.msg, "start: canceled by a stop");
+	assert_int_equal(r2.err, 0);
+	assert_int_equal(pgc_node_state(n), PGC_PM_STOPPED);
+	so.timeout_ms = 300;
+
 	/* A fast stop of a hanging one. */
 	memset(&r, 0, sizeof r);
 	assert_int_equal(pgc_node_start(n, &so, on_done, &r), 0);
