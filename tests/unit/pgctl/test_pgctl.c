@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -500,6 +501,19 @@ static void test_proc(void **state)
 	for (int i = 0; i < 20; i++)
 		uv_run(&loop, UV_RUN_NOWAIT);
 	assert_false(r.done);
+
+	/* Run as another user (a root daemon runs PostgreSQL programs as
+	 * postgres). */
+	struct passwd *pw = getpwnam("postgres");
+	if (geteuid() == 0 && pw) {
+		struct pgc_proc_opts as = {.set_ids = true, .uid = pw->pw_uid,
+					   .gid = pw->pw_gid, .cwd = "/tmp"};
+		run_sh(&loop, "echo $(id -u):$(id -g)", &as, &r);
+		char want[64];
+		snprintf(want, sizeof want, "%u:%u\n", (unsigned)pw->pw_uid,
+			 (unsigned)pw->pw_gid);
+		assert_string_equal(r.out, want);
+	}
 
 	/* A missing program fails at once and never calls back. */
 	const char *argv2[] = {"nope", NULL};
