@@ -25,6 +25,9 @@
 
 #include "api.h"
 #include "err.h"
+#include "ha_agent.h"
+#include "ha_ctl.h"
+#include "kv.h"
 #include "http_client.h"
 #include "http_server.h"
 #include "log.h"
@@ -42,6 +45,9 @@ struct daemon {
 	struct http_client *client;
 	struct http_server *server;
 	struct api *api;
+	struct kv *kv;
+	struct ha_ctl *ctl;
+	struct ha_agent *agent;
 	uv_signal_t sigterm, sigint;
 	bool stopping;
 	int lock_fd;
@@ -82,10 +88,36 @@ static void client_closed(void *arg)
 static void store_closed(void *arg)
 {
 	struct daemon *d = arg;
+	kv_free(d->kv);
+	d->kv = NULL;
 	if (d->client)
 		http_client_close(d->client, client_closed, d);
 	else
 		client_closed(d);
+}
+
+static void ctl_closed(void *arg)
+{
+	struct daemon *d = arg;
+	ha_ctl_free(d->ctl);
+	d->ctl = NULL;
+	if (d->store)
+		rs_store_close(d->store, store_closed, d);
+	else
+		store_closed(d);
+}
+
+static void agent_stopped(void *arg)
+{
+	struct daemon *d = arg;
+	if (d->api)
+		api_set_agent(d->api, NULL, NULL);
+	ha_agent_free(d->agent);
+	d->agent = NULL;
+	if (d->ctl)
+		ha_ctl_close(d->ctl, ctl_closed, d);
+	else
+		ctl_closed(d);
 }
 
 static void stop(struct daemon *d, const char *why)
@@ -94,10 +126,17 @@ static void stop(struct daemon *d, const char *why)
 		return;
 	d->stopping = true;
 	log_info("pgwarden[%s] stopping reason=%s", d->cfg->node_name, why);
-	if (d->store)
-		rs_store_close(d->store, store_closed, d);
+	/* PostgreSQL first (a primary releases its lease only once it is
+	 * down), then the controller, then the store. */
+	if (d->agent)
+		ha_agent_shutdown(d->agent, agent_stopped, d);
 	else
-		store_closed(d);
+		agent_stopped(d);
+}
+
+static void agent_status(void *ctx, struct ha_status *out)
+{
+	ha_agent_status(ctx, out);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -243,10 +282,34 @@ int daemon_run(const struct cfg *cfg, bool join)
 	if (rv == 0)
 		rv = http_server_new(&d.loop, host, port, api_handle, d.api,
 				     &d.server, err, sizeof err);
+	if (rv == 0)
+		rv = kv_new(&d.loop, d.store, d.client, cfg->token, &d.kv);
+	if (rv == 0) {
+		struct ha_ctl_options co = {
+			.cluster = cfg->cluster_name,
+			.interval_ms = cfg->pg.loop_wait_ms ? cfg->pg.loop_wait_ms
+							    : 400,
+			.maximum_lag = cfg->pg.maximum_lag_on_failover
+					       ? cfg->pg.maximum_lag_on_failover
+					       : 1048576,
+			.candidate_timeout_ms = 10000,
+		};
+		rv = ha_ctl_new(&d.loop, d.store, d.kv, &co, &d.ctl);
+	}
+	if (rv == 0 && cfg->pg.enabled) {
+		rv = ha_agent_new(&d.loop, cfg, d.store, d.kv, &d.agent);
+		if (rv != 0)
+			snprintf(err, sizeof err, "postgresql: %s",
+				 err_str(rv));
+		else
+			api_set_agent(d.api, agent_status, d.agent);
+	}
 	if (rv == 0) {
 		rs_store_on_change(d.store, on_store_change, &d);
 		rv = rs_store_start(d.store, err, sizeof err);
 	}
+	if (rv == 0 && d.agent)
+		rv = ha_agent_start(d.agent, err, sizeof err);
 	if (rv != 0) {
 		fprintf(stderr, "pgwarden: %s\n",
 			err[0] ? err : err_str(rv));

@@ -127,6 +127,8 @@ struct ha_agent {
 	int step;
 	char flow_leader[HA_NAME_MAX + 1];
 	char flow_conninfo[1024];
+	char flow_rewind_conninfo[1024]; /* superuser: pg_rewind checkpoints
+					    the source first */
 	bool flow_was_crashed_primary;
 
 	/* member lease and record */
@@ -293,7 +295,7 @@ static const char **build_params(struct ha_agent *a)
 	static const char *const base[] = {
 		"wal_level=replica",	 "hot_standby=on",
 		"max_wal_senders=10",	 "max_replication_slots=10",
-		"wal_keep_size='128MB'", "wal_log_hints=on",
+		"wal_keep_size=128MB", "wal_log_hints=on",
 		"hot_standby_feedback=on",
 	};
 	size_t nb = sizeof base / sizeof base[0];
@@ -305,15 +307,23 @@ static const char **build_params(struct ha_agent *a)
 	for (size_t i = 0; i < nb; i++)
 		p[k++] = mem_strdup(base[i]);
 	char cn[128];
-	snprintf(cn, sizeof cn, "cluster_name='%s'", a->cfg->cluster_name);
+	snprintf(cn, sizeof cn, "cluster_name=%s", a->cfg->cluster_name);
 	p[k++] = mem_strdup(cn);
 	for (size_t i = 0; i < pg->nparams; i++) {
 		size_t n = strlen(pg->params[i].name) +
 			   strlen(pg->params[i].value) + 2;
 		char *s = mem_malloc(n);
+		/* pgctl quotes every value itself: drop quotes the file may
+		 * have put around one */
+		const char *v = pg->params[i].value;
+		size_t vl = strlen(v);
+		if (vl >= 2 && v[0] == '\'' && v[vl - 1] == '\'') {
+			v++;
+			vl -= 2;
+		}
 		if (s)
-			snprintf(s, n, "%s=%s", pg->params[i].name,
-				 pg->params[i].value);
+			snprintf(s, n, "%s=%.*s", pg->params[i].name, (int)vl,
+				 v);
 		p[k++] = s;
 	}
 	for (size_t i = 0; i < k; i++)
@@ -350,6 +360,25 @@ static int replication_conninfo(struct ha_agent *a, const struct ha_member *m,
 						    : "replicator",
 			       pg->replication_password,
 			       a->slot,
+			       "3",
+			       NULL };
+	return pgc_conninfo_build(buf, cap, kw, vals);
+}
+
+/* conninfo to reach member m as the superuser (pg_rewind's source). */
+static int superuser_conninfo(struct ha_agent *a, const struct ha_member *m,
+			      char *buf, size_t cap)
+{
+	char port[16];
+	snprintf(port, sizeof port, "%d", m->port);
+	const struct cfg_pg *pg = &a->cfg->pg;
+	const char *kw[] = { "host", "port", "user", "password", "dbname",
+			     "connect_timeout", NULL };
+	const char *vals[] = { m->host,
+			       port,
+			       pg->superuser ? pg->superuser : "postgres",
+			       pg->superuser_password,
+			       "postgres",
 			       "3",
 			       NULL };
 	return pgc_conninfo_build(buf, cap, kw, vals);
@@ -687,7 +716,7 @@ static void flow_step(struct ha_agent *a, int err, const char *msg)
 				break;
 			}
 			set_state(a, HA_ST_REWINDING, NULL);
-			rv = pgc_node_rewind(a->pg, a->flow_conninfo, 0,
+			rv = pgc_node_rewind(a->pg, a->flow_rewind_conninfo, 0,
 					     on_op_done, a);
 			break;
 		case 3:
@@ -1399,6 +1428,9 @@ static void converge(struct ha_agent *a)
 		return;
 	snprintf(a->flow_leader, sizeof a->flow_leader, "%s", a->leader_name);
 	snprintf(a->flow_conninfo, sizeof a->flow_conninfo, "%s", conninfo);
+	if (superuser_conninfo(a, &a->leader_rec, a->flow_rewind_conninfo,
+			       sizeof a->flow_rewind_conninfo) != 0)
+		return;
 	if (!a->data_present) {
 		if (pm != PGC_PM_STOPPED)
 			return;
