@@ -287,8 +287,8 @@ int daemon_run(const struct cfg *cfg, bool join)
 	if (rv == 0) {
 		struct ha_ctl_options co = {
 			.cluster = cfg->cluster_name,
-			.interval_ms = cfg->pg.loop_wait_ms ? cfg->pg.loop_wait_ms
-							    : 400,
+			.interval_ms = 100,
+			.stale_ms = 2500,
 			.maximum_lag = cfg->pg.maximum_lag_on_failover
 					       ? cfg->pg.maximum_lag_on_failover
 					       : 1048576,

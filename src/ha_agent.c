@@ -97,6 +97,7 @@ struct ha_agent {
 	unsigned ttl, loop_wait, margin;
 
 	uv_timer_t tick;
+	uv_timer_t watch;         /* 100 ms: react at once when named */
 	uv_timer_t fence_timer;
 	int open_handles;
 	bool started, closing;
@@ -393,6 +394,9 @@ static void flow_end(struct ha_agent *a, int err, const char *msg)
 	enum flow f = a->flow;
 	a->flow = FLOW_NONE;
 	a->step = 0;
+	/* What the last probe said is from before the flow: decide nothing
+	 * on it (e.g. promote twice) until the next probe answers. */
+	a->probe_ok = false;
 	if (err != 0) {
 		log_warn("ha[%s] %s failed: %s", a->cfg->node_name,
 			 flow_name(f), msg && *msg ? msg : err_str(err));
@@ -1527,6 +1531,28 @@ static void on_tick(uv_timer_t *t)
 	tick(t->data);
 }
 
+/* Between ticks: when the controller names this node and no leader key
+ * exists, act now rather than at the next tick (a failover waits for
+ * nothing else). Two local reads. */
+static void on_watch(uv_timer_t *t)
+{
+	struct ha_agent *a = t->data;
+	if (a->closing || a->leader || a->acquire_inflight ||
+	    a->flow != FLOW_NONE)
+		return;
+	char buf[512], leader[HA_NAME_MAX + 1];
+	if (read_key(a, "leader", leader, sizeof leader, NULL, NULL))
+		return;
+	if (!read_key(a, "candidate", buf, sizeof buf, NULL, NULL))
+		return;
+	json_t *o = json_loads(buf, 0, NULL);
+	const char *n = o ? json_string_value(json_object_get(o, "name")) : NULL;
+	bool me = n && strcmp(n, a->cfg->node_name) == 0;
+	json_decref(o);
+	if (me)
+		tick(a);
+}
+
 /* ------------------------------------------------------------------ */
 /* Lifecycle                                                            */
 /* ------------------------------------------------------------------ */
@@ -1581,7 +1607,9 @@ int ha_agent_new(uv_loop_t *loop, const struct cfg *cfg,
 	a->tick.data = a;
 	uv_timer_init(loop, &a->fence_timer);
 	a->fence_timer.data = a;
-	a->open_handles = 2;
+	uv_timer_init(loop, &a->watch);
+	a->watch.data = a;
+	a->open_handles = 3;
 	*out = a;
 	return 0;
 }
@@ -1599,6 +1627,7 @@ int ha_agent_start(struct ha_agent *a, char *errmsg, size_t errlen)
 	}
 	a->started = true;
 	uv_timer_start(&a->tick, on_tick, 0, a->loop_wait);
+	uv_timer_start(&a->watch, on_watch, 100, 100);
 	return 0;
 }
 
@@ -1639,7 +1668,9 @@ static void on_handle_closed(uv_handle_t *h)
 static void close_handles(struct ha_agent *a)
 {
 	uv_timer_stop(&a->tick);
+	uv_timer_stop(&a->watch);
 	uv_timer_stop(&a->fence_timer);
+	uv_close((uv_handle_t *)&a->watch, on_handle_closed);
 	uv_close((uv_handle_t *)&a->tick, on_handle_closed);
 	uv_close((uv_handle_t *)&a->fence_timer, on_handle_closed);
 }
@@ -1692,6 +1723,7 @@ void ha_agent_shutdown(struct ha_agent *a, void (*cb)(void *arg), void *arg)
 	a->shutdown_cb = cb;
 	a->shutdown_arg = arg;
 	uv_timer_stop(&a->tick);
+	uv_timer_stop(&a->watch);
 	if (!a->started) {
 		close_handles(a);
 		return;

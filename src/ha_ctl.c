@@ -217,6 +217,15 @@ struct ha_ctl {
 	uint64_t cand_first_ms;
 	uint64_t last_primary_lsn;
 	char last_why[256];
+	/* freshness: when each member's seq last changed (this node's clock;
+	 * a member first seen counts as fresh from then) */
+	struct fresh {
+		char name[HA_NAME_MAX + 1];
+		uint64_t seq;
+		uint64_t changed_ms;
+	} *fresh;
+	size_t nfresh;
+	unsigned stale_ms;
 	void (*close_cb)(void *);
 	void *close_arg;
 };
@@ -244,6 +253,30 @@ static char *get_key(struct ha_ctl *c, const char *leaf, uint64_t *mod_rev)
 	}
 	rs_kvs_free(kvs, n);
 	return val;
+}
+
+/* True when m reported within stale_ms (its seq moved). */
+static bool is_fresh(struct ha_ctl *c, const struct ha_member *m, uint64_t now)
+{
+	for (size_t i = 0; i < c->nfresh; i++) {
+		struct fresh *f = &c->fresh[i];
+		if (strcmp(f->name, m->name) != 0)
+			continue;
+		if (f->seq != m->seq) {
+			f->seq = m->seq;
+			f->changed_ms = now;
+		}
+		return now - f->changed_ms <= c->stale_ms;
+	}
+	struct fresh *n = mem_realloc(c->fresh, (c->nfresh + 1) * sizeof *n);
+	if (!n)
+		return true;
+	c->fresh = n;
+	struct fresh *f = &c->fresh[c->nfresh++];
+	snprintf(f->name, sizeof f->name, "%s", m->name);
+	f->seq = m->seq;
+	f->changed_ms = now;
+	return true;
 }
 
 static void on_written(void *arg, int status, const struct rs_result *res)
@@ -319,9 +352,14 @@ static void look(struct ha_ctl *c)
 		return;
 	}
 	size_t nm = 0;
+	uint64_t now = now_ms();
 	for (size_t i = 0; i < n; i++) {
 		if (ha_member_decode(kvs[i].value, kvs[i].value_len,
 				     &ms[nm]) == 0) {
+			/* A record whose node stopped reporting is not a
+			 * candidate, even before its lease takes it away. */
+			if (!is_fresh(c, &ms[nm], now))
+				continue;
 			if (ms[nm].role == HA_ROLE_PRIMARY &&
 			    v.has_leader &&
 			    strcmp(ms[nm].name, v.leader) == 0 &&
@@ -401,7 +439,8 @@ int ha_ctl_new(uv_loop_t *loop, struct rs_store *store, struct kv *kv,
 		mem_free(c);
 		return ERR_NOMEM;
 	}
-	c->interval_ms = o->interval_ms ? o->interval_ms : 400;
+	c->interval_ms = o->interval_ms ? o->interval_ms : 100;
+	c->stale_ms = o->stale_ms ? o->stale_ms : 2500;
 	c->maximum_lag = o->maximum_lag;
 	c->candidate_timeout_ms = o->candidate_timeout_ms;
 	uv_timer_init(loop, &c->timer);
@@ -436,6 +475,7 @@ void ha_ctl_free(struct ha_ctl *c)
 {
 	if (!c)
 		return;
+	mem_free(c->fresh);
 	mem_free(c->cluster);
 	mem_free(c);
 }

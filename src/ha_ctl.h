@@ -62,7 +62,10 @@ struct ha_ctl;
 
 struct ha_ctl_options {
 	const char *cluster;      /* borrowed for the controller's life */
-	unsigned interval_ms;     /* how often to look (loop_wait) */
+	unsigned interval_ms;     /* how often to look; default 100 */
+	unsigned stale_ms;        /* a member whose record did not change
+				     for this long is not a candidate;
+				     default 2500 */
 	uint64_t maximum_lag;
 	unsigned candidate_timeout_ms;
 };
