@@ -11,6 +11,16 @@ L=$(cl_wait_leader)
 for i in $(seq 1 10); do pgw put "/lk/before/$i" "b$i" >/dev/null; done
 wait_until same_fsm 1 2 3 || fail "nodes disagree before the kill"
 
+# a lease of 3 s, 2 s old when the leader dies: it must not end before
+# 3 s after its grant was sent (docs/architecture.md "Leases": the new
+# leader uses the apply time it recorded as a follower), and must end.
+tg=$(date +%s%N)
+out=$(pgw lease grant 3)
+[[ $out =~ ^lease\ ([0-9a-f]{16})\ granted ]] || fail "lease grant: $out"
+lid=${BASH_REMATCH[1]}
+pgw put /lk-lease/a held --lease "$lid" >/dev/null
+sleep 2
+
 log "killing leader node$L"
 t0=$(date +%s%N)
 node_kill "$L"
@@ -28,6 +38,12 @@ for i in $(seq 1 20); do
 done
 survivors=()
 for i in 1 2 3; do [[ $i == "$L" ]] || survivors+=("$i"); done
+
+lease_gone() { [[ -z $(pgw_at "${survivors[0]}" get /lk-lease/a --serializable) ]]; }
+wait_until -t 15 lease_gone || fail "leased key still there 15 s after the kill"
+tend=$(date +%s%N)
+log "the 3 s lease (2 s old at the kill) ended $(((tend - tg) / 1000000)) ms after its grant, $(((tend - t0) / 1000000)) ms after the kill"
+(((tend - tg) / 1000000 >= 3000)) || fail "lease of 3 s expired $(((tend - tg) / 1000000)) ms after its grant was sent"
 for i in "${survivors[@]}"; do
 	assert_eq d20 "$(pgw_at "$i" get /lk/down/20 --print-value-only)" "read via node$i"
 done
