@@ -16,7 +16,10 @@ writer() {
 	local w=$1 n ok=0
 	for ((n = 0; n < 3000; n++)); do
 		[[ -e $STOP ]] && break
-		pgw --timeout 3 put "/load/$w/$((n % 50))" "$n-$RANDOM" >/dev/null 2>&1 && ok=$((ok + 1))
+		if pgw --timeout 3 put "/load/$w/$((n % 50))" "$n-$RANDOM" >/dev/null 2>&1; then
+			ok=$((ok + 1))
+			echo "$((n % 50)) $n" >>"$CL_DIR/writer$w.acked"
+		fi
 	done
 	echo "$ok" >"$CL_DIR/writer$w.ok"
 }
@@ -75,5 +78,17 @@ for p in "${CL_EXTRA_PIDS[@]}"; do wait "$p" || true; done
 CL_EXTRA_PIDS=()
 log "writes acknowledged: $(cat "$CL_DIR/writer1.ok") + $(cat "$CL_DIR/writer2.ok")"
 wait_until -t 20 same_fsm 1 2 3 || fail "nodes disagree at the end: $(fsm_of 1) / $(fsm_of 2) / $(fsm_of 3)"
+# no acknowledged write was lost: each key holds its last acknowledged
+# write or a later one (a write that timed out may still have applied)
+declare -A final=()
+while read -r key val; do final[$key]=$val; done < <(pgw get /load/ --prefix -o json | jq -r '.kvs[] | "\(.key) \(.value)"')
+for w in 1 2; do
+	[[ -s $CL_DIR/writer$w.acked ]] || fail "writer $w had no acknowledged write"
+	while read -r k last; do
+		got=${final[/load/$w/$k]:-}
+		[[ -n $got ]] || fail "/load/$w/$k is missing (last acknowledged write $last)"
+		((${got%%-*} >= last)) || fail "/load/$w/$k holds write ${got%%-*}, older than the acknowledged write $last"
+	done < <(awk '{ last[$1] = $2 } END { for (k in last) print k, last[k] }' "$CL_DIR/writer$w.acked")
+done
 for i in 1 2 3; do survivor_ok "$i"; done
 exit 0
