@@ -659,7 +659,7 @@ static void flow_step(struct ha_agent *a, int err, const char *msg)
 				break;
 			}
 			a->step++;
-			/* fall through */
+			__attribute__((fallthrough));
 		case 4: /* post_bootstrap done */
 			rv = pgc_node_probe(a->pg, PROBE_TIMEOUT_MS,
 					    on_sysid_probe, a);
@@ -709,7 +709,7 @@ static void flow_step(struct ha_agent *a, int err, const char *msg)
 				break;
 			}
 			a->step++;
-			/* fall through */
+			__attribute__((fallthrough));
 		case 2:
 			if (a->flow_was_crashed_primary && a->step == 2 &&
 			    pgc_node_state(a->pg) != PGC_PM_STOPPED) {
