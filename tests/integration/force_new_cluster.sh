@@ -19,6 +19,11 @@ log "force-new-cluster while running: exit $EXPECT_RC: $out"
 node_running 1 || fail "node1 died from a force-new-cluster attempt"
 assert_eq 3 "$(pgw members -o json | jq '.members | length')" "members after the refused recovery"
 
+# force-new-cluster on a data_dir without raft state: refused
+sed "s|^data_dir = .*|data_dir = $CL_DIR/empty-dir|" "$(ini 1)" >"$CL_DIR/empty.ini"
+expect_fail out "$PGWARDEN" force-new-cluster -c "$CL_DIR/empty.ini"
+[[ $out == *"nothing to recover"* ]] || fail "force-new-cluster on an empty data_dir: $out"
+
 # quorum lost
 node_kill 2
 node_kill 3
@@ -28,6 +33,12 @@ assert_eq 1 "$EXPECT_RC" "exit status of a write without quorum"
 [[ $(wc -l <<<"$out") == 1 && $out == "pgwarden: put /fnc/lost: "?* ]] || fail "unclear error without quorum: $out"
 [[ $out == *503* || $out == *504* || $out == *"no leader"* || $out == *"gave up"* ]] ||
 	fail "error without quorum names no cause: $out"
+# endpoints without a leader: says so and shows the -e endpoints instead
+rc=0
+out=$(pgw_at 1 --timeout 2 endpoints -o json 2>"$CL_DIR/endpoints.err") || rc=$?
+log "endpoints without quorum: exit $rc: $(cat "$CL_DIR/endpoints.err")"
+assert_eq node1 "$(jq -r '.[] | select(.error == null) | .name' <<<"$out")" "endpoints without quorum lists node1's own status"
+[[ -s $CL_DIR/endpoints.err ]] || fail "endpoints without quorum does not say that the member list is unavailable"
 # serializable reads still work on the survivor
 assert_eq v40 "$(pgw_at 1 get /fnc/k40 --serializable --print-value-only)" "serializable read without quorum"
 

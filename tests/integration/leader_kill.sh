@@ -49,8 +49,21 @@ for i in "${survivors[@]}"; do
 done
 st=$(status "${survivors[0]}")
 assert_eq "node$N" "$(jq -r .leader <<<"$st")" "survivor's leader"
-# the dead node's endpoint: the CLI has to skip it; endpoint health says so
 if pgw_at "$L" get /lk/during >/dev/null 2>&1; then fail "node$L answered while killed"; fi
+# endpoints: the dead member gets a row with only its error, exit status 1
+rc=0
+js=$(pgw endpoints -o json) || rc=$?
+assert_eq 1 "$rc" "endpoints exit status with node$L down"
+assert_eq 3 "$(jq length <<<"$js")" "endpoints rows with node$L down"
+assert_eq 1 "$(jq '[.[] | select(.error != null)] | length' <<<"$js")" "endpoints rows with an error"
+assert_eq "$(api_url "$L")" "$(jq -r '.[] | select(.error != null) | .endpoint' <<<"$js")" "endpoint of the error row"
+# endpoint health: the dead endpoint is unhealthy (exit 1), the others healthy
+rc=0
+out=$(pgw endpoint health 2>&1) || rc=$?
+assert_eq 1 "$rc" "endpoint health exit status with node$L down"
+for i in "${survivors[@]}"; do
+	grep -q "^$(api_url "$i") is healthy" <<<"$out" || fail "endpoint health: node$i not healthy: $out"
+done
 
 # restart the killed node with the same config; it catches up
 node_start "$L"
