@@ -884,7 +884,11 @@ int rs_store_member_add(struct rs_store *s, const char *name,
 	    !*peer || strlen(peer) > RS_MAX_ADDR ||
 	    (api && strlen(api) > RS_MAX_ADDR))
 		return ERR_INVAL;
-	if (member_lookup(s, name) != 0) {
+	/* Only a member of the current configuration counts: registry
+	 * entries of servers no longer in it (after force-new-cluster, or a
+	 * remove whose registry delete was lost) are overwritten. */
+	uint64_t existing = member_lookup(s, name);
+	if (existing != 0 && config_find(s, existing)) {
 		snprintf(s->errmsg, sizeof s->errmsg,
 			 "a member named %s exists", name);
 		return ERR_EXISTS;
