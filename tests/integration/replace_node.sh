@@ -49,6 +49,15 @@ assert_eq learner "$(role_of node3)" "node3 before promote"
 assert_eq true "$(status 3 .is_learner)" "node3 /status is_learner"
 assert_eq yes "$(pgw_at 3 get /rep/while-removed --serializable --print-value-only)" "key written while node3 was out"
 
+# a learner has no vote: with node3 a learner, losing node2 loses quorum
+node_kill 2
+expect_fail out pgw --timeout 3 put /rep/learner-quorum x
+log "write with node1 + learner node3: exit $EXPECT_RC: $out"
+node_start 2
+cl_wait_leader 20 >/dev/null
+wait_until -t 20 same_fsm 1 2 3 || fail "nodes disagree after node2's restart"
+assert_eq learner "$(role_of node3)" "node3 after node2's restart"
+
 # 3. promote
 out=$(pgw member promote node3) || fail "member promote node3: $out"
 wait_until role_is node3 voter || fail "node3 is not a voter: $(pgw members 2>&1)"
