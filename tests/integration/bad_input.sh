@@ -38,6 +38,21 @@ check_bad bad-duration 9 "[raft] election_timeout: invalid value '1.5s' (expecte
 assert_eq "$(ini 1): ok" "$("$PGWARDEN" check-config -c "$(ini 1)")" "check-config of a good file"
 [[ ! -e $(data_dir 1) ]] || fail "check-config created the data_dir"
 
+# unreadable configuration, missing -c, bad CLI usage: exit 2, one clear line
+rc=0
+out=$("$PGWARDEN" run -c "$CL_DIR/no-such.ini" 2>&1) || rc=$?
+assert_eq 2 "$rc" "run with a missing ini"
+assert_eq "$CL_DIR/no-such.ini: cannot open: No such file or directory" "$out" "run with a missing ini"
+rc=0
+out=$("$PGWARDEN" run 2>&1) || rc=$?
+assert_eq 2 "$rc" "run without -c ($out)"
+for args in "nosuchcommand" "put" "get" "lease grant abc" "lease grant" "member add node9" "put /a 1 --prev-revision x" "get /a --bogus-option"; do
+	rc=0
+	out=$("$PGWARDEN" -e "$(api_url 1)" --token-file "$CL_DIR/token" $args 2>&1 </dev/null) || rc=$?
+	assert_eq 2 "$rc" "exit status of 'pgwarden $args' ($out)"
+	[[ -n $out ]] || fail "'pgwarden $args' says nothing"
+done
+
 # ---- HTTP: bad requests ------------------------------------------------
 cl_start_all
 L=$(cl_wait_leader)
