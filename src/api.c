@@ -25,6 +25,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include <jansson.h>
 
@@ -43,6 +44,7 @@ struct api {
 	uv_timer_t reg_timer;
 	bool reg_inflight;
 	api_status_fn agent_status; /* NULL on a store-only node */
+	int (*agent_reinit)(void *ctx);
 	void *agent_ctx;
 	bool closing;
 	void (*close_cb)(void *);
@@ -60,6 +62,7 @@ struct op {
 	bool prefix;
 	size_t limit;
 	char *key; /* owned */
+	char msg[256]; /* OP_ACTION: the success message */
 };
 
 enum op_kind {
@@ -75,6 +78,7 @@ enum op_kind {
 	OP_TRANSFER,
 	OP_REGISTER,
 	OP_APPLY,
+	OP_ACTION, /* an HA request written as a key: answered with msg */
 };
 
 /* ------------------------------------------------------------------ */
@@ -577,10 +581,16 @@ static void on_store_done(void *arg, int status, const struct rs_result *res)
 		case OP_APPLY:
 			what = "apply";
 			break;
+		case OP_ACTION:
+			what = o->msg;
+			break;
 		default:
 			break;
 		}
-		if (code == ERR_CONFLICT && o->kind != OP_TRANSFER)
+		if (code == ERR_CONFLICT && o->kind == OP_ACTION)
+			respond_error(req, 409, code,
+				      "%s: another request is pending", what);
+		else if (code == ERR_CONFLICT && o->kind != OP_TRANSFER)
 			respond_error(req, 409, code, "%s: compare failed",
 				      what);
 		else if (code == ERR_NOTFOUND && (o->kind == OP_PUT ||
@@ -671,6 +681,10 @@ static void on_store_done(void *arg, int status, const struct rs_result *res)
 	}
 	case OP_REGISTER:
 		j = json_pack("{s:I}", "revision", (json_int_t)res->revision);
+		break;
+	case OP_ACTION:
+		j = json_pack("{s:s,s:I}", "message", o->msg, "revision",
+			      (json_int_t)res->revision);
 		break;
 	default:
 		break;
@@ -1139,6 +1153,312 @@ static void h_status(struct api *a, struct http_req *req)
 }
 
 /* ------------------------------------------------------------------ */
+/* HA operator actions: switchover, failover, pause, history, reinit    */
+/* ------------------------------------------------------------------ */
+
+/* Value of /service/<cluster>/<leaf> from the local store (mem_malloc'd)
+ * or NULL; *rev its mod revision. */
+static char *ha_get(struct api *a, const char *leaf, uint64_t *rev)
+{
+	char key[256];
+	ha_key(key, sizeof key, a->cluster, leaf);
+	struct rs_kv *kvs = NULL;
+	size_t n = 0;
+	uint64_t r;
+	char *val = NULL;
+	if (rs_fsm_range(rs_store_fsm(a->store), key, strlen(key), false, 1,
+			 &kvs, &n, &r) == 0 &&
+	    n == 1) {
+		val = mem_strdup(kvs[0].value);
+		if (rev)
+			*rev = kvs[0].mod_rev;
+	}
+	rs_kvs_free(kvs, n);
+	return val;
+}
+
+static bool ha_member_get(struct api *a, const char *name, struct ha_member *m)
+{
+	char key[256];
+	ha_member_key(key, sizeof key, a->cluster, name);
+	struct rs_kv *kvs = NULL;
+	size_t n = 0;
+	uint64_t r;
+	bool ok = false;
+	if (rs_fsm_range(rs_store_fsm(a->store), key, strlen(key), false, 1,
+			 &kvs, &n, &r) == 0 &&
+	    n == 1)
+		ok = ha_member_decode(kvs[0].value, kvs[0].value_len, m) == 0;
+	rs_kvs_free(kvs, n);
+	return ok;
+}
+
+/* Write (or, value NULL, delete) an HA key through raft; create_only puts
+ * fail with 409 when the key exists. */
+static void ha_write(struct api *a, struct http_req *req, const char *leaf,
+		     const char *value, bool create_only, uint64_t del_rev,
+		     const char *msg)
+{
+	char key[256];
+	ha_key(key, sizeof key, a->cluster, leaf);
+	struct rs_cmd c;
+	memset(&c, 0, sizeof c);
+	c.key.p = key;
+	c.key.len = (uint32_t)strlen(key);
+	if (value) {
+		c.op = RS_OP_PUT;
+		c.value.p = value;
+		c.value.len = (uint32_t)strlen(value);
+		if (create_only) {
+			c.flags = RS_CMD_HAS_PREV;
+			c.prev_rev = 0;
+		}
+	} else {
+		c.op = RS_OP_DELETE;
+		if (del_rev) {
+			c.flags = RS_CMD_HAS_PREV;
+			c.prev_rev = del_rev;
+		}
+	}
+	struct op *o = op_new(a, req, OP_ACTION);
+	if (!o)
+		return;
+	snprintf(o->msg, sizeof o->msg, "%s", msg);
+	started(o, rs_store_submit(a->store, &c, on_store_done, o), msg);
+}
+
+/* "2026-11-26T12:00:00Z", "2026-11-26T12:00:00+01:00" or epoch seconds. */
+static int parse_when(json_t *v, int64_t *out)
+{
+	if (json_is_integer(v)) {
+		*out = json_integer_value(v);
+		return 0;
+	}
+	if (!json_is_string(v))
+		return -1;
+	const char *s = json_string_value(v);
+	struct tm tm;
+	memset(&tm, 0, sizeof tm);
+	const char *end = strptime(s, "%Y-%m-%dT%H:%M:%S", &tm);
+	if (!end)
+		return -1;
+	int64_t t = (int64_t)timegm(&tm);
+	if (*end == 'Z' && end[1] == '\0') {
+		*out = t;
+		return 0;
+	}
+	int hh, mm;
+	char sign;
+	if (sscanf(end, "%c%2d:%2d", &sign, &hh, &mm) == 3 &&
+	    (sign == '+' || sign == '-') && strlen(end) == 6) {
+		int64_t off = (int64_t)(hh * 3600 + mm * 60);
+		*out = sign == '+' ? t - off : t + off;
+		return 0;
+	}
+	return -1;
+}
+
+static void h_switchover(struct api *a, struct http_req *req, json_t *b)
+{
+	bool del = strcmp(http_req_method(req), "DELETE") == 0;
+	if (!rs_store_is_leader(a->store)) {
+		forward(a, req);
+		return;
+	}
+	uint64_t rev = 0;
+	char *cur = ha_get(a, "switchover", &rev);
+	if (del) {
+		if (!cur) {
+			respond_error(req, 404, ERR_NOTFOUND,
+				      "no switchover is pending");
+			return;
+		}
+		mem_free(cur);
+		ha_write(a, req, "switchover", NULL, false, rev,
+			 "switchover cancelled");
+		return;
+	}
+	if (cur) {
+		respond_error(req, 409, ERR_CONFLICT,
+			      "a switchover is pending already: %s", cur);
+		mem_free(cur);
+		return;
+	}
+	static const char *const fields[] = { "leader", "candidate",
+					      "scheduled_at", NULL };
+	const char *from, *to;
+	if (only_fields(req, b, fields) ||
+	    get_str(req, b, "leader", false, RS_MAX_NAME, &from, NULL) ||
+	    get_str(req, b, "candidate", false, RS_MAX_NAME, &to, NULL))
+		return;
+	int64_t at = 0;
+	json_t *when = json_object_get(b, "scheduled_at");
+	if (when && parse_when(when, &at) != 0) {
+		respond_error(req, 400, ERR_INVAL,
+			      "scheduled_at: an ISO 8601 time with Z or an "
+			      "offset (2026-11-26T12:00:00Z), or epoch seconds");
+		return;
+	}
+	char *leader = ha_get(a, "leader", NULL);
+	if (!leader) {
+		respond_error(req, 412, ERR_UNAVAILABLE,
+			      "no primary holds the lease: use failover");
+		return;
+	}
+	if (from && *from && strcmp(from, leader) != 0) {
+		respond_error(req, 412, ERR_CONFLICT,
+			      "%s is not the primary (%s is)", from, leader);
+		mem_free(leader);
+		return;
+	}
+	if (to && *to) {
+		struct ha_member m;
+		const char *no = NULL;
+		if (strcmp(to, leader) == 0)
+			no = "it is the primary already";
+		else if (!ha_member_get(a, to, &m))
+			no = "it does not report";
+		else if (m.tags.nofailover || m.tags.failover_priority <= 0)
+			no = "it is tagged nofailover";
+		else if (m.role != HA_ROLE_REPLICA ||
+			 m.state != HA_ST_STREAMING)
+			no = "it is not a streaming replica";
+		if (no) {
+			respond_error(req, 412, ERR_CONFLICT,
+				      "cannot switch over to %s: %s", to, no);
+			mem_free(leader);
+			return;
+		}
+	}
+	json_t *v = json_pack("{s:s,s:s,s:I}", "from", leader, "to",
+			      to ? to : "", "at", (json_int_t)at);
+	char *js = v ? json_dumps(v, JSON_COMPACT) : NULL;
+	json_decref(v);
+	char msg[200];
+	if (at > 0)
+		snprintf(msg, sizeof msg, "switchover from %s to %s scheduled",
+			 leader, to && *to ? to : "the best replica");
+	else
+		snprintf(msg, sizeof msg, "switchover from %s to %s started",
+			 leader, to && *to ? to : "the best replica");
+	mem_free(leader);
+	if (!js) {
+		respond_err(req, ERR_NOMEM, "switchover");
+		return;
+	}
+	ha_write(a, req, "switchover", js, true, 0, msg);
+	free(js);
+}
+
+static void h_failover(struct api *a, struct http_req *req, json_t *b)
+{
+	static const char *const fields[] = { "candidate", "leader", NULL };
+	const char *to, *from;
+	if (only_fields(req, b, fields) ||
+	    get_str(req, b, "candidate", true, RS_MAX_NAME, &to, NULL) ||
+	    get_str(req, b, "leader", false, RS_MAX_NAME, &from, NULL))
+		return;
+	if (!rs_store_is_leader(a->store)) {
+		forward(a, req);
+		return;
+	}
+	struct ha_member m;
+	if (!ha_member_get(a, to, &m)) {
+		respond_error(req, 412, ERR_NOTFOUND,
+			      "cannot fail over to %s: it does not report", to);
+		return;
+	}
+	if (m.tags.nofailover || m.tags.failover_priority <= 0) {
+		respond_error(req, 412, ERR_CONFLICT,
+			      "cannot fail over to %s: it is tagged nofailover",
+			      to);
+		return;
+	}
+	char *leader = ha_get(a, "leader", NULL);
+	if (leader && strcmp(leader, to) == 0) {
+		respond_error(req, 412, ERR_CONFLICT,
+			      "%s is the primary already", to);
+		mem_free(leader);
+		return;
+	}
+	json_t *v = json_pack("{s:s,s:s}", "to", to, "from",
+			      leader ? leader : "");
+	char *js = v ? json_dumps(v, JSON_COMPACT) : NULL;
+	json_decref(v);
+	char msg[200];
+	snprintf(msg, sizeof msg, "failover to %s started", to);
+	mem_free(leader);
+	if (!js) {
+		respond_err(req, ERR_NOMEM, "failover");
+		return;
+	}
+	ha_write(a, req, "failover", js, true, 0, msg);
+	free(js);
+}
+
+static void h_pause(struct api *a, struct http_req *req, bool pause)
+{
+	if (!rs_store_is_leader(a->store)) {
+		forward(a, req);
+		return;
+	}
+	uint64_t rev = 0;
+	char *cur = ha_get(a, "pause", &rev);
+	bool paused = cur != NULL;
+	mem_free(cur);
+	if (pause == paused) {
+		respond_json(req, 200,
+			     json_pack("{s:s}", "message",
+				       pause ? "already paused"
+					     : "not paused"));
+		return;
+	}
+	if (pause)
+		ha_write(a, req, "pause", "true", true, 0,
+			 "maintenance mode on: no automatic failover");
+	else
+		ha_write(a, req, "pause", NULL, false, rev,
+			 "maintenance mode off");
+}
+
+static void h_history(struct api *a, struct http_req *req)
+{
+	char *h = ha_get(a, "history", NULL);
+	json_t *arr = h ? json_loads(h, 0, NULL) : NULL;
+	mem_free(h);
+	if (!json_is_array(arr)) {
+		json_decref(arr);
+		arr = json_array();
+	}
+	respond_json(req, 200, json_pack("{s:s,s:o}", "cluster", a->cluster,
+					 "history", arr));
+}
+
+static void h_reinit(struct api *a, struct http_req *req)
+{
+	if (!a->agent_reinit) {
+		respond_error(req, 503, ERR_UNAVAILABLE,
+			      "this node runs no PostgreSQL");
+		return;
+	}
+	int rv = a->agent_reinit(a->agent_ctx);
+	if (rv == ERR_CONFLICT) {
+		respond_error(req, 409, rv,
+			      "%s is the primary: it cannot be reinitialized",
+			      a->name);
+		return;
+	}
+	if (rv != 0) {
+		respond_err(req, rv, "reinitialize");
+		return;
+	}
+	respond_json(req, 200,
+		     json_pack("{s:s}", "message",
+			       "reinitialize scheduled: the data directory "
+			       "is wiped and cloned from the primary"));
+}
+
+/* ------------------------------------------------------------------ */
 /* PostgreSQL status and load-balancer probes                           */
 /* ------------------------------------------------------------------ */
 
@@ -1312,6 +1632,12 @@ enum route_id {
 	R_READINESS,
 	R_ROOT,
 	R_CLUSTER,
+	R_SWITCHOVER,
+	R_FAILOVER,
+	R_PAUSE,
+	R_RESUME,
+	R_HISTORY,
+	R_REINIT,
 };
 
 struct route {
@@ -1349,6 +1675,12 @@ static const struct route routes[] = {
 	{ "/", R_ROOT, false },
 	{ "/patroni", R_ROOT, false },
 	{ "/cluster", R_CLUSTER, false },
+	{ "/switchover", R_SWITCHOVER, true },
+	{ "/failover", R_FAILOVER, true },
+	{ "/pause", R_PAUSE, true },
+	{ "/resume", R_RESUME, true },
+	{ "/history", R_HISTORY, false },
+	{ "/reinitialize", R_REINIT, true },
 };
 
 void api_handle(void *arg, struct http_req *req)
@@ -1368,14 +1700,17 @@ void api_handle(void *arg, struct http_req *req)
 		      (r->id >= R_PRIMARY && r->id <= R_ROOT &&
 		       strcmp(method, "OPTIONS") == 0);
 	bool is_post = strcmp(method, "POST") == 0 ||
-		       (r->id == R_KV_PUT && strcmp(method, "PUT") == 0);
+		       (r->id == R_KV_PUT && strcmp(method, "PUT") == 0) ||
+		       (r->id == R_SWITCHOVER && strcmp(method, "DELETE") == 0);
 	if (r->write ? !is_post : !is_get) {
 		static const char msg[] =
 			"{\"error\":\"method not allowed\",\"code\":"
 			"\"ERR_INVAL\"}\n";
 		http_respond(req, 405, "application/json", msg, sizeof msg - 1,
 			     "Allow",
-			     r->write ? (r->id == R_KV_PUT ? "POST, PUT" : "POST")
+			     r->write ? (r->id == R_KV_PUT	   ? "POST, PUT"
+					 : r->id == R_SWITCHOVER ? "POST, DELETE"
+								 : "POST")
 				      : "GET, HEAD");
 		return;
 	}
@@ -1392,7 +1727,15 @@ void api_handle(void *arg, struct http_req *req)
 		return;
 	}
 	json_t *b = NULL;
-	if (r->write && !(b = body_object(req)))
+	size_t blen = 0;
+	http_req_body(req, &blen);
+	bool empty_ok = r->id == R_PAUSE || r->id == R_RESUME ||
+			r->id == R_REINIT ||
+			(r->id == R_SWITCHOVER &&
+			 strcmp(method, "DELETE") == 0);
+	if (r->write && empty_ok && blen == 0)
+		b = json_object();
+	else if (r->write && !(b = body_object(req)))
 		return;
 	switch (r->id) {
 	case R_STATUS:
@@ -1460,6 +1803,24 @@ void api_handle(void *arg, struct http_req *req)
 		break;
 	case R_CLUSTER:
 		h_cluster(a, req);
+		break;
+	case R_SWITCHOVER:
+		h_switchover(a, req, b);
+		break;
+	case R_FAILOVER:
+		h_failover(a, req, b);
+		break;
+	case R_PAUSE:
+		h_pause(a, req, true);
+		break;
+	case R_RESUME:
+		h_pause(a, req, false);
+		break;
+	case R_HISTORY:
+		h_history(a, req);
+		break;
+	case R_REINIT:
+		h_reinit(a, req);
 		break;
 	case R_LIVENESS:
 	case R_APPLY:
@@ -1574,9 +1935,11 @@ void api_close(struct api *a, void (*cb)(void *arg), void *arg)
 	uv_close((uv_handle_t *)&a->reg_timer, on_api_closed);
 }
 
-void api_set_agent(struct api *a, api_status_fn fn, void *ctx)
+void api_set_agent(struct api *a, api_status_fn fn, int (*reinit)(void *),
+		   void *ctx)
 {
 	a->agent_status = fn;
+	a->agent_reinit = reinit;
 	a->agent_ctx = ctx;
 }
 

@@ -46,6 +46,9 @@ struct ha_status;
  * probes: fn(ctx, out) fills *out from memory, never blocking. NULL (the
  * default): a store-only node, whose probes answer 503. */
 typedef void (*api_status_fn)(void *ctx, struct ha_status *out);
-void api_set_agent(struct api *a, api_status_fn fn, void *ctx);
+/* reinit(ctx) schedules a re-clone of this node (0, or ERR_CONFLICT on the
+ * primary). */
+void api_set_agent(struct api *a, api_status_fn fn, int (*reinit)(void *),
+		   void *ctx);
 
 #endif

@@ -79,6 +79,11 @@ enum cli_opt {
 	O_ONCE,
 	O_PEER_URL,
 	O_API_URL,
+	O_CANDIDATE,
+	O_LEADER,
+	O_SCHEDULED,
+	O_FORCE,
+	O_CANCEL,
 	O_HELP,
 	O__COUNT
 };
@@ -112,6 +117,12 @@ static const struct cli_optdef cli_optdefs[] = {
 	{"peer-url", 0, true, O_PEER_URL},
 	{"peer-urls", 0, true, O_PEER_URL}, /* etcdctl's name */
 	{"api-url", 0, true, O_API_URL},
+	{"candidate", 0, true, O_CANDIDATE},
+	{"leader", 0, true, O_LEADER},
+	{"primary", 0, true, O_LEADER},
+	{"scheduled", 0, true, O_SCHEDULED},
+	{"force", 0, false, O_FORCE},
+	{"cancel", 0, false, O_CANCEL},
 	{"help", 'h', false, O_HELP},
 };
 
@@ -1790,10 +1801,315 @@ static int cmd_transfer_leader(struct cli *c, char **args, int nargs)
 #define OUT_ALL (F_SIMPLE | F_JSON | F_TABLE)
 #define OUT_TJ (F_TABLE | F_JSON | F_SIMPLE)
 
+/* ------------------------------------------------------------------ */
+/* HA operator commands                                                 */
+
+/* Ask unless --force; a non-interactive run without --force is refused. */
+static int cli_confirm(struct cli *c, const char *question)
+{
+	if (c->a.seen & OPT(O_FORCE))
+		return 0;
+	if (!isatty(STDIN_FILENO)) {
+		cli_errorf(c, "%s: not a terminal: add --force to skip the "
+			      "confirmation",
+			   question);
+		return 2;
+	}
+	fprintf(c->out, "%s [y/N]: ", question);
+	fflush(c->out);
+	char line[32];
+	if (!fgets(line, sizeof line, stdin) ||
+	    (line[0] != 'y' && line[0] != 'Y')) {
+		fprintf(c->out, "Aborted\n");
+		return 1;
+	}
+	return 0;
+}
+
+/* The cluster's current leader name from /cluster, "" when none. */
+static int cli_current_leader(struct cli *c, char *out, size_t len)
+{
+	struct cli_resp r = {0};
+	int rc = cli_call(c, "cluster", "GET", "/cluster", NULL, 0, &r);
+	out[0] = '\0';
+	if (rc == 0 && json_is_string(json_object_get(r.json, "leader")))
+		snprintf(out, len, "%s", js_str(r.json, "leader"));
+	cli_resp_clear(&r);
+	return rc;
+}
+
+/* Poll /cluster until a primary other than `old` runs (or `want` when
+ * set), at most wait_ms. */
+static int cli_wait_new_primary(struct cli *c, const char *old,
+				const char *want, long wait_ms, char *got,
+				size_t len)
+{
+	long deadline = cli_now_ms() + wait_ms;
+	got[0] = '\0';
+	while (cli_now_ms() < deadline) {
+		struct cli_resp r = {0};
+		if (cli_call(c, "cluster", "GET", "/cluster", NULL, 0, &r) ==
+		    0) {
+			const char *l = js_str(r.json, "leader");
+			json_t *ms = json_object_get(r.json, "members");
+			size_t i;
+			json_t *m;
+			bool running = false;
+			json_array_foreach(ms, i, m)
+				if (strcmp(js_str(m, "name"), l) == 0 &&
+				    strcmp(js_str(m, "role"), "primary") == 0 &&
+				    strcmp(js_str(m, "state"), "running") == 0)
+					running = true;
+			if (*l && strcmp(l, old) != 0 && running &&
+			    (!want || !*want || strcmp(l, want) == 0)) {
+				snprintf(got, len, "%s", l);
+				cli_resp_clear(&r);
+				return 0;
+			}
+		}
+		cli_resp_clear(&r);
+		if (!cli_sleep_ms(100))
+			return 1;
+	}
+	return 1;
+}
+
+static int cmd_switchover(struct cli *c, char **args, int nargs)
+{
+	(void)args, (void)nargs;
+	struct cli_resp r = {0};
+	int rc;
+	if (c->a.seen & OPT(O_CANCEL)) {
+		rc = cli_call(c, "switchover", "DELETE", "/switchover", NULL, 0,
+			      &r);
+		if (rc == 0)
+			fprintf(c->out, "%s\n", js_str(r.json, "message"));
+		cli_resp_clear(&r);
+		return rc;
+	}
+	char old[128];
+	if (cli_current_leader(c, old, sizeof old) != 0)
+		return 1;
+	if (!*old) {
+		cli_errorf(c, "switchover: no primary holds the lease; use "
+			      "`pgwarden failover --candidate NODE`");
+		return 1;
+	}
+	const char *to = c->a.val[O_CANDIDATE];
+	char q[256];
+	snprintf(q, sizeof q,
+		 "Switch over from primary %s to %s%s%s?", old,
+		 to ? to : "the most advanced replica",
+		 c->a.val[O_SCHEDULED] ? " at " : "",
+		 c->a.val[O_SCHEDULED] ? c->a.val[O_SCHEDULED] : "");
+	if ((rc = cli_confirm(c, q)) != 0)
+		return rc;
+	json_t *req = json_object();
+	json_object_set_new(req, "leader",
+			    json_string(c->a.val[O_LEADER] ? c->a.val[O_LEADER]
+							   : old));
+	if (to)
+		json_object_set_new(req, "candidate", json_string(to));
+	if (c->a.val[O_SCHEDULED])
+		json_object_set_new(req, "scheduled_at",
+				    json_string(c->a.val[O_SCHEDULED]));
+	rc = cli_call(c, "switchover", "POST", "/switchover", req, 0, &r);
+	json_decref(req);
+	if (rc != 0) {
+		cli_resp_clear(&r);
+		return rc;
+	}
+	fprintf(c->out, "%s\n", js_str(r.json, "message"));
+	cli_resp_clear(&r);
+	if (c->a.val[O_SCHEDULED])
+		return 0;
+	char got[128];
+	long wait = c->timeout_ms > 30000 ? c->timeout_ms : 30000;
+	if (cli_wait_new_primary(c, old, to, wait, got, sizeof got) != 0) {
+		cli_errorf(c, "switchover: no new primary within %ld s (see "
+			      "`pgwarden list` and the nodes' logs)",
+			   wait / 1000);
+		return 1;
+	}
+	fprintf(c->out, "Switched over: %s is the primary\n", got);
+	return 0;
+}
+
+static int cmd_failover(struct cli *c, char **args, int nargs)
+{
+	(void)args, (void)nargs;
+	const char *to = c->a.val[O_CANDIDATE];
+	if (!to) {
+		cli_errorf(c, "failover: --candidate NODE is required");
+		return 2;
+	}
+	char old[128];
+	if (cli_current_leader(c, old, sizeof old) != 0)
+		return 1;
+	char q[256];
+	snprintf(q, sizeof q, "Fail over to %s%s%s?", to,
+		 *old ? ", demoting the current primary " : "", old);
+	int rc = cli_confirm(c, q);
+	if (rc != 0)
+		return rc;
+	json_t *req = json_pack("{s:s}", "candidate", to);
+	struct cli_resp r = {0};
+	rc = cli_call(c, "failover", "POST", "/failover", req, 0, &r);
+	json_decref(req);
+	if (rc == 0)
+		fprintf(c->out, "%s\n", js_str(r.json, "message"));
+	cli_resp_clear(&r);
+	if (rc != 0)
+		return rc;
+	char got[128];
+	long wait = c->timeout_ms > 30000 ? c->timeout_ms : 30000;
+	if (cli_wait_new_primary(c, old, to, wait, got, sizeof got) != 0) {
+		cli_errorf(c, "failover: %s did not become the primary within "
+			      "%ld s (see `pgwarden list` and the logs)",
+			   to, wait / 1000);
+		return 1;
+	}
+	fprintf(c->out, "Failed over: %s is the primary\n", got);
+	return 0;
+}
+
+static int cmd_pause_resume(struct cli *c, const char *path)
+{
+	struct cli_resp r = {0};
+	int rc = cli_call(c, path + 1, "POST", path, NULL, CALL_RESENDABLE,
+			  &r);
+	if (rc == 0)
+		fprintf(c->out, "%s\n", js_str(r.json, "message"));
+	cli_resp_clear(&r);
+	return rc;
+}
+
+static int cmd_pause(struct cli *c, char **args, int nargs)
+{
+	(void)args, (void)nargs;
+	return cmd_pause_resume(c, "/pause");
+}
+
+static int cmd_resume(struct cli *c, char **args, int nargs)
+{
+	(void)args, (void)nargs;
+	return cmd_pause_resume(c, "/resume");
+}
+
+static int cmd_history(struct cli *c, char **args, int nargs)
+{
+	(void)args, (void)nargs;
+	struct cli_resp r = {0};
+	int rc = cli_call(c, "history", "GET", "/history", NULL, 0, &r);
+	if (rc != 0)
+		goto out;
+	json_t *h = json_object_get(r.json, "history");
+	if (c->fmt == F_JSON) {
+		cli_print_json(c, h);
+		goto out;
+	}
+	static const char *const hd[] = {"TL", "LSN", "REASON", "LEADER",
+					 "TIME"};
+	struct cli_table t;
+	if (cli_table_init(&t, 5, hd) != 0) {
+		cli_table_free(&t);
+		cli_errorf(c, "history: out of memory");
+		rc = 1;
+		goto out;
+	}
+	size_t i;
+	json_t *e;
+	json_array_foreach(h, i, e) {
+		char tl[24], lsn[32];
+		snprintf(tl, sizeof tl, "%lld", js_int(e, "timeline"));
+		unsigned long long v = (unsigned long long)js_int(e, "lsn");
+		snprintf(lsn, sizeof lsn, "%llX/%llX", v >> 32,
+			 v & 0xffffffffULL);
+		const char *row[] = {tl, lsn, js_str(e, "reason"),
+				     js_str(e, "leader"), js_str(e, "time")};
+		if (cli_table_add(&t, row) != 0)
+			break;
+	}
+	cli_table_print(&t, c->out);
+	cli_table_free(&t);
+out:
+	cli_resp_clear(&r);
+	return rc;
+}
+
+static int cmd_reinit(struct cli *c, char **args, int nargs)
+{
+	(void)nargs;
+	const char *node = args[0];
+	struct cli_resp r = {0};
+	int rc = cli_call(c, "reinit", "GET", "/cluster", NULL, 0, &r);
+	if (rc != 0) {
+		cli_resp_clear(&r);
+		return rc;
+	}
+	char api[512] = "";
+	json_t *ms = json_object_get(r.json, "members");
+	size_t i;
+	json_t *m;
+	json_array_foreach(ms, i, m)
+		if (strcmp(js_str(m, "name"), node) == 0)
+			snprintf(api, sizeof api, "%s", js_str(m, "api_url"));
+	cli_resp_clear(&r);
+	if (!api[0]) {
+		cli_errorf(c, "reinit: %s does not report (not a member, or "
+			      "down)",
+			   node);
+		return 1;
+	}
+	char q[200];
+	snprintf(q, sizeof q,
+		 "Wipe %s's data directory and clone it again from the "
+		 "primary?",
+		 node);
+	if ((rc = cli_confirm(c, q)) != 0)
+		return rc;
+	if (cli_http_once(c, api, "POST", "/reinitialize", NULL, true,
+			  c->timeout_ms, &r) != 0) {
+		cli_errorf(c, "reinit: %s: %s", api, r.err);
+		cli_resp_clear(&r);
+		return 1;
+	}
+	if (r.status != 200) {
+		char e[256];
+		cli_resp_errtext(&r, e, sizeof e);
+		cli_errorf(c, "reinit: %ld %s", r.status, e);
+		cli_resp_clear(&r);
+		return 1;
+	}
+	fprintf(c->out, "%s: %s\n", node, js_str(r.json, "message"));
+	cli_resp_clear(&r);
+	return 0;
+}
+
 static const struct cli_cmd cli_cmds[] = {
 	{{"list"}, 0, 0, OPT(O_OUTPUT), OUT_TJ, F_TABLE, false, cmd_list,
 	 "list [-o table|json]",
 	 "the cluster's PostgreSQL members: role, state, timeline, lag"},
+	{{"switchover"}, 0, 0,
+	 OPT(O_CANDIDATE) | OPT(O_LEADER) | OPT(O_SCHEDULED) | OPT(O_FORCE) |
+		 OPT(O_CANCEL),
+	 0, F_SIMPLE, true, cmd_switchover,
+	 "switchover [--candidate NODE] [--scheduled TIME] [--force] "
+	 "[--cancel]",
+	 "planned handover of the primary role (waits until done)"},
+	{{"failover"}, 0, 0, OPT(O_CANDIDATE) | OPT(O_FORCE), 0, F_SIMPLE,
+	 true, cmd_failover, "failover --candidate NODE [--force]",
+	 "make NODE the primary now (also when no primary runs)"},
+	{{"pause"}, 0, 0, 0, 0, F_SIMPLE, true, cmd_pause, "pause",
+	 "maintenance mode: no automatic action"},
+	{{"resume"}, 0, 0, 0, 0, F_SIMPLE, true, cmd_resume, "resume",
+	 "leave maintenance mode"},
+	{{"history"}, 0, 0, OPT(O_OUTPUT), OUT_TJ, F_TABLE, false,
+	 cmd_history, "history [-o table|json]",
+	 "timeline switches with their reasons"},
+	{{"reinit"}, 1, 1, OPT(O_FORCE), 0, F_SIMPLE, true, cmd_reinit,
+	 "reinit NODE [--force]",
+	 "wipe a replica's data and clone it again from the primary"},
 	{{"get"}, 1, 1,
 	 OPT(O_PREFIX) | OPT(O_VALUE_ONLY) | OPT(O_KEYS_ONLY) |
 		 OPT(O_SERIALIZABLE) | OPT(O_OUTPUT),

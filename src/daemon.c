@@ -111,7 +111,7 @@ static void agent_stopped(void *arg)
 {
 	struct daemon *d = arg;
 	if (d->api)
-		api_set_agent(d->api, NULL, NULL);
+		api_set_agent(d->api, NULL, NULL, NULL);
 	ha_agent_free(d->agent);
 	d->agent = NULL;
 	if (d->ctl)
@@ -137,6 +137,11 @@ static void stop(struct daemon *d, const char *why)
 static void agent_status(void *ctx, struct ha_status *out)
 {
 	ha_agent_status(ctx, out);
+}
+
+static int agent_reinit(void *ctx)
+{
+	return ha_agent_reinit(ctx);
 }
 
 static void on_signal(uv_signal_t *h, int signum)
@@ -302,7 +307,8 @@ int daemon_run(const struct cfg *cfg, bool join)
 			snprintf(err, sizeof err, "postgresql: %s",
 				 err_str(rv));
 		else
-			api_set_agent(d.api, agent_status, d.agent);
+			api_set_agent(d.api, agent_status, agent_reinit,
+				      d.agent);
 	}
 	if (rv == 0) {
 		rs_store_on_change(d.store, on_store_change, &d);

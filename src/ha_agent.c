@@ -43,6 +43,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -72,6 +73,8 @@ enum flow {
 	FLOW_REJOIN,
 	FLOW_FENCE,
 	FLOW_SHUTDOWN,
+	FLOW_SWITCHOVER,
+	FLOW_REINIT,
 };
 
 static const char *flow_name(enum flow f)
@@ -80,7 +83,8 @@ static const char *flow_name(enum flow f)
 				       "start_primary", "promote",
 				       "clone",	     "start_replica",
 				       "repoint",	     "rejoin",
-				       "fence",	     "shutdown" };
+				       "fence",	     "shutdown",
+				       "switchover",    "reinit" };
 	return names[f];
 }
 
@@ -163,6 +167,19 @@ struct ha_agent {
 	bool paused;
 	struct ha_member leader_rec;
 	bool leader_rec_ok;
+
+	/* switchover (this node the primary handing over) */
+	char sw_target[HA_NAME_MAX + 1];
+	uint64_t sw_final_lsn;
+	uint64_t sw_deadline_ms;
+	uint64_t sw_key_rev;      /* mod revision of the request handled */
+	struct pgc_conn *sw_conn; /* to the target's PostgreSQL */
+	uv_timer_t sw_timer;
+	bool clean_handover;      /* stopped cleanly and handed over: the next
+				     start as a replica needs no pg_rewind */
+	char promote_reason[32];  /* for the history entry */
+	bool history_pending;
+	bool reinit_requested;
 
 	void (*shutdown_cb)(void *);
 	void *shutdown_arg;
@@ -413,6 +430,9 @@ static void flow_end(struct ha_agent *a, int err, const char *msg)
 
 static void flow_step(struct ha_agent *a, int err, const char *msg);
 static void on_revoked(void *arg, int status, const struct rs_result *res);
+static void sw_fail(struct ha_agent *a, const char *why);
+static void on_sw_controldata(void *arg, int err, const char *errmsg,
+			      const struct pgc_controldata *cd);
 
 static void on_op_done(void *arg, int err, const char *errmsg)
 {
@@ -585,6 +605,10 @@ static void flow_step(struct ha_agent *a, int err, const char *msg)
 {
 	if (a->closing && a->flow != FLOW_SHUTDOWN)
 		return;
+	if (err != 0 && a->flow == FLOW_SWITCHOVER) {
+		sw_fail(a, msg && *msg ? msg : err_str(err));
+		return;
+	}
 	if (err != 0 && !(a->flow == FLOW_REJOIN && a->step == 2)) {
 		if (a->flow == FLOW_BOOTSTRAP) {
 			set_state(a, HA_ST_REFUSED, msg);
@@ -755,8 +779,33 @@ static void flow_step(struct ha_agent *a, int err, const char *msg)
 			return;
 		}
 		break;
-	case FLOW_START_PRIMARY:
+	case FLOW_SWITCHOVER:
+		if (a->step == 1) { /* stopped cleanly */
+			set_state(a, HA_ST_STOPPED, "switchover");
+			rv = pgc_node_controldata(a->pg, on_sw_controldata, a);
+			if (rv != 0)
+				sw_fail(a, "pg_controldata did not run");
+			return;
+		}
+		return;
+	case FLOW_REINIT:
+		if (a->step == 1) { /* stopped */
+			rv = pgc_node_wipe(a->pg, on_op_done, a);
+			break;
+		}
+		a->data_present = false;
+		a->controldata_known = false;
+		a->sysid = 0;
+		a->cd_sysid = 0;
+		flow_end(a, 0, NULL);
+		return;
 	case FLOW_PROMOTE:
+		if (a->leader) {
+			a->history_pending = true;
+		}
+		flow_end(a, 0, NULL);
+		return;
+	case FLOW_START_PRIMARY:
 	case FLOW_START_REPLICA:
 	case FLOW_REPOINT:
 	case FLOW_FENCE:
@@ -918,6 +967,8 @@ static void on_leader_put(void *arg, int status, const struct rs_result *res)
 	}
 	a->leader = true;
 	a->leader_rev = res->revision;
+	snprintf(a->promote_reason, sizeof a->promote_reason, "%s",
+		 a->initialized ? "failover" : "bootstrap");
 	a->valid_until_ms = a->acquire_sent_ms + lease_valid_span(a);
 	arm_fence_timer(a);
 	log_info("ha[%s] took the primary lease %016" PRIx64,
@@ -955,6 +1006,27 @@ static void on_adopt_renewed(void *arg, int status, const struct rs_result *res)
 	a->leader = true;
 	a->leader_lease = res->lease;
 	a->leader_rev = rs_fsm_revision(rs_store_fsm(a->store));
+	{
+		char last[HA_NAME_MAX + 1] = "";
+		read_key(a, "last_leader", last, sizeof last, NULL, NULL);
+		bool handed = last[0] && strcmp(last, a->cfg->node_name) != 0;
+		snprintf(a->promote_reason, sizeof a->promote_reason, "%s",
+			 handed ? "switchover" : "restart");
+		if (handed) {
+			/* record who leads now, as a lease taker does */
+			char key[256];
+			ha_key(key, sizeof key, a->cfg->cluster_name,
+			       "last_leader");
+			struct rs_cmd c = {
+				.op = RS_OP_PUT,
+				.key = { key, (uint32_t)strlen(key) },
+				.value = { a->cfg->node_name,
+					   (uint32_t)strlen(a->cfg->node_name) },
+			};
+			kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_last_leader,
+				  a);
+		}
+	}
 	a->valid_until_ms = a->acquire_sent_ms + lease_valid_span(a);
 	arm_fence_timer(a);
 	log_info("ha[%s] holds the primary lease %016" PRIx64 " again",
@@ -1270,6 +1342,331 @@ static void start_flow_checked(struct ha_agent *a, enum flow f, int rv)
 	}
 }
 
+/* ------------------------------------------------------------------ */
+/* Switchover: this node, the primary, hands over to a replica           */
+/* ------------------------------------------------------------------ */
+/* 1. stop PostgreSQL cleanly (fast): the shutdown checkpoint is streamed
+ * 2. pg_controldata: its location is the final LSN
+ * 3. poll the target's pg_last_wal_receive_lsn() until it is past that
+ *    (every 20 ms, at most 5 s)
+ * 4. one store write moves the leader key, with our lease, to the target
+ *    (compare-and-swap on the key's revision); the target then keeps that
+ *    lease alive and promotes
+ * Any failure before 4: the request is dropped and, as we still hold the
+ * lease, the next tick starts PostgreSQL as the primary again. */
+
+static void on_request_deleted(void *arg, int status,
+			       const struct rs_result *res)
+{
+	(void)arg;
+	(void)status;
+	(void)res;
+}
+
+static void delete_request(struct ha_agent *a, const char *leaf, uint64_t rev)
+{
+	char key[256];
+	ha_key(key, sizeof key, a->cfg->cluster_name, leaf);
+	struct rs_cmd c = { .op = RS_OP_DELETE,
+			    .flags = RS_CMD_HAS_PREV,
+			    .prev_rev = rev,
+			    .key = { key, (uint32_t)strlen(key) } };
+	kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_request_deleted, a);
+}
+
+static void sw_cleanup(struct ha_agent *a)
+{
+	uv_timer_stop(&a->sw_timer);
+	pgc_conn_free(a->sw_conn);
+	a->sw_conn = NULL;
+}
+
+static void sw_fail(struct ha_agent *a, const char *why)
+{
+	log_warn("ha[%s] switchover to %s abandoned: %s; resuming as primary",
+		 a->cfg->node_name, a->sw_target, why);
+	sw_cleanup(a);
+	delete_request(a, "switchover", a->sw_key_rev);
+	delete_request(a, "failover", a->sw_key_rev);
+	flow_end(a, ERR_CANCELED, why);
+}
+
+static void on_handed_over(void *arg, int status, const struct rs_result *res)
+{
+	struct ha_agent *a = arg;
+	if (status != 0 || res->code != 0) {
+		sw_fail(a, "the leader key could not be moved");
+		return;
+	}
+	a->leader = false;
+	a->leader_lease = 0;
+	uv_timer_stop(&a->fence_timer);
+	a->clean_handover = true;
+	log_info("ha[%s] handed the primary lease over to %s at lsn %" PRIu64,
+		 a->cfg->node_name, a->sw_target, a->sw_final_lsn);
+	sw_cleanup(a);
+	delete_request(a, "switchover", a->sw_key_rev);
+	delete_request(a, "failover", a->sw_key_rev);
+	flow_end(a, 0, NULL);
+}
+
+static void hand_over(struct ha_agent *a)
+{
+	char key[256], cur[HA_NAME_MAX + 1];
+	uint64_t lease = 0, rev = 0;
+	if (!read_key(a, "leader", cur, sizeof cur, &lease, &rev) ||
+	    strcmp(cur, a->cfg->node_name) != 0 || lease != a->leader_lease) {
+		sw_fail(a, "the leader key changed meanwhile");
+		return;
+	}
+	ha_key(key, sizeof key, a->cfg->cluster_name, "leader");
+	struct rs_cmd c = {
+		.op = RS_OP_PUT,
+		.flags = RS_CMD_HAS_PREV,
+		.prev_rev = rev,
+		.key = { key, (uint32_t)strlen(key) },
+		.value = { a->sw_target, (uint32_t)strlen(a->sw_target) },
+		.lease = a->leader_lease,
+	};
+	if (kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_handed_over, a) != 0)
+		sw_fail(a, "the store refused the handover");
+}
+
+static void on_sw_timer(uv_timer_t *t);
+
+static void on_target_lsn(void *arg, int err, const char *errmsg,
+			  const struct pgc_rows *rows)
+{
+	struct ha_agent *a = arg;
+	if (a->flow != FLOW_SWITCHOVER)
+		return;
+	uint64_t lsn = 0;
+	const char *v = err == 0 ? pgc_rows_value(rows, 0, 0) : NULL;
+	if (v && pgc_lsn_parse(v, &lsn) == 0 && lsn > a->sw_final_lsn) {
+		hand_over(a);
+		return;
+	}
+	if (now_ms() > a->sw_deadline_ms) {
+		char why[256];
+		snprintf(why, sizeof why,
+			 "%s did not receive the final lsn within 5 s (%s)",
+			 a->sw_target, err ? errmsg : (v ? v : "no lsn"));
+		sw_fail(a, why);
+		return;
+	}
+	uv_timer_start(&a->sw_timer, on_sw_timer, 20, 0);
+}
+
+static void on_sw_timer(uv_timer_t *t)
+{
+	struct ha_agent *a = t->data;
+	if (a->flow != FLOW_SWITCHOVER || !a->sw_conn)
+		return;
+	if (pgc_conn_query(a->sw_conn, "SELECT pg_last_wal_receive_lsn()::text",
+			   0, NULL, 1000, on_target_lsn, a) != 0)
+		uv_timer_start(&a->sw_timer, on_sw_timer, 20, 0);
+}
+
+static void on_sw_controldata(void *arg, int err, const char *errmsg,
+			      const struct pgc_controldata *cd)
+{
+	struct ha_agent *a = arg;
+	if (err != 0) {
+		sw_fail(a, errmsg);
+		return;
+	}
+	if (strcmp(cd->state, "shut down") != 0) {
+		sw_fail(a, "PostgreSQL did not shut down cleanly");
+		return;
+	}
+	a->sw_final_lsn = cd->checkpoint_lsn;
+	struct ha_member m;
+	char conninfo[1024];
+	if (!read_member(a, a->sw_target, &m) ||
+	    superuser_conninfo(a, &m, conninfo, sizeof conninfo) != 0 ||
+	    pgc_conn_new_conninfo(a->loop, conninfo, "switchover",
+				  &a->sw_conn) != 0) {
+		sw_fail(a, "cannot reach the target's PostgreSQL");
+		return;
+	}
+	a->sw_deadline_ms = now_ms() + 5000;
+	on_sw_timer(&a->sw_timer);
+}
+
+/* Is m a replica that may take over now? why says why not. */
+static bool sw_eligible(struct ha_agent *a, const struct ha_member *m,
+			char *why, size_t len)
+{
+	if (strcmp(m->name, a->cfg->node_name) == 0) {
+		snprintf(why, len, "%s is the primary already", m->name);
+		return false;
+	}
+	if (m->tags.nofailover || m->tags.failover_priority <= 0) {
+		snprintf(why, len, "%s is tagged nofailover", m->name);
+		return false;
+	}
+	if (m->role != HA_ROLE_REPLICA || m->state != HA_ST_STREAMING) {
+		snprintf(why, len, "%s is not a streaming replica (%s, %s)",
+			 m->name, ha_role_name(m->role),
+			 ha_state_name(m->state));
+		return false;
+	}
+	char s[32];
+	snprintf(s, sizeof s, "%" PRIu64, a->sysid);
+	if (strcmp(m->sysid, s) != 0) {
+		snprintf(why, len, "%s belongs to another cluster", m->name);
+		return false;
+	}
+	return true;
+}
+
+/* The primary looks for a switchover (or a manual failover while it is
+ * healthy) addressed to it; true when one started. */
+static bool maybe_switchover(struct ha_agent *a)
+{
+	const char *leaves[] = { "switchover", "failover" };
+	char buf[512];
+	uint64_t rev = 0;
+	const char *leaf = NULL;
+	for (int i = 0; i < 2 && !leaf; i++)
+		if (read_key(a, leaves[i], buf, sizeof buf, NULL, &rev))
+			leaf = leaves[i];
+	if (!leaf)
+		return false;
+	json_t *o = json_loads(buf, 0, NULL);
+	const char *from = o ? json_string_value(json_object_get(o, "from"))
+			     : NULL;
+	const char *to = o ? json_string_value(json_object_get(o, "to")) : NULL;
+	json_int_t at = o ? json_integer_value(json_object_get(o, "at")) : 0;
+	char target[HA_NAME_MAX + 1] = "";
+	snprintf(target, sizeof target, "%s", to ? to : "");
+	bool for_me = !from || !*from || strcmp(from, a->cfg->node_name) == 0;
+	json_decref(o);
+	if (!for_me) {
+		log_warn("ha[%s] dropping a %s request for leader %s", 
+			 a->cfg->node_name, leaf, from);
+		delete_request(a, leaf, rev);
+		return false;
+	}
+	if (at > 0 && (int64_t)time(NULL) < (int64_t)at)
+		return false; /* scheduled later */
+	char why[256] = "";
+	struct ha_member m;
+	if (target[0]) {
+		if (!read_member(a, target, &m)) {
+			snprintf(why, sizeof why, "%s does not report", target);
+		} else if (!sw_eligible(a, &m, why, sizeof why)) {
+			/* why is set */
+		}
+	} else {
+		/* the most advanced eligible replica */
+		char prefix[256];
+		ha_key(prefix, sizeof prefix, a->cfg->cluster_name, "members/");
+		struct rs_kv *kvs = NULL;
+		size_t n = 0;
+		uint64_t r;
+		uint64_t best = 0;
+		if (rs_fsm_range(rs_store_fsm(a->store), prefix,
+				 strlen(prefix), true, 0, &kvs, &n, &r) == 0) {
+			for (size_t i = 0; i < n; i++) {
+				char w[128];
+				if (ha_member_decode(kvs[i].value,
+						     kvs[i].value_len, &m) != 0 ||
+				    !sw_eligible(a, &m, w, sizeof w))
+					continue;
+				if (!target[0] || ha_member_lsn(&m) > best) {
+					best = ha_member_lsn(&m);
+					snprintf(target, sizeof target, "%s",
+						 m.name);
+				}
+			}
+			rs_kvs_free(kvs, n);
+		}
+		if (!target[0])
+			snprintf(why, sizeof why,
+				 "no streaming replica may take over");
+	}
+	if (why[0]) {
+		log_warn("ha[%s] %s refused: %s", a->cfg->node_name, leaf, why);
+		delete_request(a, leaf, rev);
+		return false;
+	}
+	snprintf(a->sw_target, sizeof a->sw_target, "%s", target);
+	a->sw_key_rev = rev;
+	log_info("ha[%s] %s to %s: stopping PostgreSQL cleanly",
+		 a->cfg->node_name, leaf, target);
+	flow_begin(a, FLOW_SWITCHOVER);
+	set_state(a, HA_ST_DEMOTING, "switchover");
+	int rv = pgc_node_stop(a->pg, PGC_STOP_FAST, 10000, on_op_done, a);
+	if (rv != 0) {
+		a->flow = FLOW_NONE;
+		delete_request(a, leaf, rev);
+	}
+	return true;
+}
+
+/* ------------------------------------------------------------------ */
+/* History                                                              */
+/* ------------------------------------------------------------------ */
+
+static void on_history_written(void *arg, int status,
+			       const struct rs_result *res)
+{
+	struct ha_agent *a = arg;
+	if (status == 0 && res->code == ERR_CONFLICT)
+		a->history_pending = true; /* raced: try again */
+}
+
+/* Append {timeline, lsn, reason, leader, from, time} to the history key
+ * (read, append, compare-and-swap). */
+static void write_history(struct ha_agent *a)
+{
+	a->history_pending = false;
+	char key[256];
+	ha_key(key, sizeof key, a->cfg->cluster_name, "history");
+	struct rs_kv *kvs = NULL;
+	size_t n = 0;
+	uint64_t rev, prev = 0;
+	json_t *arr = NULL;
+	if (rs_fsm_range(rs_store_fsm(a->store), key, strlen(key), false, 1,
+			 &kvs, &n, &rev) == 0 &&
+	    n == 1) {
+		arr = json_loads(kvs[0].value, 0, NULL);
+		prev = kvs[0].mod_rev;
+	}
+	rs_kvs_free(kvs, n);
+	if (!json_is_array(arr)) {
+		json_decref(arr);
+		arr = json_array();
+	}
+	/* keep the last 100 entries */
+	while (json_array_size(arr) >= 100)
+		json_array_remove(arr, 0);
+	char last[HA_NAME_MAX + 1] = "";
+	read_key(a, "last_leader", last, sizeof last, NULL, NULL);
+	char ts[32];
+	time_t now = time(NULL);
+	struct tm tm;
+	gmtime_r(&now, &tm);
+	strftime(ts, sizeof ts, "%Y-%m-%dT%H:%M:%SZ", &tm);
+	json_array_append_new(
+		arr, json_pack("{s:i,s:I,s:s,s:s,s:s}", "timeline",
+			       (int)a->timeline, "lsn", (json_int_t)a->wal_lsn,
+			       "reason", a->promote_reason, "leader",
+			       a->cfg->node_name, "time", ts));
+	char *js = json_dumps(arr, JSON_COMPACT);
+	json_decref(arr);
+	if (!js)
+		return;
+	struct rs_cmd c = { .op = RS_OP_PUT,
+			    .flags = RS_CMD_HAS_PREV,
+			    .prev_rev = prev,
+			    .key = { key, (uint32_t)strlen(key) },
+			    .value = { js, (uint32_t)strlen(js) } };
+	kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_history_written, a);
+	free(js);
+}
+
 static void converge(struct ha_agent *a)
 {
 	const char *me = a->cfg->node_name;
@@ -1277,6 +1674,29 @@ static void converge(struct ha_agent *a)
 	if (a->flow != FLOW_NONE || pgc_node_busy(a->pg) ||
 	    a->state == HA_ST_REFUSED || a->paused)
 		return;
+
+	if (a->reinit_requested) {
+		a->reinit_requested = false;
+		if (a->leader) {
+			log_warn("ha[%s] reinit refused: this node is the "
+				 "primary", me);
+		} else if (a->data_present) {
+			log_info("ha[%s] reinit: wiping the data directory to "
+				 "clone again",
+				 me);
+			flow_begin(a, FLOW_REINIT);
+			set_state(a, HA_ST_CLONING, "reinit");
+			if (pm == PGC_PM_STOPPED) {
+				flow_step(a, 0, NULL);
+			} else {
+				start_flow_checked(
+					a, FLOW_REINIT,
+					pgc_node_stop(a->pg, PGC_STOP_FAST,
+						      30000, on_op_done, a));
+			}
+			return;
+		}
+	}
 
 	/* The leader key says someone else, but we think we lead (only once
 	 * our copy of the store has caught up with our own acquisition). */
@@ -1418,8 +1838,13 @@ static void converge(struct ha_agent *a)
 							    on_op_done, a));
 			return;
 		}
-		if (pm == PGC_PM_RUNNING && a->probe_ok)
+		if (pm == PGC_PM_RUNNING && a->probe_ok) {
+			if (a->history_pending)
+				write_history(a);
+			if (maybe_switchover(a))
+				return;
 			ensure_slots(a);
+		}
 		return;
 	}
 
@@ -1469,7 +1894,8 @@ static void converge(struct ha_agent *a)
 		}
 		bool was_primary = strcmp(a->cd_state, "shut down") == 0 ||
 				   strcmp(a->cd_state, "in production") == 0;
-		if (was_primary && a->cfg->pg.use_rewind) {
+		if (was_primary && a->cfg->pg.use_rewind &&
+		    !a->clean_handover) {
 			flow_begin(a, FLOW_REJOIN);
 			a->flow_was_crashed_primary =
 				strcmp(a->cd_state, "in production") == 0;
@@ -1480,6 +1906,7 @@ static void converge(struct ha_agent *a)
 		}
 		a->crashed = false;
 		a->controldata_known = false;
+		a->clean_handover = false;
 		flow_begin(a, FLOW_START_REPLICA);
 		set_state(a, HA_ST_STARTING, NULL);
 		start_flow_checked(a, FLOW_START_REPLICA,
@@ -1541,8 +1968,12 @@ static void on_watch(uv_timer_t *t)
 	    a->flow != FLOW_NONE)
 		return;
 	char buf[512], leader[HA_NAME_MAX + 1];
-	if (read_key(a, "leader", leader, sizeof leader, NULL, NULL))
+	if (read_key(a, "leader", leader, sizeof leader, NULL, NULL)) {
+		/* a switchover handed us the key */
+		if (strcmp(leader, a->cfg->node_name) == 0)
+			tick(a);
 		return;
+	}
 	if (!read_key(a, "candidate", buf, sizeof buf, NULL, NULL))
 		return;
 	json_t *o = json_loads(buf, 0, NULL);
@@ -1609,7 +2040,9 @@ int ha_agent_new(uv_loop_t *loop, const struct cfg *cfg,
 	a->fence_timer.data = a;
 	uv_timer_init(loop, &a->watch);
 	a->watch.data = a;
-	a->open_handles = 3;
+	uv_timer_init(loop, &a->sw_timer);
+	a->sw_timer.data = a;
+	a->open_handles = 4;
 	*out = a;
 	return 0;
 }
@@ -1671,6 +2104,10 @@ static void close_handles(struct ha_agent *a)
 	uv_timer_stop(&a->watch);
 	uv_timer_stop(&a->fence_timer);
 	uv_close((uv_handle_t *)&a->watch, on_handle_closed);
+	uv_timer_stop(&a->sw_timer);
+	uv_close((uv_handle_t *)&a->sw_timer, on_handle_closed);
+	pgc_conn_free(a->sw_conn);
+	a->sw_conn = NULL;
 	uv_close((uv_handle_t *)&a->tick, on_handle_closed);
 	uv_close((uv_handle_t *)&a->fence_timer, on_handle_closed);
 }
@@ -1742,6 +2179,14 @@ void ha_agent_shutdown(struct ha_agent *a, void (*cb)(void *arg), void *arg)
 	}
 	if (rv != 0)
 		on_stopped_for_shutdown(a, rv, pgc_node_errmsg(a->pg));
+}
+
+int ha_agent_reinit(struct ha_agent *a)
+{
+	if (a->leader)
+		return ERR_CONFLICT;
+	a->reinit_requested = true;
+	return 0;
 }
 
 void ha_agent_free(struct ha_agent *a)

@@ -78,6 +78,13 @@ void ha_decide(const struct ha_view *v, struct ha_action *out)
 		return;
 	}
 	if (v->has_leader) {
+		if (v->has_failover && strcmp(v->leader, v->failover_to) == 0 &&
+		    !v->has_candidate) {
+			out->kind = HA_ACT_DROP_FAILOVER;
+			snprintf(out->why, sizeof out->why,
+				 "manual failover to %s done", v->leader);
+			return;
+		}
 		if (v->has_candidate) {
 			out->kind = HA_ACT_CLEAR_CANDIDATE;
 			snprintf(out->why, sizeof out->why,
@@ -153,6 +160,37 @@ void ha_decide(const struct ha_view *v, struct ha_action *out)
 		snprintf(out->name, sizeof out->name, "%s", best->name);
 		snprintf(out->why, sizeof out->why, "%s bootstraps the cluster",
 			 best->name);
+		return;
+	}
+
+	/* An operator named the next primary (no primary is running, or it
+	 * would have handed over itself): honour it if that node can lead,
+	 * whatever its lag — but never a nofailover node, never another
+	 * cluster's data. */
+	if (v->initialized && v->has_failover) {
+		const struct ha_member *m = find(v, v->failover_to);
+		const char *no = NULL;
+		if (!m)
+			no = "it does not report";
+		else if (!has_data(m) || strcmp(m->sysid, v->sysid) != 0)
+			no = "it has no data of this cluster";
+		else if (busy(m))
+			no = "it is busy (cloning, rewinding or refused)";
+		else if (m->tags.nofailover || m->tags.failover_priority <= 0)
+			no = "it is tagged nofailover";
+		if (no) {
+			out->kind = HA_ACT_DROP_FAILOVER;
+			snprintf(out->why, sizeof out->why,
+				 "manual failover to %s refused: %s",
+				 v->failover_to, no);
+			return;
+		}
+		out->kind = HA_ACT_SET_CANDIDATE;
+		out->reason = "manual";
+		snprintf(out->name, sizeof out->name, "%s", m->name);
+		snprintf(out->why, sizeof out->why,
+			 "manual failover to %s (lsn %" PRIu64 ")", m->name,
+			 ha_member_lsn(m));
 		return;
 	}
 
@@ -322,6 +360,18 @@ static void look(struct ha_ctl *c)
 		snprintf(v.last_leader, sizeof v.last_leader, "%s", s);
 		mem_free(s);
 	}
+	uint64_t fo_rev = 0;
+	if ((s = get_key(c, "failover", &fo_rev))) {
+		json_t *o = json_loads(s, 0, NULL);
+		const char *to =
+			o ? json_string_value(json_object_get(o, "to")) : NULL;
+		if (to && *to) {
+			v.has_failover = true;
+			snprintf(v.failover_to, sizeof v.failover_to, "%s", to);
+		}
+		json_decref(o);
+		mem_free(s);
+	}
 	uint64_t cand_rev = 0;
 	if ((s = get_key(c, "candidate", &cand_rev))) {
 		json_t *o = json_loads(s, 0, NULL);
@@ -406,6 +456,12 @@ static void look(struct ha_ctl *c)
 		cmd.value.len = (uint32_t)strlen(val);
 		log_info("ha-ctl candidate=%s reason=%s: %s", act.name,
 			 act.reason, act.why);
+	} else if (act.kind == HA_ACT_DROP_FAILOVER) {
+		ha_key(key, sizeof key, c->cluster, "failover");
+		cmd.op = RS_OP_DELETE;
+		cmd.flags = RS_CMD_HAS_PREV;
+		cmd.prev_rev = fo_rev;
+		log_warn("ha-ctl %s", act.why);
 	} else {
 		cmd.op = RS_OP_DELETE;
 		cmd.flags = RS_CMD_HAS_PREV;

@@ -39,19 +39,23 @@ struct ha_view {
 	uint64_t maximum_lag;    /* bytes */
 	uint64_t candidate_timeout_ms; /* a candidate that did not take the
 					  lease within this is replaced */
+	bool has_failover;       /* an operator's manual failover request */
+	char failover_to[HA_NAME_MAX + 1];
 };
 
 enum ha_action_kind {
 	HA_ACT_NONE = 0,
 	HA_ACT_SET_CANDIDATE,
 	HA_ACT_CLEAR_CANDIDATE,
+	HA_ACT_DROP_FAILOVER,    /* the manual failover request cannot be
+				    carried out: delete it (why says why) */
 };
 
 struct ha_action {
 	enum ha_action_kind kind;
 	char name[HA_NAME_MAX + 1]; /* SET_CANDIDATE */
 	const char *reason;         /* "bootstrap", "existing_data",
-				       "failover" (static) */
+				       "failover", "manual" (static) */
 	char why[256];              /* human explanation, for the log */
 };
 
