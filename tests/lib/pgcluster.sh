@@ -1,0 +1,456 @@
+# tests/lib/pgcluster.sh - helpers for pgwarden system tests with real
+# PostgreSQL 15: three `pgwarden run` processes on 127.0.0.1, each running
+# its own PostgreSQL as the postgres user, one temp dir per test.
+#
+#   source "$(dirname "${BASH_SOURCE[0]}")/../lib/pgcluster.sh"
+#   pg_init 28000            # per-test block of 100 ports in 28000..28999
+#   pg_start_all; pg_wait_healthy
+#   sql_rw "INSERT ..."; sql_at 2 "SELECT ..."
+#
+# Ports of node I (1..3): raft BASE+I, api BASE+10+I, PostgreSQL BASE+20+I;
+# BASE+30.. are free for the test (haproxy). Nodes run as postgres through
+#   cd / && setsid setpriv --reuid=postgres ... pgwarden run -c FILE
+# so the recorded pid is the node's own pid and its process group holds
+# the node's PostgreSQL: `kill -KILL -- -PID` kills the node's "machine".
+# Everything a test starts is recorded by pid and stopped by pid on exit,
+# and so is every postmaster whose postmaster.pid lies in the temp dir.
+# On failure the node logs and PostgreSQL logs are printed. PGW_KEEP=1
+# keeps the temp dir. Every wait is bounded (wait_until, -t SECONDS).
+#
+# Needs root (to become postgres), psql, jq, curl, ss. Exits 77 (skip)
+# when there is no postgres user or no PostgreSQL 15.
+
+set -eEuo pipefail
+trap 'pg_rc=$?; printf "[%s %s] command failed (status %s) at %s:%s: %s\\n" "$(date +%T.%3N)" "$PG_NAME" "$pg_rc" "${BASH_SOURCE[0]##*/}" "$LINENO" "$BASH_COMMAND" >&2' ERR
+
+: "${PGWARDEN:?PGWARDEN must name the pgwarden binary}"
+PGWARDEN=$(readlink -f "$PGWARDEN")
+WAIT_TIMEOUT=${WAIT_TIMEOUT:-30}
+PG_BIN=${PG_BIN:-/usr/lib/postgresql/15/bin}
+PG_USER=postgres
+PG_HOME=/var/lib/postgresql
+PG_CLUSTER=pgit
+PG_NAME=$(basename "$0" .sh)
+
+declare -A PG_PID=()          # node index -> pid of its `pgwarden run`
+declare -a PG_GROUPS=()       # every node pid ever started (= its pgid)
+declare -a PG_EXTRA_PIDS=()   # other background processes of the test
+declare -A PG_INI_EXTRA=()    # node index -> extra ini text (appended)
+PG_DIR=
+PG_BASE=
+PG_NODES=3
+
+log() { printf '[%s %s] %s\n' "$(date +%T.%3N)" "$PG_NAME" "$*" >&2; }
+fail() {
+	printf '[%s %s] FAIL: %s\n' "$(date +%T.%3N)" "$PG_NAME" "$*" >&2
+	exit 1
+}
+skip() {
+	printf '[%s %s] SKIP: %s\n' "$(date +%T.%3N)" "$PG_NAME" "$*" >&2
+	exit 77
+}
+
+raft_port() { echo $((PG_BASE + $1)); }
+api_port() { echo $((PG_BASE + 10 + $1)); }
+pg_port() { echo $((PG_BASE + 20 + $1)); }
+api_url() { echo "http://127.0.0.1:$(api_port "$1")"; }
+ini() { echo "$PG_DIR/node$1.ini"; }
+node_dir() { echo "$PG_DIR/node$1"; }    # [node] data_dir
+pg_data() { echo "$PG_DIR/pg$1"; }       # [postgresql] data_dir
+node_log() { echo "$PG_DIR/node$1.log"; }
+pg_log() { echo "$PG_DIR/node$1/postgresql.log"; }
+as_pg() { (cd / && setpriv --reuid=$PG_USER --regid=$PG_USER --init-groups env HOME=$PG_HOME "$@"); }
+
+# pg_init BASE: checks, temp dir owned by postgres with the binary, the
+# secrets, a pgpass file for psql and the three ini files; installs the
+# EXIT trap. Call pg_write_ini I again after changing PG_INI_EXTRA[I].
+pg_init() {
+	PG_BASE=${PGW_PG_PORT_BASE:-$1}
+	if ((PG_BASE < 28000 || PG_BASE > 28900 || PG_BASE % 100 != 0)); then
+		echo "port base $PG_BASE outside 28000..28900 (a block of 100)" >&2
+		exit 2
+	fi
+	[[ $(id -u) == 0 ]] || skip "needs root (to run the nodes as postgres)"
+	id "$PG_USER" >/dev/null 2>&1 || skip "no $PG_USER user"
+	[[ -x $PG_BIN/postgres ]] || skip "no PostgreSQL 15 in $PG_BIN"
+	local t
+	for t in psql jq curl ss setpriv setsid; do
+		command -v "$t" >/dev/null || skip "$t not installed"
+	done
+	PG_DIR=$(mktemp -d "/tmp/pgw-$PG_NAME.XXXXXX")
+	trap pg_cleanup EXIT
+	trap 'exit 130' INT TERM
+	install -d -m 0700 -o "$PG_USER" -g "$PG_USER" "$PG_DIR" "$PG_DIR/bin" "$PG_DIR/run"
+	chown "$PG_USER:$PG_USER" "$PG_DIR"
+	install -m 0755 "$PGWARDEN" "$PG_DIR/bin/pgwarden"
+	printf 'pg-token-%s\n' "$RANDOM$RANDOM$RANDOM" >"$PG_DIR/token"
+	printf 'su-%s\n' "$RANDOM$RANDOM$RANDOM" >"$PG_DIR/superuser.pw"
+	printf 'repl-%s\n' "$RANDOM$RANDOM$RANDOM" >"$PG_DIR/replicator.pw"
+	for t in token superuser.pw replicator.pw; do
+		chown "$PG_USER:$PG_USER" "$PG_DIR/$t"
+		chmod 0600 "$PG_DIR/$t"
+	done
+	# psql (run by root) reads this one
+	printf '127.0.0.1:*:*:postgres:%s\n' "$(cat "$PG_DIR/superuser.pw")" >"$PG_DIR/pgpass"
+	chmod 0600 "$PG_DIR/pgpass"
+	export PGPASSFILE=$PG_DIR/pgpass PGCONNECT_TIMEOUT=3
+	local i
+	for ((i = 1; i <= PG_NODES; i++)); do pg_write_ini "$i"; done
+	log "dir $PG_DIR, port base $PG_BASE"
+}
+
+pg_peers() {
+	local i out=
+	for ((i = 1; i <= PG_NODES; i++)); do
+		out+="${out:+, }node$i=127.0.0.1:$(raft_port "$i")"
+	done
+	echo "$out"
+}
+
+# pg_write_ini I: node I's ini; PG_INI_EXTRA[I] is appended verbatim.
+pg_write_ini() {
+	local i=$1
+	cat >"$(ini "$i")" <<INI
+; pgwarden system test $PG_NAME, node $i (tests/lib/pgcluster.sh)
+[cluster]
+name = $PG_CLUSTER
+[node]
+name = node$i
+data_dir = $(node_dir "$i")
+log_level = info
+[raft]
+listen = 127.0.0.1:$(raft_port "$i")
+peers = $(pg_peers)
+[api]
+listen = 127.0.0.1:$(api_port "$i")
+token_file = $PG_DIR/token
+[postgresql]
+data_dir = $(pg_data "$i")
+listen = 127.0.0.1:$(pg_port "$i")
+socket_dir = $PG_DIR/run
+superuser_password_file = $PG_DIR/superuser.pw
+replication_password_file = $PG_DIR/replicator.pw
+[postgresql.parameters]
+shared_buffers = 16MB
+max_connections = 30
+wal_keep_size = 128MB
+[bootstrap]
+pg_hba = host all all 127.0.0.1/32 scram-sha-256
+         host replication replicator 127.0.0.1/32 scram-sha-256
+${PG_INI_EXTRA[$i]:-}
+INI
+	chown "$PG_USER:$PG_USER" "$(ini "$i")"
+}
+
+# ---------------------------------------------------------------- processes
+
+proc_state() {
+	local s
+	s=$(cat "/proc/$1/stat" 2>/dev/null) || {
+		echo -
+		return
+	}
+	s=${s##*) }
+	echo "${s%% *}"
+}
+
+# pid_alive PID: running (a zombie still answers kill -0)
+pid_alive() {
+	local st
+	[[ -n $1 ]] || return 1
+	kill -0 "$1" 2>/dev/null || return 1
+	st=$(proc_state "$1")
+	[[ $st != Z && $st != X && $st != - ]]
+}
+
+node_pid() { echo "${PG_PID[$1]:-}"; }
+node_running() { pid_alive "${PG_PID[$1]:-}"; }
+
+# node_start I: start node I as postgres in its own session (log appended)
+node_start() {
+	local i=$1
+	if node_running "$i"; then fail "node$i already running (pid ${PG_PID[$i]})"; fi
+	echo "===== $(date +%T.%3N) start node$i =====" >>"$(node_log "$i")"
+	# setsid does not fork (a background job of a non-interactive shell
+	# is no group leader) and setpriv execs: $! is pgwarden's own pid.
+	(cd / && exec setsid setpriv --reuid=$PG_USER --regid=$PG_USER --init-groups \
+		env HOME=$PG_HOME "$PG_DIR/bin/pgwarden" run -c "$(ini "$i")" \
+		>>"$(node_log "$i")" 2>&1 </dev/null) &
+	PG_PID[$i]=$!
+	PG_GROUPS+=("$!")
+	log "started node$i pid ${PG_PID[$i]}"
+}
+
+pg_start_all() {
+	local i
+	for ((i = 1; i <= PG_NODES; i++)); do node_start "$i"; done
+}
+
+# reap I: wait for node I's exited process; NODE_RC = its exit status
+NODE_RC=
+reap() {
+	local i=$1 p=${PG_PID[$1]:-}
+	NODE_RC=
+	[[ -n $p ]] || return 0
+	NODE_RC=0
+	wait "$p" 2>/dev/null || NODE_RC=$?
+	unset "PG_PID[$i]"
+}
+
+# node_wait_exit I [SECONDS]: bounded wait for node I to exit by itself
+node_wait_exit() {
+	local i=$1 secs=${2:-15} p=${PG_PID[$1]:-}
+	[[ -n $p ]] || return 0
+	if wait_until -t "$secs" not pid_alive "$p"; then
+		reap "$i"
+		return 0
+	fi
+	return 1
+}
+
+not() { ! "$@"; }
+
+# node_stop I: SIGTERM; the node must exit 0 within 20 s.
+node_stop() {
+	local i=$1 p=${PG_PID[$1]:-}
+	[[ -n $p ]] || fail "node_stop: node$i not started"
+	kill -TERM "$p" 2>/dev/null || true
+	if ! node_wait_exit "$i" 20; then
+		kill -KILL -- "-$p" 2>/dev/null || true
+		reap "$i"
+		fail "node$i did not exit within 20 s of SIGTERM"
+	fi
+	log "stopped node$i (exit $NODE_RC)"
+	[[ $NODE_RC == 0 ]] || fail "node$i exited with status $NODE_RC after SIGTERM"
+}
+
+# node_kill_daemon I: SIGKILL pgwarden only (its PostgreSQL survives)
+node_kill_daemon() {
+	local i=$1 p=${PG_PID[$1]:-}
+	[[ -n $p ]] || fail "node_kill_daemon: node$i not started"
+	kill -KILL "$p"
+	reap "$i"
+	log "SIGKILLed pgwarden of node$i (pid $p)"
+}
+
+# node_kill_machine I: SIGKILL node I's whole process group
+node_kill_machine() {
+	local i=$1 p=${PG_PID[$1]:-}
+	[[ -n $p ]] || fail "node_kill_machine: node$i not started"
+	kill -KILL -- "-$p"
+	reap "$i"
+	log "SIGKILLed the process group of node$i (pid $p)"
+}
+
+# postmaster_pid I: the pid in node I's postmaster.pid if that process
+# runs with the data dir as its cwd (a postmaster of this node); else fails
+postmaster_pid() {
+	local d f pid
+	d=$(pg_data "$1")
+	f=$d/postmaster.pid
+	[[ -f $f ]] || return 1
+	pid=$(head -n 1 "$f" 2>/dev/null) || return 1
+	[[ $pid =~ ^[0-9]+$ ]] || return 1
+	pid_alive "$pid" || return 1
+	[[ $(readlink "/proc/$pid/cwd" 2>/dev/null) == "$d" ]] || return 1
+	echo "$pid"
+}
+
+# postmasters_of I: pids of every running postgres whose cwd is node I's
+# data dir and whose parent is not such a postgres (the postmasters)
+postmasters_of() {
+	local d p pp st out=()
+	d=$(pg_data "$1")
+	[[ -d $d ]] || return 0
+	for p in $(pgrep -x postgres || true); do
+		# -ef: same inode, no subprocess per pid
+		[[ /proc/$p/cwd -ef $d ]] || continue
+		st=$(<"/proc/$p/stat") 2>/dev/null || continue
+		st=${st##*) }
+		read -r _ pp _ <<<"$st"
+		[[ /proc/$pp/cwd -ef $d && $(<"/proc/$pp/comm") == postgres ]] 2>/dev/null && continue
+		out+=("$p")
+	done
+	echo "${out[@]}"
+}
+
+# no_postmaster I: no postgres process runs in node I's data dir
+no_postmaster() { [[ -z $(postmasters_of "$1") ]]; }
+
+pg_cleanup() {
+	local rc=$? i p d pid
+	trap - EXIT
+	set +eE
+	trap - ERR
+	for p in "${PG_EXTRA_PIDS[@]}"; do
+		kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	# each node's group: pgwarden and the PostgreSQL it started
+	for i in "${!PG_PID[@]}"; do
+		p=${PG_PID[$i]}
+		if pid_alive "$p"; then kill -KILL -- "-$p" 2>/dev/null; fi
+		wait "$p" 2>/dev/null
+	done
+	# postmasters that outlived their pgwarden (adopted, or killed node)
+	if [[ -n $PG_DIR && -d $PG_DIR ]]; then
+		for ((i = 1; i <= PG_NODES; i++)); do
+			for pid in $(postmasters_of "$i"); do
+				log "stopping leftover postmaster $pid of node$i"
+				kill -QUIT "$pid" 2>/dev/null
+			done
+		done
+		for ((i = 1; i <= PG_NODES; i++)); do
+			wait_until -t 5 no_postmaster "$i"
+			for pid in $(postmasters_of "$i"); do kill -KILL "$pid" 2>/dev/null; done
+		done
+	fi
+	if [[ -n $PG_DIR && -d $PG_DIR ]]; then
+		if ((rc != 0 && rc != 77)); then
+			local f
+			for ((i = 1; i <= PG_NODES; i++)); do
+				for f in "$(node_log "$i")" "$(pg_log "$i")"; do
+					[[ -f $f ]] || continue
+					echo "----- $f (last 120 lines) -----" >&2
+					tail -n 120 "$f" >&2
+				done
+			done
+		fi
+		if [[ ${PGW_KEEP:-0} == 1 ]]; then
+			echo "kept $PG_DIR" >&2
+		else
+			rm -rf "$PG_DIR"
+		fi
+	fi
+	if ((rc == 0)); then
+		log "PASS"
+	elif ((rc == 77)); then
+		:
+	else
+		log "FAILED (status $rc)"
+	fi
+	exit "$rc"
+}
+
+# wait_until [-t SECONDS] CMD...: run CMD every 0.1 s until it succeeds;
+# returns 1 after SECONDS (default $WAIT_TIMEOUT).
+wait_until() {
+	local secs=$WAIT_TIMEOUT
+	if [[ $1 == -t ]]; then
+		secs=$2
+		shift 2
+	fi
+	local end
+	end=$(($(date +%s%N) + $(awk -v s="$secs" 'BEGIN { printf "%d", s * 1000 }') * 1000000))
+	while :; do
+		if "$@" >/dev/null 2>&1; then return 0; fi
+		(($(date +%s%N) < end)) || return 1
+		sleep 0.1
+	done
+}
+
+# ---------------------------------------------------------------- cluster view
+
+endpoints_csv() {
+	local i out=
+	for ((i = 1; i <= PG_NODES; i++)); do out+="${out:+,}$(api_url "$i")"; done
+	echo "$out"
+}
+
+# pgw ARGS...: the CLI against every node, with the token
+pgw() { "$PG_DIR/bin/pgwarden" -e "$(endpoints_csv)" --token-file "$PG_DIR/token" "$@"; }
+
+# list_json: `pgwarden list -o json` (the members array)
+list_json() { pgw --timeout 3 list -o json; }
+
+# member FIELD NAME: one field of member NAME from list
+member_field() {
+	list_json | jq -er --arg n "$2" ".[] | select(.name == \$n) | .$1"
+}
+
+# healthy: exactly one primary (running) and PG_NODES-1 streaming replicas
+healthy() {
+	local js
+	js=$(list_json) || return 1
+	jq -e --argjson n "$PG_NODES" '
+		length == $n and
+		([.[] | select(.role == "primary" and .state == "running")] | length) == 1 and
+		([.[] | select(.role == "replica" and .state == "streaming")] | length) == $n - 1' \
+		<<<"$js" >/dev/null
+}
+
+# pg_wait_healthy [SECONDS]: wait for a healthy cluster (default 60 s)
+pg_wait_healthy() {
+	local secs=${1:-60} t0=$SECONDS
+	wait_until -t "$secs" healthy || {
+		pgw list >&2 || true
+		fail "no healthy cluster (1 primary running, $((PG_NODES - 1)) replicas streaming) within $secs s"
+	}
+	log "cluster healthy after $((SECONDS - t0)) s"
+	pgw list >&2 || true
+}
+
+# primary_idx: index of the member that list shows as primary/running
+primary_idx() {
+	local n
+	n=$(list_json | jq -er '[.[] | select(.role == "primary" and .state == "running")] | if length == 1 then .[0].name else error("not one primary") end') || return 1
+	echo "${n#node}"
+}
+
+# leader_key: the value of /service/<cluster>/leader (empty if none)
+leader_key() { pgw --timeout 3 get "/service/$PG_CLUSTER/leader" --print-value-only; }
+
+# ---------------------------------------------------------------- PostgreSQL
+
+# rw_conninfo: libpq multi-host string that reaches the writable node
+rw_conninfo() {
+	local i h= p=
+	for ((i = 1; i <= PG_NODES; i++)); do
+		h+="${h:+,}127.0.0.1"
+		p+="${p:+,}$(pg_port "$i")"
+	done
+	echo "host=$h port=$p user=postgres dbname=postgres target_session_attrs=read-write connect_timeout=3"
+}
+
+# sql_at I SQL: run SQL on node I's PostgreSQL, unaligned tuples only
+sql_at() {
+	psql -X -q -At -v ON_ERROR_STOP=1 \
+		"host=127.0.0.1 port=$(pg_port "$1") user=postgres dbname=postgres connect_timeout=3" \
+		-c "$2"
+}
+
+# sql_rw SQL: run SQL through the read-write multi-host string
+sql_rw() { psql -X -q -At -v ON_ERROR_STOP=1 "$(rw_conninfo)" -c "$1"; }
+
+# sql_eq I SQL EXPECTED: node I answers SQL with EXPECTED
+sql_eq() { [[ $(sql_at "$1" "$2" 2>/dev/null) == "$3" ]]; }
+
+# pg_sysid I: system identifier of node I's running PostgreSQL
+pg_sysid() { sql_at "$1" "SELECT system_identifier FROM pg_control_system()"; }
+
+# ---------------------------------------------------------------- assertions
+
+assert_eq() {
+	[[ $1 == "$2" ]] || fail "$3: expected '$1', got '$2'"
+}
+
+# http_code METHOD URL [CURL ARGS...]: prints the status code only
+http_code() {
+	local m=$1 u=$2
+	shift 2
+	if [[ $m == HEAD ]]; then
+		curl -s -o /dev/null -w '%{http_code}' --max-time 5 -I "$@" "$u"
+	else
+		curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X "$m" "$@" "$u"
+	fi
+}
+
+port_bound() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+
+# pg_ports_free: fail early if another process holds one of our ports
+pg_ports_free() {
+	local p
+	for ((p = PG_BASE; p < PG_BASE + 40; p++)); do
+		if port_bound "$p"; then fail "port $p already in use"; fi
+	done
+}
