@@ -1137,9 +1137,15 @@ void rs_store_status(struct rs_store *s, struct rs_status *st)
 		st->applied_index = raft_last_applied(&s->raft);
 	}
 	st->revision = rs_fsm_revision(s->fsm);
+	st->snapshot_index = s->snapshot_index;
+}
+
+void rs_store_status_full(struct rs_store *s, struct rs_status *st)
+{
+	rs_store_status(s, st);
+	/* both read the whole database: only for operators' status calls */
 	st->fsm_hash = rs_fsm_hash(s->fsm);
 	st->db_size = rs_fsm_db_size(s->fsm);
-	st->snapshot_index = s->snapshot_index;
 }
 
 bool rs_store_is_leader(struct rs_store *s)

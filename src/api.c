@@ -1128,7 +1128,7 @@ static const char *state_str(enum rs_state st)
 static void h_status(struct api *a, struct http_req *req)
 {
 	struct rs_status st;
-	rs_store_status(a->store, &st);
+	rs_store_status_full(a->store, &st);
 	struct rs_member l;
 	const char *lname = "";
 	if (rs_store_leader(a->store, &l) == 0)

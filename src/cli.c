@@ -1868,7 +1868,7 @@ static int cli_wait_new_primary(struct cli *c, const char *old,
 			}
 		}
 		cli_resp_clear(&r);
-		if (!cli_sleep_ms(100))
+		if (cli_sleep_ms(100)) /* interrupted */
 			return 1;
 	}
 	return 1;

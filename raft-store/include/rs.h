@@ -284,7 +284,11 @@ void rs_store_free(struct rs_store *s);
 typedef void (*rs_change_cb)(void *arg, const struct rs_status *st);
 void rs_store_on_change(struct rs_store *s, rs_change_cb cb, void *arg);
 
+/* Cheap (called often): everything but fsm_hash and db_size (left 0). */
 void rs_store_status(struct rs_store *s, struct rs_status *out);
+/* With fsm_hash and db_size, which read the whole state machine: for
+ * operators' status requests only, never on a timer. */
+void rs_store_status_full(struct rs_store *s, struct rs_status *out);
 bool rs_store_is_leader(struct rs_store *s);
 
 /* The state machine, for local (possibly stale) reads. Borrowed. */
