@@ -279,6 +279,25 @@ uint64_t wd_pet_deadline(const struct wd *wd, uint64_t t_send_ms,
 	return t_send_ms + lease_span_ms - twd;
 }
 
+/* I3: a pet (or an open, which starts the timer) now must not let the
+ * machine outlive the lease the store may already count as expired. */
+static bool pet_too_late(struct wd *wd, const char *what, uint64_t t_send_ms,
+			 uint64_t lease_span_ms)
+{
+	uint64_t deadline = wd_pet_deadline(wd, t_send_ms, lease_span_ms);
+	uint64_t now = wd_now_ms();
+	if (deadline != 0 && now <= deadline)
+		return false;
+	set_err(wd,
+		"wd[%s] %s refused: %llums after the renewal was sent, limit "
+		"%llums (lease %llums - timeout %ums)",
+		wd->path, what,
+		(unsigned long long)(now > t_send_ms ? now - t_send_ms : 0),
+		(unsigned long long)(deadline ? deadline - t_send_ms : 0),
+		(unsigned long long)lease_span_ms, wd_timeout_ms(wd));
+	return true;
+}
+
 int wd_keepalive_for(struct wd *wd, uint64_t t_send_ms,
 		     uint64_t lease_span_ms)
 {
@@ -286,21 +305,20 @@ int wd_keepalive_for(struct wd *wd, uint64_t t_send_ms,
 		set_err(wd, "wd[%s] keepalive: not armed", wd->path);
 		return ERR_INVAL;
 	}
-	uint64_t deadline = wd_pet_deadline(wd, t_send_ms, lease_span_ms);
-	uint64_t now = wd_now_ms();
-	if (deadline == 0 || now > deadline) {
-		/* a pet now could let the machine outlive the lease the
-		 * store may already count as expired (I3) */
-		set_err(wd,
-			"wd[%s] keepalive refused: %llums after the renewal "
-			"was sent, limit %llums (lease %llums - timeout %ums)",
-			wd->path, (unsigned long long)(now - t_send_ms),
-			(unsigned long long)(deadline ? deadline - t_send_ms
-						      : 0),
-			(unsigned long long)lease_span_ms, wd_timeout_ms(wd));
+	if (pet_too_late(wd, "keepalive", t_send_ms, lease_span_ms))
 		return ERR_TIMEOUT;
-	}
 	return wd_keepalive(wd);
+}
+
+int wd_arm_for(struct wd *wd, uint64_t t_send_ms, uint64_t lease_span_ms)
+{
+	if (wd->fd >= 0)
+		return wd_keepalive_for(wd, t_send_ms, lease_span_ms);
+	if (wd->mode == WD_MODE_OFF)
+		return wd_arm(wd);
+	if (pet_too_late(wd, "arm", t_send_ms, lease_span_ms))
+		return ERR_TIMEOUT;
+	return wd_arm(wd);
 }
 
 int wd_disarm(struct wd *wd)

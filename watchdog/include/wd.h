@@ -112,7 +112,8 @@ struct wd_status {
 int wd_init(struct wd *wd, const char *path, unsigned timeout_ms,
 	    enum wd_mode mode);
 
-/* wd_init followed by wd_arm: open the device `path` (copied) now. */
+/* wd_init followed by wd_arm: open the device `path` (copied) now. wd must
+ * not be armed (wd_init forgets an open descriptor). */
 int wd_open(const char *path, unsigned timeout_ms, enum wd_mode mode,
 	    struct wd *wd);
 
@@ -146,6 +147,15 @@ uint64_t wd_pet_deadline(const struct wd *wd, uint64_t t_send_ms,
  * wd_keepalive. */
 int wd_keepalive_for(struct wd *wd, uint64_t t_send_ms,
 		     uint64_t lease_span_ms);
+
+/* Arm (or, when already armed, pet) under the same I3 limit: opening a
+ * device starts its timer, which is a pet, so an open after the lease
+ * already exists must respect the limit too (a restarted agent adopting
+ * its lease; a late answer to an acquisition). Returns ERR_TIMEOUT without
+ * opening or writing when now > wd_pet_deadline(); else as wd_arm (not
+ * armed) or wd_keepalive (armed). Mode off and an absent device in
+ * automatic mode return 0 as wd_arm does. */
+int wd_arm_for(struct wd *wd, uint64_t t_send_ms, uint64_t lease_span_ms);
 
 /* Magic close: write 'V', then close. The timer stops (the stand-in exits
  * 0). Returns 0 when not armed (nothing to do) or when 'V' was written,

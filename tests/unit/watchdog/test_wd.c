@@ -13,7 +13,7 @@
  *     with a missing device (unavailable, may not lead, until it appears);
  *   - ioctls on a FIFO fail with ENOTTY and the configured timeout is used;
  *   - the descriptor is O_CLOEXEC;
- *   - the I3 pet limit (wd_pet_deadline, wd_keepalive_for);
+ *   - the I3 pet limit (wd_pet_deadline, wd_keepalive_for, wd_arm_for);
  *   - the stand-in's own bounds: first byte arms, exits when the target is
  *     gone (zombie included) and on SIGTERM.
  * Every wait is a poll with a cap; every child is reaped in teardown. */
@@ -498,6 +498,38 @@ static void test_pet_deadline(void **state)
 	assert_int_equal(wd_keepalive_for(&f->wd, now, 4000), ERR_INVAL);
 }
 
+/* An open starts the timer: wd_arm_for opens only inside the I3 window. */
+static void test_arm_for(void **state)
+{
+	struct fx *f = *state;
+	start_dummy(f);
+	start_wdfifo(f, TWD, NULL);
+	assert_int_equal(wd_init(&f->wd, f->fifo, 1000, WD_MODE_REQUIRED), 0);
+	uint64_t now = wd_now_ms();
+	/* too late: nothing opened, nothing written, may not lead */
+	assert_int_equal(wd_arm_for(&f->wd, now - 3500, 4000), ERR_TIMEOUT);
+	assert_false(wd_armed(&f->wd));
+	assert_false(wd_may_lead(&f->wd));
+	assert_non_null(strstr(wd_errmsg(&f->wd), "arm refused"));
+	sleep_ms(TWD + 100);
+	assert_false(dummy_gone(f));
+	assert_null(strstr(read_log(f), "armed"));
+	/* in time: armed; again: a pet */
+	assert_int_equal(wd_arm_for(&f->wd, wd_now_ms(), 4000), 0);
+	assert_true(wd_armed(&f->wd));
+	assert_true(wd_may_lead(&f->wd));
+	assert_int_equal(wd_arm_for(&f->wd, wd_now_ms(), 4000), 0);
+	assert_int_equal(f->wd.keepalives, 2);
+	assert_int_equal(wd_arm_for(&f->wd, wd_now_ms() - 3500, 4000),
+			 ERR_TIMEOUT);
+	assert_int_equal(f->wd.keepalives, 2);
+	assert_int_equal(wd_disarm(&f->wd), 0);
+	/* mode off: nothing to do, never refused */
+	assert_int_equal(wd_init(&f->wd, f->fifo, 1000, WD_MODE_OFF), 0);
+	assert_int_equal(wd_arm_for(&f->wd, 0, 0), 0);
+	assert_false(wd_armed(&f->wd));
+}
+
 static void test_init_invalid(void **state)
 {
 	struct fx *f = *state;
@@ -590,6 +622,7 @@ int main(void)
 		T(test_fifo_ioctl_enotty_uses_config),
 		T(test_open_cloexec),
 		T(test_pet_deadline),
+		T(test_arm_for),
 		T(test_init_invalid),
 		T(test_wdfifo_first_byte_arms),
 		T(test_wdfifo_bounded),
