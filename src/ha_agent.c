@@ -52,6 +52,7 @@
 #include "log.h"
 #include "mem.h"
 #include "pgc.h"
+#include "wd.h"
 
 #define RHO_PERMILLE 1
 #define REPORT_INTERVAL_MS 1000u
@@ -180,6 +181,9 @@ struct ha_agent {
 	char promote_reason[32];  /* for the history entry */
 	bool history_pending;
 	bool reinit_requested;
+
+	struct wd wd;             /* the watchdog device (I3) */
+	bool wd_warned;
 
 	void (*shutdown_cb)(void *);
 	void *shutdown_arg;
@@ -866,6 +870,8 @@ static void fence(struct ha_agent *a, const char *why)
 	a->leader_lease = 0;
 	uv_timer_stop(&a->fence_timer);
 	pid_t pid = pgc_node_pid(a->pg);
+	if (pid <= 0)
+		wd_disarm(&a->wd);
 	if (pid > 0 && (!a->probe_ok || !a->in_recovery)) {
 		/* SIGQUIT: immediate shutdown, no new commit after it is
 		 * handled; the exit callback records the stop. */
@@ -889,6 +895,12 @@ static void on_renewed(void *arg, int status, const struct rs_result *res)
 		if (until > a->valid_until_ms)
 			a->valid_until_ms = until;
 		arm_fence_timer(a);
+		/* pet only for a renewal sent recently enough (I3) */
+		int rv = wd_arm_for(&a->wd, a->renew_sent_ms,
+				    lease_valid_span(a));
+		if (rv == ERR_TIMEOUT)
+			log_warn("ha[%s] renewal too slow to pet the watchdog",
+				 a->cfg->node_name);
 		return;
 	}
 	if (status == 0 && res->code == ERR_NOTFOUND) {
@@ -920,6 +932,7 @@ static void on_acquire_grant(void *arg, int status, const struct rs_result *res)
 	struct ha_agent *a = arg;
 	if (status != 0 || res->code != 0 || a->closing) {
 		a->acquire_inflight = false;
+		wd_disarm(&a->wd);
 		return;
 	}
 	a->leader_lease = res->lease;
@@ -956,7 +969,18 @@ static void on_leader_put(void *arg, int status, const struct rs_result *res)
 {
 	struct ha_agent *a = arg;
 	a->acquire_inflight = false;
+	if (status == 0 && res->code == 0 &&
+	    wd_arm_for(&a->wd, a->acquire_sent_ms, lease_valid_span(a)) != 0 &&
+	    (!wd_may_lead(&a->wd) || wd_armed(&a->wd))) {
+		/* too slow to pet safely, or the watchdog is gone: do not
+		 * lead on this lease */
+		log_warn("ha[%s] watchdog not petted in time (%s): giving the "
+			 "lease back",
+			 a->cfg->node_name, wd_errmsg(&a->wd));
+		status = ERR_TIMEOUT;
+	}
 	if (status != 0 || res->code != 0) {
+		wd_disarm(&a->wd);
 		/* someone else holds it, or the store failed: give the lease
 		 * back */
 		struct rs_cmd c = { .op = RS_OP_LEASE_REVOKE,
@@ -989,6 +1013,19 @@ static void acquire(struct ha_agent *a)
 {
 	if (a->acquire_inflight || a->leader)
 		return;
+	/* The watchdog is armed before the lease is asked for (I3); a node
+	 * whose required watchdog cannot be opened never leads. */
+	wd_arm(&a->wd);
+	if (!wd_may_lead(&a->wd)) {
+		if (!a->wd_warned)
+			log_error("ha[%s] not taking the primary lease: the "
+				  "watchdog is required but unavailable: %s",
+				  a->cfg->node_name, wd_errmsg(&a->wd));
+		a->wd_warned = true;
+		wd_disarm(&a->wd);
+		return;
+	}
+	a->wd_warned = false;
 	struct rs_cmd c = { .op = RS_OP_LEASE_GRANT, .ttl_ms = a->ttl };
 	a->acquire_sent_ms = now_ms();
 	if (kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_acquire_grant, a) == 0)
@@ -1003,6 +1040,14 @@ static void on_adopt_renewed(void *arg, int status, const struct rs_result *res)
 	a->acquire_inflight = false;
 	if (status != 0 || res->code != 0 || a->closing)
 		return;
+	if (wd_arm_for(&a->wd, a->acquire_sent_ms, lease_valid_span(a)) != 0 &&
+	    !wd_may_lead(&a->wd)) {
+		log_error("ha[%s] the watchdog is required but unavailable: "
+			  "not leading (%s)",
+			  a->cfg->node_name, wd_errmsg(&a->wd));
+		wd_disarm(&a->wd);
+		return;
+	}
 	a->leader = true;
 	a->leader_lease = res->lease;
 	a->leader_rev = rs_fsm_revision(rs_store_fsm(a->store));
@@ -1086,6 +1131,13 @@ static void fill_member(struct ha_agent *a, struct ha_member *m)
 	m->tags.failover_priority = a->cfg->pg.failover_priority;
 	snprintf(m->detail, sizeof m->detail, "%s", a->detail);
 	m->seq = a->seq;
+	struct wd_status ws;
+	wd_status_get(&a->wd, &ws);
+	snprintf(m->watchdog.mode, sizeof m->watchdog.mode, "%s", ws.mode);
+	snprintf(m->watchdog.state, sizeof m->watchdog.state, "%s", ws.state);
+	m->watchdog.armed = ws.armed;
+	m->watchdog.timeout_ms = ws.timeout_ms;
+	m->watchdog.last_keepalive_age_ms = ws.last_keepalive_age_ms;
 }
 
 static void on_member_put(void *arg, int status, const struct rs_result *res)
@@ -1225,6 +1277,8 @@ static void on_pg_exit(void *arg, int64_t status, int sig)
 	if (a->state == HA_ST_DEMOTING) {
 		log_info("ha[%s] PostgreSQL stopped (fenced)", a->cfg->node_name);
 		set_state(a, HA_ST_STOPPED, "fenced");
+		if (!a->leader)
+			wd_disarm(&a->wd); /* nothing left to protect */
 		return;
 	}
 	log_warn("ha[%s] PostgreSQL exited unexpectedly status=%" PRId64
@@ -1401,6 +1455,7 @@ static void on_handed_over(void *arg, int status, const struct rs_result *res)
 	a->leader = false;
 	a->leader_lease = 0;
 	uv_timer_stop(&a->fence_timer);
+	wd_disarm(&a->wd); /* PostgreSQL is stopped cleanly */
 	a->clean_handover = true;
 	log_info("ha[%s] handed the primary lease over to %s at lsn %" PRIu64,
 		 a->cfg->node_name, a->sw_target, a->sw_final_lsn);
@@ -2006,6 +2061,9 @@ int ha_agent_new(uv_loop_t *loop, const struct cfg *cfg,
 		 cfg->data_dir);
 	a->role = HA_ROLE_UNKNOWN;
 	a->state = HA_ST_STOPPED;
+	wd_init(&a->wd, cfg->pg.wd_device ? cfg->pg.wd_device : "/dev/watchdog",
+		cfg->pg.wd_timeout_ms ? cfg->pg.wd_timeout_ms : 1000,
+		(enum wd_mode)cfg->pg.wd_mode);
 	a->reported_state = (enum ha_state)-1;
 
 	char host[256];
@@ -2128,6 +2186,8 @@ static void on_leader_revoked(void *arg, int status,
 	if (status == 0)
 		log_info("ha[%s] primary lease released", a->cfg->node_name);
 	a->leader = false;
+	/* PostgreSQL is down: the magic close, or the machine resets */
+	wd_disarm(&a->wd);
 	struct rs_cmd c = { .op = RS_OP_LEASE_REVOKE, .lease = a->member_lease };
 	if (a->member_lease == 0 ||
 	    kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_member_revoked, a) != 0)

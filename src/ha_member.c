@@ -105,10 +105,12 @@ char *ha_member_encode(const struct ha_member *m)
 	utf8_copy(c.host, sizeof c.host, m->host);
 	utf8_copy(c.sysid, sizeof c.sysid, m->sysid);
 	utf8_copy(c.detail, sizeof c.detail, m->detail);
+	utf8_copy(c.watchdog.mode, sizeof c.watchdog.mode, m->watchdog.mode);
+	utf8_copy(c.watchdog.state, sizeof c.watchdog.state, m->watchdog.state);
 	m = &c;
 	json_t *o = json_pack(
 		"{s:s,s:s,s:s,s:i,s:s,s:s,s:I,s:s,s:{s:I,s:I,s:I},s:I,s:b,"
-		"s:{s:b,s:b,s:b,s:b,s:i},s:s,s:I}",
+		"s:{s:b,s:b,s:b,s:b,s:i},s:s,s:I,s:{s:s,s:s,s:b,s:I,s:I}}",
 		"name", m->name, "api_url", m->api_url, "host", m->host, "port",
 		m->port, "role", ha_role_name(m->role), "state",
 		ha_state_name(m->state), "timeline", (json_int_t)m->timeline,
@@ -121,7 +123,12 @@ char *ha_member_encode(const struct ha_member *m)
 		m->tags.noloadbalance, "nosync", m->tags.nosync, "clonefrom",
 		m->tags.clonefrom, "failover_priority",
 		m->tags.failover_priority, "detail", m->detail, "seq",
-		(json_int_t)m->seq);
+		(json_int_t)m->seq, "watchdog", "mode",
+		m->watchdog.mode[0] ? m->watchdog.mode : "off", "state",
+		m->watchdog.state[0] ? m->watchdog.state : "off", "armed",
+		m->watchdog.armed, "timeout_ms",
+		(json_int_t)m->watchdog.timeout_ms, "last_keepalive_age_ms",
+		(json_int_t)m->watchdog.last_keepalive_age_ms);
 	if (!o)
 		return NULL;
 	char *s = json_dumps(o, JSON_COMPACT);
@@ -204,6 +211,19 @@ int ha_member_decode(const char *json, size_t len, struct ha_member *m)
 			(int)get_int(tags, "failover_priority", 1);
 	}
 	m->seq = (uint64_t)get_int(o, "seq", 0);
+	m->watchdog.last_keepalive_age_ms = -1;
+	json_t *w = json_object_get(o, "watchdog");
+	if (json_is_object(w)) {
+		copy_str(w, "mode", m->watchdog.mode, sizeof m->watchdog.mode);
+		copy_str(w, "state", m->watchdog.state,
+			 sizeof m->watchdog.state);
+		m->watchdog.armed = get_bool(w, "armed");
+		int64_t t = get_int(w, "timeout_ms", 0);
+		m->watchdog.timeout_ms =
+			t > 0 && t < 3600000 ? (unsigned)t : 0;
+		m->watchdog.last_keepalive_age_ms =
+			get_int(w, "last_keepalive_age_ms", -1);
+	}
 	json_decref(o);
 	return 0;
 }

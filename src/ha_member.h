@@ -57,6 +57,13 @@ struct ha_member {
 	bool pending_restart;
 	struct ha_tags tags;
 	char detail[128];         /* why REFUSED / last error, "" if none */
+	struct {
+		char mode[12];    /* off | automatic | required */
+		char state[12];   /* off | closed | armed | absent | failed */
+		bool armed;
+		unsigned timeout_ms;
+		int64_t last_keepalive_age_ms; /* -1 never */
+	} watchdog;
 	uint64_t seq;             /* increases with every report */
 };
 
