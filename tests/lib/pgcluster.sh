@@ -173,7 +173,14 @@ node_start() {
 	echo "===== $(date +%T.%3N) start node$i =====" >>"$(node_log "$i")"
 	# setsid does not fork (a background job of a non-interactive shell
 	# is no group leader) and setpriv execs: $! is pgwarden's own pid.
-	(cd / && exec setsid setpriv --reuid=$PG_USER --regid=$PG_USER --init-groups \
+	# PGW_CORE=1 (debugging): core dumps in the temp dir (core_pattern
+	# "core" is relative to the cwd, which must be writable by postgres)
+	local cwd=/
+	if [[ ${PGW_CORE:-0} == 1 ]]; then
+		cwd=$PG_DIR
+		ulimit -c unlimited
+	fi
+	(cd "$cwd" && exec setsid setpriv --reuid=$PG_USER --regid=$PG_USER --init-groups \
 		env HOME=$PG_HOME "$PG_DIR/bin/pgwarden" run -c "$(ini "$i")" \
 		>>"$(node_log "$i")" 2>&1 </dev/null) &
 	PG_PID[$i]=$!
@@ -233,13 +240,21 @@ node_kill_daemon() {
 	log "SIGKILLed pgwarden of node$i (pid $p)"
 }
 
-# node_kill_machine I: SIGKILL node I's whole process group
+# node_kill_machine I: the death of node I's machine: SIGKILL, in one
+# kill(1) call, to pgwarden's process group (pgwarden and its postmaster)
+# and to every postgres process working in node I's data dir (PostgreSQL's
+# children make themselves process-group leaders, so the group alone would
+# leave them to notice the postmaster's death on their own).
 node_kill_machine() {
-	local i=$1 p=${PG_PID[$1]:-}
+	local i=$1 p=${PG_PID[$1]:-} d q targets=()
 	[[ -n $p ]] || fail "node_kill_machine: node$i not started"
-	kill -KILL -- "-$p"
+	d=$(pg_data "$i")
+	for q in $(pgrep -x postgres || true); do
+		[[ /proc/$q/cwd -ef $d ]] 2>/dev/null && targets+=("$q")
+	done
+	kill -KILL -- "-$p" "${targets[@]}" 2>/dev/null || true
 	reap "$i"
-	log "SIGKILLed the process group of node$i (pid $p)"
+	log "SIGKILLed node$i: process group $p and ${#targets[@]} postgres processes"
 }
 
 # postmaster_pid I: the pid in node I's postmaster.pid if that process
@@ -286,24 +301,36 @@ pg_cleanup() {
 		kill -KILL "$p" 2>/dev/null
 		wait "$p" 2>/dev/null
 	done
-	# each node's group: pgwarden and the PostgreSQL it started
+	# pgwarden first (by pid), so that nothing restarts PostgreSQL; then
+	# every postmaster in the temp dir gets SIGQUIT (immediate shutdown,
+	# which also removes its SysV segment), and what is left after 5 s
+	# (any process working in a data dir) SIGKILL.
 	for i in "${!PG_PID[@]}"; do
 		p=${PG_PID[$i]}
-		if pid_alive "$p"; then kill -KILL -- "-$p" 2>/dev/null; fi
+		kill -KILL "$p" 2>/dev/null
 		wait "$p" 2>/dev/null
 	done
-	# postmasters that outlived their pgwarden (adopted, or killed node)
 	if [[ -n $PG_DIR && -d $PG_DIR ]]; then
 		for ((i = 1; i <= PG_NODES; i++)); do
 			for pid in $(postmasters_of "$i"); do
-				log "stopping leftover postmaster $pid of node$i"
 				kill -QUIT "$pid" 2>/dev/null
 			done
 		done
-		for ((i = 1; i <= PG_NODES; i++)); do
-			wait_until -t 5 no_postmaster "$i"
-			for pid in $(postmasters_of "$i"); do kill -KILL "$pid" 2>/dev/null; done
-		done
+		all_stopped() {
+			local j
+			for ((j = 1; j <= PG_NODES; j++)); do no_postmaster "$j" || return 1; done
+		}
+		if ! wait_until -t 5 all_stopped; then
+			for ((i = 1; i <= PG_NODES; i++)); do
+				d=$(pg_data "$i")
+				for pid in $(pgrep -x postgres); do
+					if [[ /proc/$pid/cwd -ef $d ]]; then
+						log "SIGKILL to postgres $pid of node$i"
+						kill -KILL "$pid" 2>/dev/null
+					fi
+				done
+			done
+		fi
 	fi
 	if [[ -n $PG_DIR && -d $PG_DIR ]]; then
 		if ((rc != 0 && rc != 77)); then
@@ -311,8 +338,13 @@ pg_cleanup() {
 			for ((i = 1; i <= PG_NODES; i++)); do
 				for f in "$(node_log "$i")" "$(pg_log "$i")"; do
 					[[ -f $f ]] || continue
-					echo "----- $f (last 120 lines) -----" >&2
-					tail -n 120 "$f" >&2
+					# repeated lines (a flow retried every loop) once, with
+					# a count and the first time stamp, so the story's
+					# start is kept
+					echo "----- $f (repeats folded, last 200 lines) -----" >&2
+					uniq -c -f 1 "$f" |
+						awk '{ n = $1; sub(/^ *[0-9]+ /, ""); print (n > 1 ? "[x" n "] " : "") $0 }' |
+						tail -n 200 >&2
 				done
 			done
 		fi
