@@ -182,6 +182,26 @@ struct ha_agent {
 	bool history_pending;
 	bool reinit_requested;
 
+	/* synchronous replication (primary side); names are slot names */
+#define SYNC_MAX 16
+	char sync_applied[SYNC_MAX][64]; /* in synchronous_standby_names */
+	size_t nsync_applied;
+	unsigned sync_applied_k;
+	bool sync_applied_set;    /* ssn written (else none yet) */
+	char sync_pub[SYNC_MAX][64];     /* published in the sync key */
+	size_t nsync_pub;
+	unsigned sync_pub_k;
+	bool sync_pub_set;
+	bool sync_inflight;
+	uint64_t sync_change_lsn; /* after a shrink: wait until every new
+				     standby flushed this far */
+	bool sync_waiting;
+	struct {
+		char name[64];
+		uint64_t flush;
+	} repl[SYNC_MAX];         /* pg_stat_replication of the last probe */
+	size_t nrepl;
+
 	struct wd wd;             /* the watchdog device (I3) */
 	bool wd_warned;
 
@@ -310,6 +330,48 @@ static void split_hostport(const char *hp, char *host, size_t hlen, int *port)
 	*port = p;
 }
 
+/* ------------------------------------------------------------------ */
+/* Synchronous replication                                              */
+/* ------------------------------------------------------------------ */
+/* In synchronous_mode on/strict the primary runs with
+ *   synchronous_standby_names = 'ANY k ("a", "b", ...)'
+ * and publishes the same set in /service/<cluster>/sync. The controller
+ * promotes, after the primary is gone, only a member of the published set,
+ * and only once it has heard from n-k+1 of its n members (every
+ * acknowledged commit is on at least k of them), choosing the most
+ * advanced. To keep the published set never weaker than the one in force:
+ *   growing (a superset, same k): publish first, then apply;
+ *   shrinking or changing k: apply first, then wait until every member of
+ *   the new set has flushed past the LSN at the change, then publish.
+ * "on" with no standby left falls back to asynchronous commits and
+ * publishes an empty set: no automatic failover until a standby is back.
+ * "strict" never does: it lists every known member, so commits wait. */
+
+static void sync_format(struct ha_agent *a, char *buf, size_t len)
+{
+	if (!a->sync_applied_set || a->nsync_applied == 0 ||
+	    a->sync_applied_k == 0) {
+		if (a->cfg->pg.synchronous_mode == CFG_SYNC_STRICT)
+			snprintf(buf, len,
+				 "synchronous_standby_names=ANY %u "
+				 "(\"pgwarden_no_standby\")",
+				 a->cfg->pg.synchronous_node_count
+					 ? a->cfg->pg.synchronous_node_count
+					 : 1);
+		else
+			snprintf(buf, len, "synchronous_standby_names=");
+		return;
+	}
+	size_t o = (size_t)snprintf(buf, len,
+				    "synchronous_standby_names=ANY %u (",
+				    a->sync_applied_k);
+	for (size_t i = 0; i < a->nsync_applied && o < len; i++)
+		o += (size_t)snprintf(buf + o, len - o, "%s\"%s\"",
+				      i ? ", " : "", a->sync_applied[i]);
+	if (o < len)
+		snprintf(buf + o, len - o, ")");
+}
+
 /* The cluster-wide parameters for pgwarden.conf: pgwarden's needs first,
  * then the file's [postgresql.parameters] (later lines win). */
 static const char **build_params(struct ha_agent *a)
@@ -319,10 +381,14 @@ static const char **build_params(struct ha_agent *a)
 		"max_wal_senders=10",	 "max_replication_slots=10",
 		"wal_keep_size=128MB", "wal_log_hints=on",
 		"hot_standby_feedback=on",
+		/* a replica re-pointed at a new primary retries its WAL
+		 * receiver this often (default 5 s: streaming after a
+		 * failover took 11 s here) */
+		"wal_retrieve_retry_interval=500ms",
 	};
 	size_t nb = sizeof base / sizeof base[0];
 	const struct cfg_pg *pg = &a->cfg->pg;
-	const char **p = mem_calloc(nb + pg->nparams + 2, sizeof *p);
+	const char **p = mem_calloc(nb + pg->nparams + 3, sizeof *p);
 	if (!p)
 		return NULL;
 	size_t k = 0;
@@ -331,6 +397,14 @@ static const char **build_params(struct ha_agent *a)
 	char cn[128];
 	snprintf(cn, sizeof cn, "cluster_name=%s", a->cfg->cluster_name);
 	p[k++] = mem_strdup(cn);
+	if (a->cfg->pg.synchronous_mode != CFG_SYNC_OFF && a->initialized) {
+		/* also on replicas: it takes effect the moment one is
+		 * promoted. Not while bootstrapping: there is no standby yet
+		 * and initdb's roles must commit. */
+		char ssn[SYNC_MAX * 70 + 64];
+		sync_format(a, ssn, sizeof ssn);
+		p[k++] = mem_strdup(ssn);
+	}
 	for (size_t i = 0; i < pg->nparams; i++) {
 		size_t n = strlen(pg->params[i].name) +
 			   strlen(pg->params[i].value) + 2;
@@ -365,6 +439,244 @@ static void free_params(const char **p)
 	for (size_t i = 0; p[i]; i++)
 		mem_free((void *)p[i]);
 	mem_free(p);
+}
+
+
+static int cmp_name(const void *x, const void *y)
+{
+	return strcmp((const char *)x, (const char *)y);
+}
+
+/* The set this node wants: primary_view for the running primary (on:
+ * streaming replicas only), else every other member (for a replica's
+ * configuration, in force the moment it is promoted). */
+static void sync_desired(struct ha_agent *a, bool primary_view,
+			 char names[][64], size_t *n, unsigned *k)
+{
+	*n = 0;
+	char prefix[256];
+	ha_key(prefix, sizeof prefix, a->cfg->cluster_name, "members/");
+	struct rs_kv *kvs = NULL;
+	size_t nk = 0;
+	uint64_t rev;
+	if (rs_fsm_range(rs_store_fsm(a->store), prefix, strlen(prefix), true,
+			 0, &kvs, &nk, &rev) == 0) {
+		for (size_t i = 0; i < nk && *n < SYNC_MAX; i++) {
+			struct ha_member m;
+			if (ha_member_decode(kvs[i].value, kvs[i].value_len,
+					     &m) != 0 ||
+			    strcmp(m.name, a->cfg->node_name) == 0 ||
+			    m.tags.nosync)
+				continue;
+			if (primary_view &&
+			    a->cfg->pg.synchronous_mode == CFG_SYNC_ON &&
+			    !(m.role == HA_ROLE_REPLICA &&
+			      m.state == HA_ST_STREAMING))
+				continue;
+			slot_name_of(m.name, names[*n], 64);
+			(*n)++;
+		}
+		rs_kvs_free(kvs, nk);
+	}
+	qsort(names, *n, 64, cmp_name);
+	unsigned want = a->cfg->pg.synchronous_node_count
+				? a->cfg->pg.synchronous_node_count
+				: 1;
+	if (a->cfg->pg.synchronous_mode == CFG_SYNC_ON)
+		*k = *n == 0 ? 0 : (want < *n ? want : (unsigned)*n);
+	else
+		*k = want;
+}
+
+static bool names_equal(char a[][64], size_t na, char b[][64], size_t nb)
+{
+	if (na != nb)
+		return false;
+	for (size_t i = 0; i < na; i++)
+		if (strcmp(a[i], b[i]) != 0)
+			return false;
+	return true;
+}
+
+/* every name of small is in big */
+static bool names_subset(char small[][64], size_t ns, char big[][64],
+			 size_t nb)
+{
+	for (size_t i = 0; i < ns; i++) {
+		bool found = false;
+		for (size_t j = 0; j < nb; j++)
+			if (strcmp(small[i], big[j]) == 0)
+				found = true;
+		if (!found)
+			return false;
+	}
+	return true;
+}
+
+static void on_sync_published(void *arg, int status,
+			      const struct rs_result *res)
+{
+	struct ha_agent *a = arg;
+	a->sync_inflight = false;
+	if (status != 0 || res->code != 0)
+		a->sync_pub_set = false; /* unknown: publish again */
+}
+
+static void sync_publish(struct ha_agent *a, char names[][64], size_t n,
+			 unsigned k)
+{
+	json_t *arr = json_array();
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(arr, json_string(names[i]));
+	json_t *o = json_pack(
+		"{s:s,s:s,s:i,s:o}", "leader", a->cfg->node_name, "mode",
+		a->cfg->pg.synchronous_mode == CFG_SYNC_STRICT ? "strict" : "on",
+		"k", (int)k, "standbys", arr);
+	char *js = o ? json_dumps(o, JSON_COMPACT) : NULL;
+	json_decref(o);
+	if (!js)
+		return;
+	char key[256];
+	ha_key(key, sizeof key, a->cfg->cluster_name, "sync");
+	struct rs_cmd c = { .op = RS_OP_PUT,
+			    .key = { key, (uint32_t)strlen(key) },
+			    .value = { js, (uint32_t)strlen(js) } };
+	if (kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_sync_published, a) == 0) {
+		a->sync_inflight = true;
+		memcpy(a->sync_pub, names, n * 64);
+		a->nsync_pub = n;
+		a->sync_pub_k = k;
+		a->sync_pub_set = true;
+		log_info("ha[%s] synchronous standbys published: %s (k=%u, "
+			 "%zu listed)",
+			 a->cfg->node_name, js, k, n);
+	}
+	free(js);
+}
+
+static int sync_apply(struct ha_agent *a, char names[][64], size_t n,
+		      unsigned k)
+{
+	memcpy(a->sync_applied, names, n * 64);
+	a->nsync_applied = n;
+	a->sync_applied_k = k;
+	a->sync_applied_set = true;
+	const char **params = build_params(a);
+	if (!params)
+		return ERR_NOMEM;
+	struct pgc_conf c = { .parameters = params, .replica = false };
+	int rv = pgc_node_write_conf(a->pg, &c);
+	free_params(params);
+	if (rv == 0)
+		rv = pgc_node_reload(a->pg);
+	char ssn[SYNC_MAX * 70 + 64];
+	sync_format(a, ssn, sizeof ssn);
+	if (rv == 0)
+		log_info("ha[%s] %s", a->cfg->node_name, ssn);
+	else
+		log_warn("ha[%s] could not apply %s: %s", a->cfg->node_name,
+			 ssn, pgc_node_errmsg(a->pg));
+	return rv;
+}
+
+/* On a replica: keep the set it would start with if promoted. */
+static void sync_follow(struct ha_agent *a)
+{
+	if (a->cfg->pg.synchronous_mode == CFG_SYNC_OFF)
+		return;
+	char names[SYNC_MAX][64];
+	size_t n = 0;
+	unsigned k = 0;
+	/* "on": a new primary starts asynchronous and lists standbys as they
+	 * stream from it (the set the old primary published keeps guarding
+	 * failovers meanwhile); "strict": it starts waiting for all others */
+	if (a->cfg->pg.synchronous_mode == CFG_SYNC_STRICT)
+		sync_desired(a, false, names, &n, &k);
+	memcpy(a->sync_applied, names, n * 64);
+	a->nsync_applied = n;
+	a->sync_applied_k = k;
+	a->sync_applied_set = true;
+	a->sync_pub_set = false;
+	a->sync_waiting = false;
+}
+
+/* Right before a promotion: the replica's configuration gets the set it
+ * will commit with, so its first commit already waits for a standby. */
+static void sync_before_promote(struct ha_agent *a)
+{
+	if (a->cfg->pg.synchronous_mode == CFG_SYNC_OFF)
+		return;
+	sync_follow(a);
+	const char **params = build_params(a);
+	if (!params)
+		return;
+	struct pgc_conf c = { .parameters = params,
+			      .replica = true,
+			      .primary_conninfo = a->flow_conninfo[0]
+							  ? a->flow_conninfo
+							  : NULL,
+			      .primary_slot_name = a->cfg->pg.use_slots
+							   ? a->slot
+							   : NULL };
+	if (pgc_node_write_conf(a->pg, &c) == 0)
+		pgc_node_reload(a->pg);
+	free_params(params);
+}
+
+/* On the running primary, every tick. */
+static void sync_manage(struct ha_agent *a)
+{
+	if (a->cfg->pg.synchronous_mode == CFG_SYNC_OFF || a->sync_inflight)
+		return;
+	char names[SYNC_MAX][64];
+	size_t n;
+	unsigned k;
+	sync_desired(a, true, names, &n, &k);
+	bool same_applied = a->sync_applied_set && k == a->sync_applied_k &&
+			    names_equal(names, n, a->sync_applied,
+					a->nsync_applied);
+	bool same_pub = a->sync_pub_set && k == a->sync_pub_k &&
+			names_equal(names, n, a->sync_pub, a->nsync_pub);
+	if (same_applied && same_pub)
+		return;
+	bool grow = a->sync_applied_set && k == a->sync_applied_k &&
+		    !a->sync_waiting &&
+		    names_subset(a->sync_applied, a->nsync_applied, names, n);
+	if (grow) {
+		/* publishing the larger set first asks the controller for
+		 * more answers: never weaker than what is in force */
+		if (!same_pub)
+			sync_publish(a, names, n, k);
+		else
+			sync_apply(a, names, n, k);
+		return;
+	}
+	if (!same_applied) {
+		if (sync_apply(a, names, n, k) == 0) {
+			a->sync_waiting = true;
+			a->sync_change_lsn = 0; /* taken from the next probe */
+		}
+		return;
+	}
+	if (a->sync_waiting) {
+		if (a->sync_change_lsn == 0) {
+			a->sync_change_lsn = a->wal_lsn;
+			return;
+		}
+		/* every member of the new set must hold everything that was
+		 * acknowledged under the old one */
+		for (size_t i = 0; i < n; i++) {
+			bool ok = false;
+			for (size_t j = 0; j < a->nrepl; j++)
+				if (strcmp(a->repl[j].name, names[i]) == 0 &&
+				    a->repl[j].flush >= a->sync_change_lsn)
+					ok = true;
+			if (!ok)
+				return;
+		}
+		a->sync_waiting = false;
+	}
+	sync_publish(a, names, n, k);
 }
 
 /* conninfo to reach member m as the replication user. */
@@ -1250,6 +1562,13 @@ static void on_probe(void *arg, int err, const char *errmsg,
 	a->receive_lsn = p->receive_lsn;
 	a->replay_lsn = p->replay_lsn;
 	a->pending_restart = p->pending_restart;
+	a->nrepl = 0;
+	for (size_t i = 0; i < p->nrepl && a->nrepl < SYNC_MAX; i++) {
+		snprintf(a->repl[a->nrepl].name, sizeof a->repl[0].name, "%s",
+			 p->repl[i].application_name);
+		a->repl[a->nrepl].flush = p->repl[i].flush_lsn;
+		a->nrepl++;
+	}
 }
 
 static void on_controldata(void *arg, int err, const char *errmsg,
@@ -1818,6 +2137,7 @@ static void converge(struct ha_agent *a)
 			if (pm == PGC_PM_RUNNING && a->probe_ok) {
 				flow_begin(a, FLOW_PROMOTE);
 				set_state(a, HA_ST_PROMOTING, NULL);
+				sync_before_promote(a);
 				start_flow_checked(
 					a, FLOW_PROMOTE,
 					pgc_node_promote(a->pg, 0, on_op_done,
@@ -1888,6 +2208,7 @@ static void converge(struct ha_agent *a)
 		if (pm == PGC_PM_RUNNING && a->probe_ok && a->in_recovery) {
 			flow_begin(a, FLOW_PROMOTE);
 			set_state(a, HA_ST_PROMOTING, NULL);
+			sync_before_promote(a);
 			start_flow_checked(a, FLOW_PROMOTE,
 					   pgc_node_promote(a->pg, 0,
 							    on_op_done, a));
@@ -1899,6 +2220,7 @@ static void converge(struct ha_agent *a)
 			if (maybe_switchover(a))
 				return;
 			ensure_slots(a);
+			sync_manage(a);
 		}
 		return;
 	}
@@ -2004,6 +2326,8 @@ static void tick(struct ha_agent *a)
 		if (pgc_node_probe(a->pg, PROBE_TIMEOUT_MS, on_probe, a) == 0)
 			a->probe_inflight = true;
 	}
+	if (!a->leader)
+		sync_follow(a);
 	converge(a);
 	report(a, false);
 }

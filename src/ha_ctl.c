@@ -64,6 +64,29 @@ static bool busy(const struct ha_member *m)
 	       m->state == HA_ST_REWINDING || m->state == HA_ST_REFUSED;
 }
 
+void ha_slot_name(const char *name, char *out, size_t len)
+{
+	size_t i = 0;
+	for (; name[i] && i + 1 < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+		out[i] = (char)((c >= 'A' && c <= 'Z') ? c - 'A' + 'a'
+				: ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+					? c
+					: '_');
+	}
+	out[i] = '\0';
+}
+
+static bool in_sync_set(const struct ha_view *v, const struct ha_member *m)
+{
+	char s[64];
+	ha_slot_name(m->name, s, sizeof s);
+	for (size_t i = 0; i < v->nsync; i++)
+		if (strcmp(v->sync_standbys[i], s) == 0)
+			return true;
+	return false;
+}
+
 static void set_none(struct ha_action *out, const char *why)
 {
 	out->kind = HA_ACT_NONE;
@@ -160,6 +183,90 @@ void ha_decide(const struct ha_view *v, struct ha_action *out)
 		snprintf(out->name, sizeof out->name, "%s", best->name);
 		snprintf(out->why, sizeof out->why, "%s bootstraps the cluster",
 			 best->name);
+		return;
+	}
+
+	/* Synchronous mode: every acknowledged commit is on at least k of
+	 * the n published standbys. Hearing from n-k+1 of them, the most
+	 * advanced holds all of them; with fewer, promoting could lose one. */
+	if (v->initialized && v->sync_active) {
+		size_t heard = 0;
+		const struct ha_member *top = NULL;
+		for (size_t i = 0; i < v->nmembers; i++) {
+			const struct ha_member *m = &v->members[i];
+			if (!in_sync_set(v, m) || !has_data(m) ||
+			    strcmp(m->sysid, v->sysid) != 0 || busy(m))
+				continue;
+			heard++;
+			if (!top || better(m, top, v->last_leader))
+				top = m;
+		}
+		size_t need = v->nsync + 1 > v->sync_k
+				      ? v->nsync + 1 - v->sync_k
+				      : 1;
+		if (v->nsync == 0 || v->sync_k == 0 || heard < need || !top) {
+			char why[160];
+			snprintf(why, sizeof why,
+				 "synchronous mode: heard from %zu of %zu "
+				 "synchronous standbys, need %zu before any "
+				 "promotion",
+				 heard, v->nsync, need);
+			if (v->has_failover) {
+				out->kind = HA_ACT_DROP_FAILOVER;
+				snprintf(out->why, sizeof out->why,
+					 "manual failover to %s refused: %s",
+					 v->failover_to, why);
+				return;
+			}
+			set_none(out, why);
+			return;
+		}
+		/* only a standby holding the most advanced position may lead:
+		 * anyone behind it could miss an acknowledged commit */
+		const struct ha_member *pick = NULL;
+		if (v->has_failover) {
+			const struct ha_member *m = find(v, v->failover_to);
+			if (!m || !in_sync_set(v, m) ||
+			    ha_member_lsn(m) < ha_member_lsn(top)) {
+				out->kind = HA_ACT_DROP_FAILOVER;
+				snprintf(out->why, sizeof out->why,
+					 "manual failover to %s refused: "
+					 "synchronous mode and it may lack "
+					 "acknowledged commits",
+					 v->failover_to);
+				return;
+			}
+			pick = m;
+		} else {
+			for (size_t i = 0; i < v->nmembers; i++) {
+				const struct ha_member *m = &v->members[i];
+				if (!in_sync_set(v, m) || !has_data(m) ||
+				    strcmp(m->sysid, v->sysid) != 0 ||
+				    busy(m) || m->tags.nofailover ||
+				    m->tags.failover_priority <= 0 ||
+				    ha_member_lsn(m) < ha_member_lsn(top))
+					continue;
+				if (!pick || better(m, pick, v->last_leader))
+					pick = m;
+			}
+		}
+		if (!pick || pick->tags.nofailover ||
+		    pick->tags.failover_priority <= 0) {
+			char why[256];
+			snprintf(why, sizeof why,
+				 "synchronous mode: the most advanced standby "
+				 "%s may not lead (nofailover)",
+				 top->name);
+			set_none(out, why);
+			return;
+		}
+		out->kind = HA_ACT_SET_CANDIDATE;
+		out->reason = v->has_failover ? "manual" : "failover";
+		snprintf(out->name, sizeof out->name, "%s", pick->name);
+		snprintf(out->why, sizeof out->why,
+			 "synchronous standby %s is the most advanced (lsn %"
+			 PRIu64 ", %zu of %zu standbys heard)",
+			 pick->name, ha_member_lsn(pick), heard, v->nsync);
 		return;
 	}
 
@@ -358,6 +465,29 @@ static void look(struct ha_ctl *c)
 	}
 	if ((s = get_key(c, "last_leader", NULL))) {
 		snprintf(v.last_leader, sizeof v.last_leader, "%s", s);
+		mem_free(s);
+	}
+	if ((s = get_key(c, "sync", NULL))) {
+		json_t *o = json_loads(s, 0, NULL);
+		const char *mode =
+			o ? json_string_value(json_object_get(o, "mode")) : NULL;
+		json_t *arr = o ? json_object_get(o, "standbys") : NULL;
+		if (mode && (strcmp(mode, "on") == 0 ||
+			     strcmp(mode, "strict") == 0) &&
+		    json_is_array(arr)) {
+			v.sync_active = true;
+			v.sync_k = (unsigned)json_integer_value(
+				json_object_get(o, "k"));
+			size_t i;
+			json_t *e;
+			json_array_foreach(arr, i, e)
+			{
+				if (v.nsync < 16 && json_is_string(e))
+					snprintf(v.sync_standbys[v.nsync++],
+						 64, "%s", json_string_value(e));
+			}
+		}
+		json_decref(o);
 		mem_free(s);
 	}
 	uint64_t fo_rev = 0;

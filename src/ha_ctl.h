@@ -39,6 +39,12 @@ struct ha_view {
 	uint64_t maximum_lag;    /* bytes */
 	uint64_t candidate_timeout_ms; /* a candidate that did not take the
 					  lease within this is replaced */
+	/* synchronous mode: the set the last primary published; only its
+	 * members may be promoted, once n-k+1 of them report */
+	bool sync_active;
+	char sync_standbys[16][64]; /* slot names (see ha_slot_name) */
+	size_t nsync;
+	unsigned sync_k;
 	bool has_failover;       /* an operator's manual failover request */
 	char failover_to[HA_NAME_MAX + 1];
 };
@@ -58,6 +64,9 @@ struct ha_action {
 				       "failover", "manual" (static) */
 	char why[256];              /* human explanation, for the log */
 };
+
+/* A member's replication slot / application name: lower case, [a-z0-9_]. */
+void ha_slot_name(const char *name, char *out, size_t len);
 
 /* The decision for view v. Pure: same input, same output. */
 void ha_decide(const struct ha_view *v, struct ha_action *out);
