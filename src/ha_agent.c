@@ -796,12 +796,12 @@ static void on_init_written(void *arg, int status, const struct rs_result *res)
 	flow_step(a, err, err ? "initialize key" : "");
 }
 
-static void on_sysid_probe(void *arg, int err, const char *errmsg,
-			   const struct pgc_probe *p)
+static void on_sysid_controldata(void *arg, int err, const char *errmsg,
+				 const struct pgc_controldata *cd)
 {
 	struct ha_agent *a = arg;
 	if (err == 0)
-		a->sysid = p->system_id;
+		a->sysid = cd->system_id;
 	flow_step(a, err, errmsg);
 }
 
@@ -1001,8 +1001,10 @@ static void flow_step(struct ha_agent *a, int err, const char *msg)
 			a->step++;
 			__attribute__((fallthrough));
 		case 4: /* post_bootstrap done */
-			rv = pgc_node_probe(a->pg, PROBE_TIMEOUT_MS,
-					    on_sysid_probe, a);
+			/* pg_controldata, not a probe: the tick's own probe may
+			 * be running, and probes are one at a time */
+			rv = pgc_node_controldata(a->pg, on_sysid_controldata,
+						  a);
 			break;
 		case 5: { /* system id known */
 			char key[256], val[32];
@@ -2129,8 +2131,8 @@ static void converge(struct ha_agent *a)
 			    !a->in_recovery) {
 				flow_begin(a, FLOW_BOOTSTRAP);
 				a->step = 4; /* -> initialize key */
-				int rv = pgc_node_probe(a->pg, PROBE_TIMEOUT_MS,
-							on_sysid_probe, a);
+				int rv = pgc_node_controldata(
+					a->pg, on_sysid_controldata, a);
 				start_flow_checked(a, FLOW_BOOTSTRAP, rv);
 				return;
 			}
