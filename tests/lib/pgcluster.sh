@@ -339,12 +339,16 @@ pg_cleanup() {
 				for f in "$(node_log "$i")" "$(pg_log "$i")"; do
 					[[ -f $f ]] || continue
 					# repeated lines (a flow retried every loop) once, with
-					# a count and the first time stamp, so the story's
-					# start is kept
-					echo "----- $f (repeats folded, last 200 lines) -----" >&2
+					# a count and the first time stamp; the start and the
+					# end of the story
+					echo "----- $f (repeats folded; first 80 and last 120 lines) -----" >&2
 					uniq -c -f 1 "$f" |
 						awk '{ n = $1; sub(/^ *[0-9]+ /, ""); print (n > 1 ? "[x" n "] " : "") $0 }' |
-						tail -n 200 >&2
+						awk '{ l[NR] = $0 } END {
+							for (k = 1; k <= NR; k++) {
+								if (k <= 80 || k > NR - 120) print l[k]
+								else if (k == 81) print "[... " NR - 200 " lines ...]"
+							} }' >&2
 				done
 			done
 		fi
