@@ -1,0 +1,574 @@
+# tests/lib/failover.sh - helpers for the failover system tests
+# (tests/integration/fo_*.sh, issue 4 item 8), on top of pgcluster.sh.
+#
+#   source "$(dirname "${BASH_SOURCE[0]}")/../lib/failover.sh"
+#   FO_SYNC_MODE=${FO_SYNC_MODE:-on}     # [ha] synchronous_mode
+#   fo_init 30000                        # ports 30000..30999, 100 a test
+#   pg_start_all; pg_wait_healthy; fo_table
+#   fo_writer_start w                    # records every acknowledged row
+#   ... the event ...
+#   fo_writer_stop w
+#   fo_check_lost FINAL_PRIMARY w        # (a) nothing acknowledged lost
+#   fo_check_overlap w                   # (b) no overlapping write windows
+#
+# The writer (tests/lib/fo_writer.c, $FO_WRITER) offers each row to every
+# PostgreSQL in rotation over kept connections and writes one line per
+# outcome to $PG_DIR/w.NAME: "A id send_us ack_us port pmstart_us target"
+# for an acknowledged row (CLOCK_MONOTONIC microseconds; port and
+# postmaster start time returned by the INSERT itself, so a record names
+# the PostgreSQL instance that accepted it). A PostgreSQL instance becomes
+# writable at most once in its life (startup as primary or promotion; a
+# demotion needs a restart), so its write window is [first send, last ack]
+# of the rows it acknowledged; check (b) asserts those windows are
+# pairwise disjoint, which is stricter than comparing first and last acks.
+#
+# Network namespaces (fo_ns_init): three hosts pgwfo<T>1..3 at
+# 10.200.0.1..3/24 and a client pgwfo<T>c at 10.200.0.10, joined by a
+# bridge in pgwfo<T>sw; the nodes listen on their own address, the writer
+# and every CLI or psql call run in the client namespace. The namespaces
+# are deleted on exit (before pgcluster's cleanup kills every process by
+# pid), also on failure.
+#
+# Environment: FO_WRITER (required), WDFIFO (for fo_wd_*), FO_SYNC_MODE,
+# PGW_KEEP=1 keeps the temp dir.
+
+# shellcheck source=pgcluster.sh
+source "$(dirname "${BASH_SOURCE[0]}")/pgcluster.sh"
+
+: "${FO_WRITER:?FO_WRITER must name the fo_writer binary (tests/lib/fo_writer.c)}"
+FO_WRITER=$(readlink -f "$FO_WRITER")
+FO_SYNC_MODE=${FO_SYNC_MODE:-off}
+FO_HA_EXTRA=${FO_HA_EXTRA:-}      # extra [ha] lines
+FO_WD=0                           # 1: [watchdog] required on a FIFO
+FO_NS=0
+FO_NS_PREFIX=
+FO_NS_CLIENT=
+declare -a FO_NS_LIST=()
+declare -A FO_TAGS=()             # node -> [tags] lines
+declare -A FO_WPID=()             # writer name -> pid
+declare -A FO_WDPID=()            # node -> wdfifo pid
+declare -A FO_CUT=()              # node -> 1 while partitioned
+FO_T0=
+
+fo_now() { "$FO_WRITER" --now; }
+# fo_since T_US: milliseconds from T_US until now
+fo_since() { echo $((($(fo_now) - $1) / 1000)); }
+fo_addr() { if ((FO_NS)); then echo "10.200.0.$1"; else echo 127.0.0.1; fi; }
+port_node() { echo $(($1 - PG_BASE - 20)); }
+
+# fo_init BASE: pg_init on our own port block (30000..30900). pg_init only
+# accepts its own range (28000..28900), so it is called with 28000 and the
+# ini files are written again for BASE before anything starts.
+fo_init() {
+	local base=$1 i
+	if ((base < 30000 || base > 30900 || base % 100 != 0)); then
+		echo "port base $base outside 30000..30900 (a block of 100)" >&2
+		exit 2
+	fi
+	PGW_PG_PORT_BASE= pg_init 28000
+	PG_BASE=$base
+	trap fo_cleanup EXIT
+	for ((i = 1; i <= PG_NODES; i++)); do fo_write_ini "$i"; done
+	[[ -x $FO_WRITER ]] || fail "FO_WRITER $FO_WRITER is not executable"
+	command -v nft >/dev/null || ((!FO_NS)) || skip "nft not installed"
+	FO_T0=$(fo_now)
+	log "fo: port base $PG_BASE (not 28000), synchronous_mode=$FO_SYNC_MODE, watchdog $( ((FO_WD)) && echo required || echo off)"
+}
+
+# fo_write_ini I: node I's ini with [ha], [watchdog] and [tags]
+fo_write_ini() {
+	local i=$1 wd
+	if ((FO_WD)); then
+		wd="[watchdog]
+mode = required
+device = $PG_DIR/wd$i.fifo
+timeout = 1s"
+	else
+		wd="[watchdog]
+mode = off"
+	fi
+	PG_INI_EXTRA[$i]="[ha]
+synchronous_mode = $FO_SYNC_MODE
+$FO_HA_EXTRA
+$wd
+${FO_TAGS[$i]:+[tags]
+${FO_TAGS[$i]}}"
+	pg_write_ini "$i"
+}
+
+fo_cleanup() {
+	local rc=$? ns p
+	set +eE
+	trap - ERR
+	# writers and stand-ins first: a stand-in must not fire on a node the
+	# cleanup is stopping
+	for p in "${FO_WPID[@]}" "${FO_WDPID[@]}"; do
+		kill -KILL "$p" 2>/dev/null
+		wait "$p" 2>/dev/null
+	done
+	if ((rc != 0 && rc != 77)) && [[ -n $PG_DIR && -d $PG_DIR ]]; then
+		local f
+		for f in "$PG_DIR"/wd*.log; do
+			[[ -f $f ]] && { echo "----- $f -----" >&2; tail -n 20 "$f" >&2; }
+		done
+		for f in "$PG_DIR"/w.*; do
+			[[ -f $f && $f != *.stop && $f != *.err ]] || continue
+			echo "----- $f (summary) -----" >&2
+			fo_writer_summary_file "$f" >&2
+		done
+	fi
+	# the namespaces' names go now; pg_cleanup then kills every process
+	# by pid, which ends the namespaces themselves
+	for ns in "${FO_NS_LIST[@]}"; do ip netns del "$ns" 2>/dev/null; done
+	(exit "$rc")
+	pg_cleanup
+}
+
+# ---------------------------------------------------------------- writer
+
+# fo_table: the writer's table, through the read-write string
+fo_table() {
+	sql_rw "CREATE TABLE IF NOT EXISTS fo_w (id bigint PRIMARY KEY, port int, at timestamptz DEFAULT clock_timestamp())"
+}
+
+fo_targets() {
+	local i out=
+	for ((i = 1; i <= PG_NODES; i++)); do out+="${out:+,}$(fo_addr "$i"):$(pg_port "$i")"; done
+	echo "$out"
+}
+
+fo_client_exec() { if ((FO_NS)); then ip netns exec "$FO_NS_CLIENT" "$@"; else "$@"; fi; }
+
+# fo_writer_start NAME [FIRST_ID] [fo_writer options...]: a bounded writer
+# (60 s at most unless --max-ms is given) in the background; by default
+# over all nodes, from the client namespace when there is one. Ids of
+# different writers must not collide: FIRST_ID (default 1).
+fo_writer_start() {
+	local name=$1 first=${2:-1}
+	shift 2 || shift $#
+	local f=$PG_DIR/w.$name
+	: >"$f"
+	rm -f "$f.stop"
+	fo_client_exec "$FO_WRITER" --out "$f" --targets "$(fo_targets)" \
+		--first-id "$first" --max-ms 60000 --stop-file "$f.stop" "$@" \
+		2>>"$PG_DIR/w.$name.err" &
+	FO_WPID[$name]=$!
+	log "writer $name started (pid $!)"
+}
+
+# fo_writer_start_in NS NAME FIRST_ID [options...]: a writer run in NS
+fo_writer_start_in() {
+	local ns=$1 name=$2 first=$3
+	shift 3
+	local f=$PG_DIR/w.$name
+	: >"$f"
+	rm -f "$f.stop"
+	ip netns exec "$ns" "$FO_WRITER" --out "$f" --first-id "$first" \
+		--max-ms 60000 --stop-file "$f.stop" "$@" 2>>"$PG_DIR/w.$name.err" &
+	FO_WPID[$name]=$!
+	log "writer $name started in $ns (pid $!)"
+}
+
+fo_writer_stop() {
+	local name=$1 p=${FO_WPID[$1]:-}
+	[[ -n $p ]] || return 0
+	touch "$PG_DIR/w.$name.stop"
+	if ! wait_until -t 10 not pid_alive "$p"; then
+		kill -KILL "$p" 2>/dev/null || true
+		log "writer $name did not stop within 10 s: killed"
+	fi
+	wait "$p" 2>/dev/null || true
+	unset "FO_WPID[$name]"
+	log "writer $name stopped: $(fo_writer_summary "$name")"
+}
+
+# fo_acks_after NAME T_US [PORT]: acknowledged rows of writer NAME whose
+# ack came after T_US (and that landed on PORT)
+fo_acks_after() {
+	awk -v t="$2" -v p="${3:-}" '$1 == "A" && $4 > t && (p == "" || $5 == p) { n++ } END { print n + 0 }' "$PG_DIR/w.$1"
+}
+fo_has_acks_after() { (($(fo_acks_after "$1" "$2" "${4:-}") >= $3)); }
+
+# fo_wait_acks NAME N [SECONDS] [T_US] [PORT]: N acknowledged rows after T_US
+fo_wait_acks() {
+	local name=$1 n=$2 secs=${3:-20} t=${4:-0} port=${5:-}
+	wait_until -t "$secs" fo_has_acks_after "$name" "$t" "$n" "$port" ||
+		fail "writer $name: only $(fo_acks_after "$name" "$t" "$port") of $n acknowledged rows${port:+ on port $port} within $secs s (after t=$(((t - FO_T0) / 1000)) ms)"
+}
+
+fo_writer_summary_file() {
+	awk -v b="$PG_BASE" '
+		$1 == "A" { a++; on[$5]++ }
+		$1 == "R" { r++; st[$6]++ }
+		$1 == "U" { u++ }
+		END {
+			printf "%d acknowledged (", a + 0
+			for (p in on) printf " node%d:%d", p - b - 20, on[p]
+			printf " ), %d refused (", r + 0
+			for (s in st) printf " %s:%d", s, st[s]
+			printf " ), %d unknown outcome\n", u + 0
+		}' "$1"
+}
+fo_writer_summary() { fo_writer_summary_file "$PG_DIR/w.$1"; }
+
+# fo_acked_ids NAME...: every acknowledged id, sorted as text
+fo_acked_ids() {
+	local n
+	for n in "$@"; do awk '$1 == "A" { print $2 }' "$PG_DIR/w.$n"; done | sort
+}
+
+# fo_check_lost I NAME...: (a) every row the writers acknowledged is on
+# node I (the final primary, or a replica that caught up)
+fo_check_lost() {
+	local i=$1
+	shift
+	local rows=$PG_DIR/rows.node$i missing n
+	sql_at "$i" "SELECT id FROM fo_w" | sort >"$rows" ||
+		fail "cannot read fo_w on node$i"
+	missing=$(comm -23 <(fo_acked_ids "$@") "$rows" | sort -n)
+	n=$(fo_acked_ids "$@" | wc -l)
+	if [[ -n $missing ]]; then
+		local id w
+		{
+			echo "acknowledged rows missing on node$i (synchronous_mode=$FO_SYNC_MODE): $(wc -l <<<"$missing") of $n"
+			for id in $(head -n 20 <<<"$missing"); do
+				for w in "$@"; do
+					awk -v id="$id" -v b="$PG_BASE" -v t0="$FO_T0" -v w="$w" '$1 == "A" && $2 == id {
+						printf "  id %s (writer %s): sent %.3f s, acknowledged %.3f s by node%d (postmaster started %s)\n", id, w, ($3 - t0) / 1e6, ($4 - t0) / 1e6, $5 - b - 20, $6 }' "$PG_DIR/w.$w"
+				done
+			done
+		} >&2
+		fail "(a) $(wc -l <<<"$missing") acknowledged row(s) lost on node$i: $(head -n 20 <<<"$missing" | tr '\n' ' ')"
+	fi
+	log "(a) all $n acknowledged rows are on node$i"
+}
+
+# fo_windows NAME...: one line per PostgreSQL instance that acknowledged
+# rows: "port pmstart first_send first_ack last_ack rows", by first_send
+fo_windows() {
+	local n
+	for n in "$@"; do cat "$PG_DIR/w.$n"; done | awk '
+		$1 == "A" {
+			k = $5 " " $6
+			if (!(k in fs) || $3 < fs[k]) fs[k] = $3
+			if (!(k in fa) || $4 < fa[k]) fa[k] = $4
+			if (!(k in la) || $4 > la[k]) la[k] = $4
+			c[k]++
+		}
+		END { for (k in fs) print k, fs[k], fa[k], la[k], c[k] }' | sort -k3,3n
+}
+
+# fo_check_overlap NAME...: (b) the write windows of different PostgreSQL
+# instances (nodes, and restarts of one node) are disjoint
+fo_check_overlap() {
+	local w prev_end=0 prev= bad=
+	w=$(fo_windows "$@")
+	[[ -n $w ]] || fail "(b) no acknowledged rows at all"
+	log "(b) write windows (ms since the test's start; first send of an acknowledged row .. last ack):"
+	while read -r port pm fs fa la c; do
+		printf '    node%d (postmaster %s): %9.1f .. %9.1f  first ack %9.1f  %6d rows\n' \
+			"$(port_node "$port")" "$pm" "$(((fs - FO_T0) / 100))e-1" "$(((la - FO_T0) / 100))e-1" \
+			"$(((fa - FO_T0) / 100))e-1" "$c" >&2
+		if [[ -n $prev ]] && ((fs <= prev_end)); then
+			bad+="node$(port_node "$port") (postmaster $pm) accepted a row sent at $(((fs - FO_T0) / 1000)) ms while $prev accepted rows until $(((prev_end - FO_T0) / 1000)) ms; "
+		fi
+		if ((la > prev_end)); then
+			prev_end=$la
+			prev="node$(port_node "$port") (postmaster $pm)"
+		fi
+	done <<<"$w"
+	[[ -z $bad ]] || fail "(b) overlapping write windows: $bad"
+	log "(b) $(wc -l <<<"$w") write window(s), pairwise disjoint"
+}
+
+# fo_window_of PORT FIELD NAME...: FIELD (first_send|first_ack|last_ack)
+# of the single window on PORT (fails if PORT has none or several)
+fo_window_of() {
+	local port=$1 field=$2
+	shift 2
+	local col
+	case $field in first_send) col=3 ;; first_ack) col=4 ;; last_ack) col=5 ;; *) return 2 ;; esac
+	fo_windows "$@" | awk -v p="$port" -v c="$col" '$1 == p { n++; v = $c } END { if (n != 1) exit 1; print v }'
+}
+
+# fo_max_gap NAME FROM_US TO_US: the longest time without an
+# acknowledgement between FROM_US and TO_US (ms), and where it started
+fo_max_gap() {
+	awk -v f="$2" -v t="$3" -v t0="$FO_T0" '
+		BEGIN { prev = f }
+		$1 == "A" && $4 > f && $4 <= t { if ($4 - prev > g) { g = $4 - prev; at = prev } prev = $4 }
+		END { if (t - prev > g) { g = t - prev; at = prev } printf "%d %d\n", g / 1000, (at - t0) / 1000 }' "$PG_DIR/w.$1"
+}
+
+# fo_first_ack_after NAME T_US [PORT]: microseconds from T_US to the
+# first ack after it (on PORT), or fails
+fo_first_ack_after() {
+	awk -v t="$2" -v p="${3:-}" '$1 == "A" && $4 > t && (p == "" || $5 == p) { printf "%d\n", $4 - t; found = 1; exit } END { if (!found) exit 1 }' "$PG_DIR/w.$1"
+}
+
+# ---------------------------------------------------------------- cluster
+
+# fo_timeline I: node I's timeline as its PostgreSQL reports it
+fo_timeline() { sql_at "$1" "SELECT timeline_id FROM pg_control_checkpoint()"; }
+# fo_list_tl I: the timeline `pgwarden list` shows for node I
+fo_list_tl() { member_field timeline "node$1"; }
+fo_role_state() { list_json | jq -r --arg n "node$1" '.[] | select(.name == $n) | "\(.role)/\(.state)"'; }
+fo_is_role_state() { [[ $(fo_role_state "$1") == "$2" ]]; }
+fo_primary_is() { [[ $(primary_idx 2>/dev/null) == "$1" ]]; }
+fo_new_primary() { local n; n=$(primary_idx 2>/dev/null) && [[ $n != "$1" ]]; }
+
+# fo_rows_equal I J: nodes I and J hold the same writer rows
+fo_digest() { sql_at "$1" "SELECT count(*) || ':' || md5(coalesce(string_agg(id::text, ',' ORDER BY id), '')) FROM fo_w"; }
+fo_same_rows() { [[ $(fo_digest "$1" 2>/dev/null) == "$(fo_digest "$2" 2>/dev/null)" ]]; }
+
+# fo_streaming_from R P: replica R's WAL receiver streams from node P
+fo_streams_from() {
+	local r=$1 p=$2 got
+	got=$(sql_at "$r" "SELECT status || ' ' || sender_port FROM pg_stat_wal_receiver" 2>/dev/null) || return 1
+	[[ $got == "streaming $(pg_port "$p")" ]]
+}
+
+# fo_log_count I PATTERN: lines of node I's log matching PATTERN (ERE)
+fo_log_count() { grep -cE -- "$2" "$(node_log "$1")" || true; }
+
+# ---------------------------------------------------------------- watchdog
+
+# fo_wd_start I: the watchdog stand-in for node I (run as postgres, so
+# that the FIFO it creates is the node's to open), killing node I's
+# process group when keepalives stop; --persist so the node can arm it
+# again after a magic close.
+fo_wd_start() {
+	local i=$1 pg=${PG_PID[$1]:?node not started}
+	: "${WDFIFO:?WDFIFO must name the wdfifo binary}"
+	[[ -x $WDFIFO ]] || fail "WDFIFO $WDFIFO is not executable"
+	install -m 0755 "$WDFIFO" "$PG_DIR/bin/wdfifo"
+	(cd / && exec setpriv --reuid=$PG_USER --regid=$PG_USER --init-groups \
+		"$PG_DIR/bin/wdfifo" --fifo "$PG_DIR/wd$i.fifo" --timeout-ms 1000 \
+		--kill-pgid "$pg" --log "$PG_DIR/wd$i.log" --persist \
+		2>/dev/null </dev/null) &
+	FO_WDPID[$i]=$!
+	log "watchdog stand-in for node$i (pgid $pg): pid $!"
+}
+
+# fo_wd_fired_ms I: the CLOCK_MONOTONIC ms of node I's "watchdog fired"
+fo_wd_fired_ms() {
+	[[ -f $PG_DIR/wd$1.log ]] || return 1
+	sed -n 's/.* mono=\([0-9]*\) .*watchdog fired.*/\1/p' "$PG_DIR/wd$1.log" | head -n 1 | grep .
+}
+fo_wd_armed() { grep -q ' armed$' "$PG_DIR/wd$1.log" 2>/dev/null; }
+
+# fo_start_node I: node_start (or its namespace form) plus its stand-in
+fo_start_node() {
+	node_start "$1"
+	if ((FO_WD)); then fo_wd_start "$1"; fi
+}
+fo_start_all() {
+	local i
+	for ((i = 1; i <= PG_NODES; i++)); do fo_start_node "$i"; done
+}
+
+# ---------------------------------------------------------------- namespaces
+
+# fo_ns_init TAG: use network namespaces pgwfo<TAG>{1,2,3,sw,c}; call
+# before fo_init. Redefines the address-dependent helpers of pgcluster.sh.
+fo_ns_init() {
+	local tag=$1
+	FO_NS=1
+	FO_NS_PREFIX=pgwfo$tag
+	FO_NS_CLIENT=${FO_NS_PREFIX}c
+	FO_NS_LIST=("${FO_NS_PREFIX}1" "${FO_NS_PREFIX}2" "${FO_NS_PREFIX}3" "${FO_NS_PREFIX}c" "${FO_NS_PREFIX}sw")
+	command -v nft >/dev/null || skip "nft not installed"
+	command -v ip >/dev/null || skip "ip not installed"
+
+	api_url() { echo "http://10.200.0.$1:$(api_port "$1")"; }
+	# endpoints of reachable nodes first: the CLI tries them in order
+	endpoints_csv() {
+		local i out= cut=
+		for ((i = 1; i <= PG_NODES; i++)); do
+			if [[ -n ${FO_CUT[$i]:-} ]]; then cut+="${cut:+,}$(api_url "$i")"; else out+="${out:+,}$(api_url "$i")"; fi
+		done
+		echo "$out${cut:+,$cut}"
+	}
+	pgw() { ip netns exec "$FO_NS_CLIENT" "$PG_DIR/bin/pgwarden" -e "$(endpoints_csv)" --token-file "$PG_DIR/token" "$@"; }
+	rw_conninfo() {
+		local i h= p=
+		for ((i = 1; i <= PG_NODES; i++)); do
+			h+="${h:+,}10.200.0.$i"
+			p+="${p:+,}$(pg_port "$i")"
+		done
+		echo "host=$h port=$p user=postgres dbname=postgres target_session_attrs=read-write connect_timeout=3"
+	}
+	sql_at() {
+		ip netns exec "$FO_NS_CLIENT" psql -X -q -At -v ON_ERROR_STOP=1 \
+			"host=10.200.0.$1 port=$(pg_port "$1") user=postgres dbname=postgres connect_timeout=3" -c "$2"
+	}
+	sql_rw() { ip netns exec "$FO_NS_CLIENT" psql -X -q -At -v ON_ERROR_STOP=1 "$(rw_conninfo)" -c "$1"; }
+	pg_peers() {
+		local i out=
+		for ((i = 1; i <= PG_NODES; i++)); do out+="${out:+, }node$i=10.200.0.$i:$(raft_port "$i")"; done
+		echo "$out"
+	}
+	pg_write_ini() {
+		local i=$1
+		cat >"$(ini "$i")" <<INI
+; pgwarden system test $PG_NAME, node $i in namespace ${FO_NS_PREFIX}$i (tests/lib/failover.sh)
+[cluster]
+name = $PG_CLUSTER
+[node]
+name = node$i
+data_dir = $(node_dir "$i")
+log_level = info
+[raft]
+listen = 10.200.0.$i:$(raft_port "$i")
+peers = $(pg_peers)
+[api]
+listen = 10.200.0.$i:$(api_port "$i")
+token_file = $PG_DIR/token
+[postgresql]
+data_dir = $(pg_data "$i")
+listen = 10.200.0.$i:$(pg_port "$i")
+socket_dir = $PG_DIR/run$i
+superuser_password_file = $PG_DIR/superuser.pw
+replication_password_file = $PG_DIR/replicator.pw
+[postgresql.parameters]
+shared_buffers = 16MB
+max_connections = 30
+wal_keep_size = 128MB
+[bootstrap]
+pg_hba = host all all 10.200.0.0/24 scram-sha-256
+         host all all 127.0.0.1/32 scram-sha-256
+         host replication replicator 10.200.0.0/24 scram-sha-256
+${PG_INI_EXTRA[$i]:-}
+INI
+		chown "$PG_USER:$PG_USER" "$(ini "$i")"
+		[[ -d $PG_DIR/run$i ]] || install -d -m 0700 -o "$PG_USER" -g "$PG_USER" "$PG_DIR/run$i"
+	}
+	# node_start as in pgcluster.sh, inside the node's namespace
+	# (ip netns exec and setsid do not fork, setpriv execs: $! is
+	# pgwarden's own pid and the leader of its process group)
+	node_start() {
+		local i=$1
+		if node_running "$i"; then fail "node$i already running (pid ${PG_PID[$i]})"; fi
+		echo "===== $(date +%T.%3N) start node$i =====" >>"$(node_log "$i")"
+		(cd / && exec ip netns exec "${FO_NS_PREFIX}$i" setsid setpriv --reuid=$PG_USER --regid=$PG_USER --init-groups \
+			env HOME=$PG_HOME "$PG_DIR/bin/pgwarden" run -c "$(ini "$i")" \
+			>>"$(node_log "$i")" 2>&1 </dev/null) &
+		PG_PID[$i]=$!
+		PG_GROUPS+=("$!")
+		log "started node$i pid ${PG_PID[$i]} in ${FO_NS_PREFIX}$i"
+	}
+}
+
+# fo_ns_up: create the namespaces (after fo_init, which installs the trap
+# that deletes them); leftovers of an earlier run of this test are removed
+fo_ns_up() {
+	local ns i sw=${FO_NS_PREFIX}sw p
+	for ns in "${FO_NS_LIST[@]}"; do
+		if ip netns list | awk '{ print $1 }' | grep -qx "$ns"; then
+			for p in $(ip netns pids "$ns" 2>/dev/null); do
+				log "killing leftover pid $p in namespace $ns"
+				kill -KILL "$p" 2>/dev/null || true
+			done
+			ip netns del "$ns"
+		fi
+	done
+	for ns in "${FO_NS_LIST[@]}"; do ip netns add "$ns"; done
+	ip -n "$sw" link add br0 type bridge
+	ip -n "$sw" link set br0 up
+	ip -n "$sw" link set lo up
+	for i in 1 2 3 c; do
+		local host=${FO_NS_PREFIX}$i addr=$i
+		[[ $i == c ]] && addr=10
+		ip -n "$sw" link add "sw$i" type veth peer name eth0 netns "$host"
+		ip -n "$sw" link set "sw$i" master br0 up
+		ip -n "$host" addr add "10.200.0.$addr/24" dev eth0
+		ip -n "$host" link set eth0 up
+		ip -n "$host" link set lo up
+	done
+	# psql and the writer (root) reach the nodes at 10.200.0.N
+	printf '*:*:*:postgres:%s\n' "$(cat "$PG_DIR/superuser.pw")" >>"$PG_DIR/pgpass"
+	wait_until -t 5 fo_ns_reaches "$FO_NS_CLIENT" 10.200.0.3 ||
+		fail "namespaces: 10.200.0.3 does not answer from the client"
+	log "namespaces up: ${FO_NS_LIST[*]}"
+}
+
+# fo_ns_reaches NS ADDR: a TCP SYN from NS to ADDR is answered (a refusal
+# counts: there is no ping here); no answer within 1 s fails
+fo_ns_reaches() {
+	local rc=0
+	ip netns exec "$1" timeout 1 bash -c "exec 3<>/dev/tcp/$2/9" 2>/dev/null || rc=$?
+	((rc != 124))
+}
+
+# fo_cut I: drop everything but loopback in node I's namespace
+fo_cut() {
+	ip netns exec "${FO_NS_PREFIX}$1" nft -f - <<'NFT'
+table inet pgwfo_cut {
+	chain input { type filter hook input priority 0; policy drop; iif "lo" accept; }
+	chain output { type filter hook output priority 0; policy drop; oif "lo" accept; }
+}
+NFT
+	FO_CUT[$1]=1
+	log "partitioned node$1 (nftables in ${FO_NS_PREFIX}$1: all but lo dropped)"
+}
+fo_heal() {
+	ip netns exec "${FO_NS_PREFIX}$1" nft delete table inet pgwfo_cut
+	unset "FO_CUT[$1]"
+	log "healed node$1"
+}
+
+# fo_wait_sync_published [SECONDS]: in synchronous mode, wait until the
+# primary has published a non-empty synchronous set (/service/<c>/sync with
+# k >= 1). Until then the controller promotes nobody (the primary ran
+# asynchronously), so a failover test must start its event after it.
+fo_sync_published() {
+	pgw --timeout 3 get "/service/$PG_CLUSTER/sync" --print-value-only |
+		jq -e '.k >= 1 and (.standbys | length) >= .k' >/dev/null
+}
+fo_wait_sync_published() {
+	[[ $FO_SYNC_MODE != off ]] || return 0
+	local t0
+	t0=$(fo_now)
+	wait_until -t "${1:-20}" fo_sync_published ||
+		fail "synchronous_mode=$FO_SYNC_MODE: no synchronous set published within ${1:-20} s: $(pgw --timeout 3 get "/service/$PG_CLUSTER/sync" --print-value-only 2>&1)"
+	log "synchronous set published ($(fo_since "$t0") ms): $(pgw --timeout 3 get "/service/$PG_CLUSTER/sync" --print-value-only)"
+}
+
+# fo_check_fired_first OLD NEW NAME...: the stand-in of node OLD fired
+# before node NEW acknowledged its first row, and node OLD's PostgreSQL
+# acknowledged no row sent after the fire (its last window's rows)
+fo_check_fired_first() {
+	local o=$1 n=$2
+	shift 2
+	local fired fa fs last_send
+	fired=$(fo_wd_fired_ms "$o") || fail "node$o's watchdog stand-in never fired"
+	fa=$(fo_window_of "$(pg_port "$n")" first_ack "$@") || fail "node$n has no single write window"
+	fs=$(fo_window_of "$(pg_port "$n")" first_send "$@")
+	# the log's mono= is in whole ms, truncated: the fire happened in
+	# [fired, fired + 1) ms; each comparison takes the unfavourable end
+	((fired * 1000 + 1000 <= fa)) ||
+		fail "node$n acknowledged its first row at $(((fa - FO_T0) / 1000)) ms, before node$o's watchdog fired at $(((fired * 1000 - FO_T0) / 1000)) ms"
+	# the last row the old PostgreSQL acknowledged: "send ack"
+	local last
+	last=$(for w in "$@"; do cat "$PG_DIR/w.$w"; done |
+		awk -v p="$(pg_port "$o")" '$1 == "A" && $5 == p && $3 + 0 > m + 0 { m = $3; a = $4 } END { if (m == "") { m = 0; a = 0 } print m, a }')
+	last_send=${last% *}
+	[[ $fired =~ ^[0-9]+$ && $fa =~ ^[0-9]+$ && $fs =~ ^[0-9]+$ && $last_send =~ ^[0-9]+$ ]] ||
+		fail "fo_check_fired_first: not numbers: fired=$fired first_ack=$fa first_send=$fs last=$last"
+	# a row sent after the fire must not be acknowledged by the old
+	# PostgreSQL; one sent within the fire's millisecond cannot be ordered
+	# against it (the stand-in logs whole ms) and is reported, not failed
+	((last_send < fired * 1000 + 1000)) ||
+		fail "node$o's PostgreSQL acknowledged a row sent $(((last_send - fired * 1000) / 1000)) ms after its watchdog fired (sent at $last_send us, acknowledged at ${last#* } us; fired at ${fired} ms, CLOCK_MONOTONIC)"
+	if ((last_send >= fired * 1000)); then
+		log "NOTE: node$o's last acknowledged row was sent in the millisecond of the fire (sent $last_send us, acknowledged ${last#* } us, fired ${fired} ms): cannot be ordered"
+	fi
+	# and on the wall clock of the logs: the fire precedes the promotion
+	local fired_wall prom
+	fired_wall=$(sed -n 's/^\([0-9T:.-]*Z\) mono=[0-9]* .*watchdog fired.*/\1/p' "$PG_DIR/wd$o.log" | head -n 1)
+	prom=$(grep -E 'op=promote begin' "$(node_log "$n")" | tail -n 1 | cut -d' ' -f1)
+	[[ -n $fired_wall && -n $prom ]] || fail "no fire time ($fired_wall) or no promotion in node$n's log ($prom)"
+	[[ $fired_wall < $prom ]] || fail "node$n began its promotion at $prom, not after node$o's watchdog fired at $fired_wall"
+	log "node$o's stand-in fired at $fired_wall, node$n began promoting at $prom"
+	log "node$o: watchdog fired at $(((fired * 1000 - FO_T0) / 1000)) ms; its last acknowledged row was sent $((fired * 1000 - last_send)) us before and acknowledged $((fired * 1000 - ${last#* })) us before; node$n's first acknowledged row was sent $(((fs - fired * 1000) / 1000)) ms and acknowledged $(((fa - fired * 1000) / 1000)) ms after the fire"
+}
