@@ -19,12 +19,26 @@
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/pgcluster.sh"
 # lsn_int X/Y: an LSN as an integer
 lsn_int() { local h=${1%/*} l=${1#*/}; echo $(((16#$h << 32) + 16#$l)); }
-pg_init 28800
+# PGW_NODE_DEATH_SYNC=1 (pg_node_death_sync.sh): [ha] synchronous_mode = on,
+# where no acknowledged row may be lost at all
+SYNC=${PGW_NODE_DEATH_SYNC:-0}
+pg_init "${PGW_NODE_DEATH_BASE:-28800}"
+if ((SYNC)); then
+	for i in 1 2 3; do
+		PG_INI_EXTRA[$i]=$'[ha]\nsynchronous_mode = on'
+		pg_write_ini "$i"
+	done
+fi
 pg_ports_free
 pg_start_all
 pg_wait_healthy 60
 P=$(primary_idx) || fail "no single primary in list"
 log "primary node$P"
+if ((SYNC)); then
+	has_sync() { (($(sql_at "$P" "SELECT count(*) FROM pg_stat_replication WHERE sync_state IN ('sync', 'quorum')") >= 1)); }
+	wait_until -t 20 has_sync || fail "no synchronous standby on node$P within 20 s (synchronous_standby_names '$(sql_at "$P" "SHOW synchronous_standby_names")')"
+	log "synchronous_standby_names on node$P: $(sql_at "$P" "SHOW synchronous_standby_names")"
+fi
 sql_rw "CREATE TABLE t_death (id int PRIMARY KEY, at timestamptz DEFAULT now())"
 ACKED=$PG_DIR/acked
 ATTEMPTS=$PG_DIR/attempts
@@ -129,6 +143,9 @@ for id in $missing; do
 		fail "row $id (committed at or before $l) had reached a replica (received up to $(declare -p RECV)) but is missing on the new primary node$N"
 	fi
 done
+if ((SYNC)) && [[ -n $missing ]]; then
+	fail "synchronous_mode = on: acknowledged rows lost with the old primary: $missing"
+fi
 ll=$(tail -n 1 "$PG_DIR/lsns")
 log "last acknowledged row ${ll% *}: committed at or before ${ll#* }"
 if [[ -n $missing ]]; then

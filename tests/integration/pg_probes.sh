@@ -69,9 +69,14 @@ node_stop "$R"
 PG_INI_EXTRA[$R]=$'[tags]\nnoloadbalance = true'
 pg_write_ini "$R"
 node_start "$R"
+# the record written by the restarted node (the one from before its stop
+# may still be listed until its lease ends)
+tagged() { [[ $(member_field tags.noloadbalance "node$R") == true ]]; }
+wait_until -t 30 tagged || fail "noloadbalance tag of node$R not in list within 30 s"
+streaming_again() { [[ $(http_code GET "$(api_url "$R")/read-only") == 200 && $(member_field state "node$R") == streaming ]]; }
+wait_until -t 30 streaming_again || fail "node$R not streaming within 30 s of its restart"
 pg_wait_healthy 60
 assert_eq "$P" "$(primary_idx)" "primary after restarting a replica"
-assert_eq true "$(member_field tags.noloadbalance "node$R")" "noloadbalance tag of node$R in list"
 REPLICA_WANT[$R]=503
 check_all
 expect_code 503 GET "$R" "/replica?lag=16MB"

@@ -58,7 +58,9 @@ assert_eq "$N" "$(primary_idx)" "primary after node$P's return"
 assert_eq replica/streaming "$(list_json | jq -r --arg n "node$P" '.[] | select(.name == $n) | "\(.role)/\(.state)"')" "node$P role/state"
 assert_eq t "$(sql_at "$P" "SELECT pg_is_in_recovery()")" "node$P in recovery"
 assert_eq "$(pg_port "$N")" "$(sql_at "$P" "SELECT sender_port FROM pg_stat_wal_receiver WHERE status = 'streaming'")" "node$P streams from node$N's port"
-assert_eq "$ntl" "$(member_field timeline "node$P")" "node$P timeline"
+# the record may be one report (1 s) behind the switch to the new timeline
+tl_is() { [[ $(member_field timeline "node$1") == "$2" ]]; }
+wait_until -t 5 tl_is "$P" "$ntl" || fail "node$P timeline in list: $(member_field timeline "node$P"), expected $ntl"
 wait_until -t 15 sql_eq "$P" "SELECT count(*) || ':' || sum(id) FROM t_term" "$sum" ||
 	fail "node$P rows: $(sql_at "$P" "SELECT count(*) || ':' || sum(id) FROM t_term"), expected $sum"
 sql_rw "INSERT INTO t_term VALUES (601)"

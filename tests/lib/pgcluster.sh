@@ -3,7 +3,9 @@
 # its own PostgreSQL as the postgres user, one temp dir per test.
 #
 #   source "$(dirname "${BASH_SOURCE[0]}")/../lib/pgcluster.sh"
-#   pg_init 28000            # per-test block of 100 ports in 28000..28999
+#   pg_init 28000            # per-test block of ports in 28000..28999
+#                            # (100 each; the last 50 of pg_bootstrap_failure's
+#                            # block go to pg_node_death_sync)
 #   pg_start_all; pg_wait_healthy
 #   sql_rw "INSERT ..."; sql_at 2 "SELECT ..."
 #
@@ -66,8 +68,8 @@ as_pg() { (cd / && setpriv --reuid=$PG_USER --regid=$PG_USER --init-groups env H
 # EXIT trap. Call pg_write_ini I again after changing PG_INI_EXTRA[I].
 pg_init() {
 	PG_BASE=${PGW_PG_PORT_BASE:-$1}
-	if ((PG_BASE < 28000 || PG_BASE > 28900 || PG_BASE % 100 != 0)); then
-		echo "port base $PG_BASE outside 28000..28900 (a block of 100)" >&2
+	if ((PG_BASE < 28000 || PG_BASE > 28950 || PG_BASE % 50 != 0)); then
+		echo "port base $PG_BASE outside 28000..28950 (a block of 50 or 100)" >&2
 		exit 2
 	fi
 	[[ $(id -u) == 0 ]] || skip "needs root (to run the nodes as postgres)"
