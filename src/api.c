@@ -44,6 +44,11 @@ struct api {
 	uv_timer_t reg_timer;
 	bool reg_inflight;
 	api_status_fn agent_status; /* NULL on a store-only node */
+	/* the last probe body, reused while the status is byte-identical
+	 * (building it costs most of a probe: HAProxy asks often) */
+	struct ha_status probe_st;
+	char *probe_body; /* owned */
+	size_t probe_len;
 	int (*agent_reinit)(void *ctx);
 	void *agent_ctx;
 	bool closing;
@@ -1560,7 +1565,28 @@ static void h_probe(struct api *a, struct http_req *req, enum probe_kind k)
 		ok = (st.holds_lease && st.writable) || st.streaming;
 		break;
 	}
-	respond_json(req, ok ? 200 : 503, node_status_json(a, &st));
+	if (!a->probe_body || memcmp(&st, &a->probe_st, sizeof st) != 0) {
+		json_t *o = node_status_json(a, &st);
+		char *js = o ? json_dumps(o, JSON_COMPACT) : NULL;
+		json_decref(o);
+		char *body = js ? mem_malloc(strlen(js) + 2) : NULL;
+		if (!body) {
+			free(js);
+			respond_err(req, ERR_NOMEM, "status");
+			return;
+		}
+		size_t n = strlen(js);
+		memcpy(body, js, n);
+		body[n] = '\n';
+		body[n + 1] = '\0';
+		free(js);
+		mem_free(a->probe_body);
+		a->probe_body = body;
+		a->probe_len = n + 1;
+		a->probe_st = st;
+	}
+	http_respond(req, ok ? 200 : 503, "application/json", a->probe_body,
+		     a->probe_len, NULL, NULL);
 }
 
 static void h_cluster(struct api *a, struct http_req *req)
@@ -1947,6 +1973,7 @@ void api_free(struct api *a)
 {
 	if (!a)
 		return;
+	mem_free(a->probe_body);
 	mem_free(a->cluster);
 	mem_free(a->name);
 	mem_free(a->token);

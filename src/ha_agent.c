@@ -2456,8 +2456,11 @@ void ha_agent_status(struct ha_agent *a, struct ha_status *st)
 	st->holds_lease = a->leader && now < a->valid_until_ms &&
 			  a->has_leader &&
 			  strcmp(a->leader_name, a->cfg->node_name) == 0;
+	/* 100 ms steps: the API reuses its reply while the status is
+	 * unchanged, and a probe needs no finer figure */
 	st->lease_left_ms = a->leader && a->valid_until_ms > now
-				    ? (int64_t)(a->valid_until_ms - now)
+				    ? (int64_t)((a->valid_until_ms - now) /
+						100 * 100)
 				    : -1;
 	st->pg_running = pgc_node_state(a->pg) == PGC_PM_RUNNING && a->probe_ok;
 	st->writable = st->pg_running && !a->in_recovery;
