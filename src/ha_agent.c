@@ -118,6 +118,8 @@ struct ha_agent {
 	uint64_t wal_lsn, receive_lsn, replay_lsn;
 	bool pending_restart;
 	bool crashed;             /* postmaster died unasked */
+	uint64_t down_since_ms;   /* leader with PostgreSQL not running since
+				     (0: running) */
 	bool controldata_inflight;
 	bool controldata_known;
 	char cd_state[40];        /* pg_controldata cluster state */
@@ -719,6 +721,47 @@ static int superuser_conninfo(struct ha_agent *a, const struct ha_member *m,
 }
 
 /* ------------------------------------------------------------------ */
+/* Callbacks: [callbacks] on_start, on_stop, on_role_change             */
+/* ------------------------------------------------------------------ */
+/* Run as Patroni does: SCRIPT ACTION ROLE CLUSTER, in the background
+ * (uv_spawn through pgctl), at most 60 s; the result is only logged. */
+
+static void on_callback_done(void *arg, const struct pgc_proc_result *r)
+{
+	struct ha_agent *a = arg;
+	if (r->err != 0)
+		log_warn("ha[%s] callback: %s", a->cfg->node_name, r->errmsg);
+}
+
+static void run_callback(struct ha_agent *a, const char *action,
+			 const char *role)
+{
+	const char *script = NULL;
+	if (strcmp(action, "on_start") == 0)
+		script = a->cfg->pg.on_start;
+	else if (strcmp(action, "on_stop") == 0)
+		script = a->cfg->pg.on_stop;
+	else if (strcmp(action, "on_role_change") == 0)
+		script = a->cfg->pg.on_role_change;
+	if (!script)
+		return;
+	const char *argv[] = { script, action, role, a->cfg->cluster_name,
+			       NULL };
+	struct pgc_proc_opts o = { .file = script,
+				   .argv = argv,
+				   .name = action,
+				   .timeout_ms = 60000 };
+	char err[256];
+	if (pgc_proc_run(a->loop, &o, on_callback_done, a, NULL, err,
+			 sizeof err) != 0)
+		log_warn("ha[%s] %s callback not run: %s", a->cfg->node_name,
+			 action, err);
+	else
+		log_info("ha[%s] callback %s %s %s", a->cfg->node_name, action,
+			 role, a->cfg->cluster_name);
+}
+
+/* ------------------------------------------------------------------ */
 /* Flows                                                                */
 /* ------------------------------------------------------------------ */
 
@@ -738,6 +781,31 @@ static void flow_end(struct ha_agent *a, int err, const char *msg)
 	} else {
 		log_info("ha[%s] %s done", a->cfg->node_name, flow_name(f));
 		a->detail[0] = '\0';
+		switch (f) {
+		case FLOW_BOOTSTRAP:
+		case FLOW_START_PRIMARY:
+			run_callback(a, "on_start", "primary");
+			break;
+		case FLOW_CLONE:
+		case FLOW_START_REPLICA:
+			run_callback(a, "on_start", "replica");
+			break;
+		case FLOW_PROMOTE:
+			run_callback(a, "on_role_change", "primary");
+			break;
+		case FLOW_REJOIN:
+			run_callback(a, "on_role_change", "replica");
+			break;
+		case FLOW_SWITCHOVER:
+			run_callback(a, "on_stop", "primary");
+			break;
+		case FLOW_NONE:
+		case FLOW_REPOINT:
+		case FLOW_FENCE:
+		case FLOW_SHUTDOWN:
+		case FLOW_REINIT:
+			break;
+		}
 	}
 	if (f == FLOW_SHUTDOWN)
 		return;
@@ -1598,6 +1666,7 @@ static void on_pg_exit(void *arg, int64_t status, int sig)
 	if (a->state == HA_ST_DEMOTING) {
 		log_info("ha[%s] PostgreSQL stopped (fenced)", a->cfg->node_name);
 		set_state(a, HA_ST_STOPPED, "fenced");
+		run_callback(a, "on_stop", "primary");
 		if (!a->leader)
 			wd_disarm(&a->wd); /* nothing left to protect */
 		return;
@@ -2189,7 +2258,41 @@ static void converge(struct ha_agent *a)
 		return;
 	}
 	if (a->leader) {
-		/* We lead: PostgreSQL must run writable. */
+		/* We lead: PostgreSQL must run writable. If it cannot be
+		 * brought back within crash_restart_timeout, give the lease up
+		 * so that a replica takes over. */
+		bool up = pm == PGC_PM_RUNNING && a->probe_ok;
+		uint64_t now = now_ms();
+		if (up)
+			a->down_since_ms = 0;
+		else if (a->down_since_ms == 0)
+			a->down_since_ms = now;
+		unsigned limit = a->cfg->pg.crash_restart_timeout_ms
+					 ? a->cfg->pg.crash_restart_timeout_ms
+					 : 5000;
+		if (!up && a->down_since_ms && now - a->down_since_ms > limit &&
+		    a->initialized) {
+			log_error("ha[%s] PostgreSQL did not come back within %u "
+				  "ms: giving up the primary lease",
+				  me, limit);
+			if (pm != PGC_PM_STOPPED) {
+				pid_t pid = pgc_node_pid(a->pg);
+				if (pid > 0)
+					kill(pid, SIGQUIT);
+			}
+			struct rs_cmd c = { .op = RS_OP_LEASE_REVOKE,
+					    .lease = a->leader_lease };
+			a->leader = false;
+			a->leader_lease = 0;
+			a->down_since_ms = 0;
+			uv_timer_stop(&a->fence_timer);
+			if (pm == PGC_PM_STOPPED)
+				wd_disarm(&a->wd);
+			set_state(a, HA_ST_CRASHED, "did not restart in time");
+			kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_revoked, a);
+			report(a, true);
+			return;
+		}
 		if (!a->data_present)
 			return; /* cannot happen: controller picks data */
 		if (a->crashed && pm == PGC_PM_STOPPED) {
@@ -2531,6 +2634,7 @@ static void on_stopped_for_shutdown(void *arg, int err, const char *errmsg)
 			 errmsg);
 	else
 		log_info("ha[%s] PostgreSQL stopped", a->cfg->node_name);
+	run_callback(a, "on_stop", a->leader ? "primary" : "replica");
 	/* Only now, with PostgreSQL down, may another node take over. */
 	if (a->leader) {
 		struct rs_cmd c = { .op = RS_OP_LEASE_REVOKE,

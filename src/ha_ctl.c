@@ -61,7 +61,8 @@ static bool has_data(const struct ha_member *m)
 static bool busy(const struct ha_member *m)
 {
 	return m->state == HA_ST_CLONING || m->state == HA_ST_INITIALIZING ||
-	       m->state == HA_ST_REWINDING || m->state == HA_ST_REFUSED;
+	       m->state == HA_ST_REWINDING || m->state == HA_ST_REFUSED ||
+	       m->state == HA_ST_CRASHED;
 }
 
 void ha_slot_name(const char *name, char *out, size_t len)

@@ -1187,13 +1187,13 @@ static const struct scenario scenarios[] = {
 	  NULL,
 	  NULL,
 	  "0 excluded" },
-	{ "failover: the old primary (crashed, restarting) may lead again",
+	{ "failover: a crashed old primary (gave up its lease) is passed over",
 	  { INIT, LAG, .last_leader = "a", .last_primary_lsn = 700 },
 	  { { "a", HA_ROLE_PRIMARY, HA_ST_CRASHED, SYS, 700, 1, false },
 	    REP("b", 700), REP("c", 650) },
 	  3,
 	  HA_ACT_SET_CANDIDATE,
-	  "a",
+	  "b",
 	  "failover",
 	  NULL },
 	{ "failover: six members",
@@ -1453,7 +1453,8 @@ static unsigned rnd_below(unsigned n)
 static bool is_busy(const struct ha_member *m)
 {
 	return m->state == HA_ST_CLONING || m->state == HA_ST_INITIALIZING ||
-	       m->state == HA_ST_REWINDING || m->state == HA_ST_REFUSED;
+	       m->state == HA_ST_REWINDING || m->state == HA_ST_REFUSED ||
+	       m->state == HA_ST_CRASHED;
 }
 
 static bool has_data(const struct ha_member *m)
