@@ -93,6 +93,11 @@ struct rs_req {
 	char peer[RS_MAX_ADDR + 1];
 	char api[RS_MAX_ADDR + 1];
 	struct rs_req *prev, *next; /* in-flight list, for close */
+	/* completion, delivered from the store's own timer */
+	int done_status;
+	bool done_has_res;
+	struct rs_result done_res;
+	struct rs_req *done_next;
 };
 
 struct rs_store {
@@ -142,6 +147,8 @@ struct rs_store {
 	size_t nleases, cap_leases;
 
 	struct rs_req *reqs; /* in flight */
+	struct rs_req *done_head, *done_tail; /* completed, not yet reported */
+	uv_timer_t done_timer;
 	char errmsg[256];
 };
 
@@ -232,13 +239,49 @@ static void req_unlink(struct rs_req *r)
 	r->prev = r->next = NULL;
 }
 
+/* Completions are reported from a 0 ms timer, never from inside a libraft
+ * callback: a caller that starts another request from its callback (the
+ * agent revoking a lease, say) would otherwise re-enter libraft while it
+ * tears a leader down, and 0.15 then reads freed progress state (SIGSEGV,
+ * seen on SIGTERM of all nodes at once). */
+static void deliver_done(struct rs_store *s)
+{
+	struct rs_req *r;
+	while ((r = s->done_head)) {
+		s->done_head = r->done_next;
+		if (!s->done_head)
+			s->done_tail = NULL;
+		if (r->cb)
+			r->cb(r->arg, r->done_status,
+			      r->done_status == 0 && r->done_has_res
+				      ? &r->done_res
+				      : NULL);
+		mem_free(r);
+	}
+}
+
+static void on_done_timer(uv_timer_t *t)
+{
+	deliver_done(t->data);
+}
+
 static void req_finish(struct rs_req *r, int status,
 		       const struct rs_result *res)
 {
+	struct rs_store *s = r->s;
 	req_unlink(r);
-	if (r->cb)
-		r->cb(r->arg, status, status == 0 ? res : NULL);
-	mem_free(r);
+	r->done_status = status;
+	r->done_has_res = status == 0 && res;
+	if (r->done_has_res)
+		r->done_res = *res;
+	r->done_next = NULL;
+	if (s->done_tail)
+		s->done_tail->done_next = r;
+	else
+		s->done_head = r;
+	s->done_tail = r;
+	if (s->open_handles > 0 && !uv_is_closing((uv_handle_t *)&s->done_timer))
+		uv_timer_start(&s->done_timer, on_done_timer, 0, 0);
 }
 
 /* ------------------------------------------------------------------ */
@@ -1477,6 +1520,9 @@ int rs_store_start(struct rs_store *s, char *errmsg, size_t errlen)
 	uv_timer_init(s->loop, &s->lease_timer);
 	s->lease_timer.data = s;
 	s->open_handles++;
+	uv_timer_init(s->loop, &s->done_timer);
+	s->done_timer.data = s;
+	s->open_handles++;
 	/* Neither handle may keep the loop alive on its own. */
 	uv_unref((uv_handle_t *)&s->check);
 
@@ -1540,16 +1586,20 @@ static void on_handle_closed(uv_handle_t *h)
 
 static void finish_close(struct rs_store *s)
 {
+	/* raft is closed: report everything now, in order */
 	while (s->reqs)
 		req_finish(s->reqs, ERR_SHUTDOWN, NULL);
+	deliver_done(s);
 	if (s->open_handles == 0) {
 		if (s->close_cb)
 			s->close_cb(s->close_arg);
 		return;
 	}
 	uv_timer_stop(&s->lease_timer);
+	uv_timer_stop(&s->done_timer);
 	uv_close((uv_handle_t *)&s->check, on_handle_closed);
 	uv_close((uv_handle_t *)&s->lease_timer, on_handle_closed);
+	uv_close((uv_handle_t *)&s->done_timer, on_handle_closed);
 }
 
 static void on_raft_closed(struct raft *r)
