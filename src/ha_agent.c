@@ -996,6 +996,12 @@ static void flow_step(struct ha_agent *a, int err, const char *msg)
 	if (err != 0 && !(a->flow == FLOW_REJOIN && a->step == 2)) {
 		if (a->flow == FLOW_BOOTSTRAP) {
 			set_state(a, HA_ST_REFUSED, msg);
+			/* a half-bootstrapped PostgreSQL must not keep taking
+			 * writes once the lease is given back */
+			pid_t pid = pgc_node_pid(a->pg);
+			if (pid > 0 && kill(pid, SIGQUIT) != 0)
+				log_error("ha[%s] stopping PostgreSQL: %s",
+					  a->cfg->node_name, strerror(errno));
 			if (a->leader) {
 				/* let the controller pick another node */
 				struct rs_cmd c = { .op = RS_OP_LEASE_REVOKE,

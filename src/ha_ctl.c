@@ -88,6 +88,18 @@ static bool in_sync_set(const struct ha_view *v, const struct ha_member *m)
 	return false;
 }
 
+/* The last leader reports (fresh), with this cluster's data, not busy,
+ * allowed to lead. */
+static bool last_leader_ok(const struct ha_view *v)
+{
+	if (!v->last_leader[0])
+		return false;
+	const struct ha_member *l = find(v, v->last_leader);
+	return l && has_data(l) && strcmp(l->sysid, v->sysid) == 0 &&
+	       !busy(l) && !l->tags.nofailover &&
+	       l->tags.failover_priority > 0;
+}
+
 static void set_none(struct ha_action *out, const char *why)
 {
 	out->kind = HA_ACT_NONE;
@@ -187,6 +199,18 @@ void ha_decide(const struct ha_view *v, struct ha_action *out)
 		return;
 	}
 
+	/* (also in synchronous mode: the last primary has every commit) */
+	if (v->initialized && v->sync_active && !v->has_failover &&
+	    last_leader_ok(v)) {
+		const struct ha_member *l = find(v, v->last_leader);
+		out->kind = HA_ACT_SET_CANDIDATE;
+		out->reason = "failover";
+		snprintf(out->name, sizeof out->name, "%s", l->name);
+		snprintf(out->why, sizeof out->why,
+			 "no leader; %s led last and still has its data",
+			 l->name);
+		return;
+	}
 	/* Synchronous mode: every acknowledged commit is on at least k of
 	 * the n published standbys. Hearing from n-k+1 of them, the most
 	 * advanced holds all of them; with fewer, promoting could lose one. */
@@ -302,8 +326,20 @@ void ha_decide(const struct ha_view *v, struct ha_action *out)
 		return;
 	}
 
-	/* Initialized, nobody holds the lease: the most advanced eligible
-	 * member of this cluster. */
+	/* Initialized, nobody holds the lease. The last primary, if it still
+	 * reports with its data, holds everything any replica received (they
+	 * only ever had WAL from it): it leads again, keeping the timeline —
+	 * the whole-cluster stop and start case. */
+	if (last_leader_ok(v)) {
+		const struct ha_member *l = find(v, v->last_leader);
+		out->kind = HA_ACT_SET_CANDIDATE;
+		out->reason = "failover";
+		snprintf(out->name, sizeof out->name, "%s", l->name);
+		snprintf(out->why, sizeof out->why,
+			 "no leader; %s led last and still has its data",
+			 l->name);
+		return;
+	}
 	uint64_t ref = v->last_primary_lsn;
 	for (size_t i = 0; i < v->nmembers; i++) {
 		const struct ha_member *m = &v->members[i];
@@ -412,7 +448,7 @@ static bool is_fresh(struct ha_ctl *c, const struct ha_member *m, uint64_t now)
 			f->seq = m->seq;
 			f->changed_ms = now;
 		}
-		return now - f->changed_ms <= c->stale_ms;
+		return f->changed_ms != 0 && now - f->changed_ms <= c->stale_ms;
 	}
 	struct fresh *n = mem_realloc(c->fresh, (c->nfresh + 1) * sizeof *n);
 	if (!n)
@@ -421,8 +457,11 @@ static bool is_fresh(struct ha_ctl *c, const struct ha_member *m, uint64_t now)
 	struct fresh *f = &c->fresh[c->nfresh++];
 	snprintf(f->name, sizeof f->name, "%s", m->name);
 	f->seq = m->seq;
-	f->changed_ms = now;
-	return true;
+	/* A record seen for the first time proves nothing (a new Raft leader
+	 * sees the dead primary's last record too): fresh only once it
+	 * changes, i.e. after the node's next report (<= 1 s). */
+	f->changed_ms = 0;
+	return false;
 }
 
 static void on_written(void *arg, int status, const struct rs_result *res)

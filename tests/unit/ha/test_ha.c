@@ -985,7 +985,7 @@ static const struct scenario scenarios[] = {
 	  "failover",
 	  NULL },
 	{ "failover: LSN tie -> failover_priority",
-	  { INIT, LAG, .last_leader = "a" },
+	  { INIT, LAG, .last_leader = "gone" },
 	  { REP("a", 300),
 	    { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 300, 2, false },
 	    REP("c", 300) },
@@ -1010,12 +1010,13 @@ static const struct scenario scenarios[] = {
 	  "b",
 	  "failover",
 	  NULL },
-	{ "failover: last leader behind loses",
+	{ "failover: the last leader, still reporting, leads again though its "
+	  "last report is behind",
 	  { INIT, LAG, .last_leader = "a" },
 	  { PRI("a", 299), REP("b", 300) },
 	  2,
 	  HA_ACT_SET_CANDIDATE,
-	  "b",
+	  "a",
 	  "failover",
 	  NULL },
 	{ "failover: sysid mismatch excluded",
@@ -1197,7 +1198,7 @@ static const struct scenario scenarios[] = {
 	  "failover",
 	  NULL },
 	{ "failover: six members",
-	  { INIT, LAG, .last_leader = "f", .last_primary_lsn = 1000 },
+	  { INIT, LAG, .last_leader = "gone", .last_primary_lsn = 1000 },
 	  { REP("a", 1000), REP("b", 990),
 	    { "c", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 1000, 3, false },
 	    { "d", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 1200, 1, true },
@@ -1597,7 +1598,16 @@ static void check_properties(const struct ha_view *v,
 		return;
 	}
 	if (v->initialized) {
-		/* the oracle's choice */
+		/* the oracle's choice: the last leader if it still reports
+		 * with this cluster's data and may lead; else the best */
+		const struct ha_member *ll = find_member(v, v->last_leader);
+		if (v->last_leader[0] && ll && has_data(ll) &&
+		    !strcmp(ll->sysid, v->sysid) && !is_busy(ll) &&
+		    !ll->tags.nofailover && ll->tags.failover_priority > 0) {
+			assert_int_equal(a->kind, HA_ACT_SET_CANDIDATE);
+			assert_string_equal(a->name, ll->name);
+			return;
+		}
 		const struct ha_member *best = NULL;
 		for (size_t i = 0; i < v->nmembers; i++) {
 			const struct ha_member *m = &v->members[i];
