@@ -1140,6 +1140,15 @@ static void flow_step(struct ha_agent *a, int err, const char *msg)
 					     on_op_done, a);
 			break;
 		case 3:
+			if (err != 0 &&
+			    !file_exists(a->cfg->pg.data_dir,
+					 PGC_REWIND_FAILED_FILE)) {
+				/* it failed before touching the data (the
+				 * source was unreachable or still starting):
+				 * the data is intact, try again later */
+				flow_end(a, err, msg);
+				return;
+			}
 			if (err != 0) {
 				log_warn("ha[%s] pg_rewind failed: %s",
 					 a->cfg->node_name, msg);
