@@ -37,6 +37,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <inttypes.h>
 #include <signal.h>
 #include <stdio.h>
@@ -96,6 +97,8 @@ struct ha_agent {
 	struct kv *kv;
 	struct pgc_node *pg;
 	char slot[64];        /* this node's replication slot name */
+	char passfile[4096];  /* libpq password file for the passwords of
+				 [postgresql] (never on a command line) */
 	char log_path[4096];  /* PostgreSQL's log */
 
 	/* timing (ms) */
@@ -688,13 +691,13 @@ static int replication_conninfo(struct ha_agent *a, const struct ha_member *m,
 	char port[16];
 	snprintf(port, sizeof port, "%d", m->port);
 	const struct cfg_pg *pg = &a->cfg->pg;
-	const char *kw[] = { "host",	 "port", "user", "password",
+	const char *kw[] = { "host",	 "port", "user", "passfile",
 			     "application_name", "connect_timeout", NULL };
 	const char *vals[] = { m->host,
 			       port,
 			       pg->replication_user ? pg->replication_user
 						    : "replicator",
-			       pg->replication_password,
+			       pg->replication_password ? a->passfile : NULL,
 			       a->slot,
 			       "3",
 			       NULL };
@@ -708,12 +711,12 @@ static int superuser_conninfo(struct ha_agent *a, const struct ha_member *m,
 	char port[16];
 	snprintf(port, sizeof port, "%d", m->port);
 	const struct cfg_pg *pg = &a->cfg->pg;
-	const char *kw[] = { "host", "port", "user", "password", "dbname",
+	const char *kw[] = { "host", "port", "user", "passfile", "dbname",
 			     "connect_timeout", NULL };
 	const char *vals[] = { m->host,
 			       port,
 			       pg->superuser ? pg->superuser : "postgres",
-			       pg->superuser_password,
+			       pg->superuser_password ? a->passfile : NULL,
 			       "postgres",
 			       "3",
 			       NULL };
@@ -2503,6 +2506,7 @@ int ha_agent_new(uv_loop_t *loop, const struct cfg *cfg,
 	slot_name_of(cfg->node_name, a->slot, sizeof a->slot);
 	snprintf(a->log_path, sizeof a->log_path, "%s/postgresql.log",
 		 cfg->data_dir);
+	snprintf(a->passfile, sizeof a->passfile, "%s/pgpass", cfg->data_dir);
 	a->role = HA_ROLE_UNKNOWN;
 	a->state = HA_ST_STOPPED;
 	wd_init(&a->wd, cfg->pg.wd_device ? cfg->pg.wd_device : "/dev/watchdog",
@@ -2549,8 +2553,59 @@ int ha_agent_new(uv_loop_t *loop, const struct cfg *cfg,
 	return 0;
 }
 
+/* One line per password: *:*:*:USER:PASSWORD, ':' and '\\' escaped. */
+static int write_passfile(struct ha_agent *a, char *errmsg, size_t errlen)
+{
+	const struct cfg_pg *pg = &a->cfg->pg;
+	struct {
+		const char *user, *pw;
+	} ent[2] = {
+		{ pg->replication_user ? pg->replication_user : "replicator",
+		  pg->replication_password },
+		{ pg->superuser ? pg->superuser : "postgres",
+		  pg->superuser_password },
+	};
+	char tmp[4200];
+	snprintf(tmp, sizeof tmp, "%s.tmp", a->passfile);
+	int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0) {
+		snprintf(errmsg, errlen, "%s: %s", tmp, strerror(errno));
+		return ERR_IO;
+	}
+	bool ok = true;
+	for (int i = 0; i < 2 && ok; i++) {
+		if (!ent[i].pw)
+			continue;
+		char line[9000];
+		size_t o = (size_t)snprintf(line, sizeof line, "*:*:*:");
+		const char *parts[2] = { ent[i].user, ent[i].pw };
+		for (int p = 0; p < 2; p++) {
+			for (const char *c = parts[p]; *c && o + 3 < sizeof line;
+			     c++) {
+				if (*c == ':' || *c == '\\')
+					line[o++] = '\\';
+				line[o++] = *c;
+			}
+			line[o++] = p == 0 ? ':' : '\n';
+		}
+		ok = write(fd, line, o) == (ssize_t)o;
+	}
+	if (fsync(fd) != 0)
+		ok = false;
+	close(fd);
+	if (!ok || rename(tmp, a->passfile) != 0) {
+		snprintf(errmsg, errlen, "%s: %s", a->passfile, strerror(errno));
+		unlink(tmp);
+		return ERR_IO;
+	}
+	return 0;
+}
+
 int ha_agent_start(struct ha_agent *a, char *errmsg, size_t errlen)
 {
+	int prv = write_passfile(a, errmsg, errlen);
+	if (prv != 0)
+		return prv;
 	int rv = pgc_node_adopt(a->pg);
 	if (rv == 0)
 		log_info("ha[%s] adopted the running PostgreSQL pid=%d",
