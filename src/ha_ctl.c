@@ -408,6 +408,10 @@ struct ha_ctl {
 	} *fresh;
 	size_t nfresh;
 	unsigned stale_ms;
+	/* steady state: a leader holds the key and nothing is pending; while
+	 * the store does not change, there is nothing to look at */
+	bool steady;
+	uint64_t steady_rev;
 	void (*close_cb)(void *);
 	void *close_arg;
 };
@@ -481,8 +485,13 @@ static void look(struct ha_ctl *c)
 		return;
 	struct rs_status st;
 	rs_store_status(c->store, &st);
-	if (!st.ready)
+	if (!st.ready) {
+		c->steady = false;
 		return;
+	}
+	if (c->steady && st.revision == c->steady_rev)
+		return;
+	c->steady = false;
 
 	struct ha_view v;
 	memset(&v, 0, sizeof v);
@@ -595,6 +604,14 @@ static void look(struct ha_ctl *c)
 
 	struct ha_action act;
 	ha_decide(&v, &act);
+	/* nothing can change without a store write while a leader holds the
+	 * key and no decision or request is pending (member freshness only
+	 * matters once the key is gone, and that is a write) */
+	if (act.kind == HA_ACT_NONE && !v.has_candidate && !v.has_failover &&
+	    (v.has_leader || n == 0)) {
+		c->steady = true;
+		c->steady_rev = st.revision;
+	}
 	if (act.kind == HA_ACT_NONE) {
 		if (strcmp(act.why, c->last_why) != 0)
 			log_debug("ha-ctl no action: %s", act.why);
