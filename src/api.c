@@ -1335,6 +1335,36 @@ static void h_switchover(struct api *a, struct http_req *req, json_t *b)
 			return;
 		}
 	}
+	if (!to || !*to) {
+		/* any candidate: at least one must be able to take over now */
+		char prefix[256];
+		ha_key(prefix, sizeof prefix, a->cluster, "members/");
+		struct rs_kv *kvs = NULL;
+		size_t n = 0;
+		uint64_t r;
+		bool any = false;
+		if (rs_fsm_range(rs_store_fsm(a->store), prefix, strlen(prefix),
+				 true, 0, &kvs, &n, &r) == 0) {
+			for (size_t i = 0; i < n; i++) {
+				struct ha_member m;
+				if (ha_member_decode(kvs[i].value,
+						     kvs[i].value_len, &m) == 0 &&
+				    strcmp(m.name, leader) != 0 &&
+				    m.role == HA_ROLE_REPLICA &&
+				    m.state == HA_ST_STREAMING &&
+				    !m.tags.nofailover &&
+				    m.tags.failover_priority > 0)
+					any = true;
+			}
+			rs_kvs_free(kvs, n);
+		}
+		if (!any && at == 0) {
+			respond_error(req, 412, ERR_UNAVAILABLE,
+				      "no streaming replica may take over");
+			mem_free(leader);
+			return;
+		}
+	}
 	json_t *v = json_pack("{s:s,s:s,s:I}", "from", leader, "to",
 			      to ? to : "", "at", (json_int_t)at);
 	char *js = v ? json_dumps(v, JSON_COMPACT) : NULL;
@@ -1612,7 +1642,8 @@ static void h_cluster(struct api *a, struct http_req *req)
 	rs_kvs_free(kvs, n);
 	json_t *o = json_pack("{s:s,s:o,s:I}", "cluster", a->cluster,
 			      "members", arr, "revision", (json_int_t)rev);
-	const char *leaves[] = { "leader", "initialize", "pause", NULL };
+	const char *leaves[] = { "leader",     "initialize", "pause",
+				 "switchover", "failover",   NULL };
 	for (size_t i = 0; leaves[i]; i++) {
 		ha_key(key, sizeof key, a->cluster, leaves[i]);
 		kvs = NULL;

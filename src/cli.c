@@ -1845,12 +1845,32 @@ static int cli_wait_new_primary(struct cli *c, const char *old,
 				size_t len)
 {
 	long deadline = cli_now_ms() + wait_ms;
+	long gone_since = 0;
 	got[0] = '\0';
 	while (cli_now_ms() < deadline) {
 		struct cli_resp r = {0};
 		if (cli_call(c, "cluster", "GET", "/cluster", NULL, 0, &r) ==
 		    0) {
 			const char *l = js_str(r.json, "leader");
+			/* the request is deleted once carried out or refused:
+			 * gone for a second with the old primary still in
+			 * place means refused */
+			bool pending =
+				json_is_string(
+					json_object_get(r.json, "switchover")) ||
+				json_is_string(
+					json_object_get(r.json, "failover"));
+			if (!pending && strcmp(l, old) == 0) {
+				if (!gone_since)
+					gone_since = cli_now_ms();
+				else if (cli_now_ms() - gone_since > 1500) {
+					cli_resp_clear(&r);
+					snprintf(got, len, "%s", "");
+					return 2;
+				}
+			} else {
+				gone_since = 0;
+			}
 			json_t *ms = json_object_get(r.json, "members");
 			size_t i;
 			json_t *m;
@@ -1925,7 +1945,14 @@ static int cmd_switchover(struct cli *c, char **args, int nargs)
 		return 0;
 	char got[128];
 	long wait = c->timeout_ms > 30000 ? c->timeout_ms : 30000;
-	if (cli_wait_new_primary(c, old, to, wait, got, sizeof got) != 0) {
+	int w = cli_wait_new_primary(c, old, to, wait, got, sizeof got);
+	if (w == 2) {
+		cli_errorf(c, "switchover: refused or abandoned by %s, which "
+			      "stays the primary (see its log)",
+			   old);
+		return 1;
+	}
+	if (w != 0) {
 		cli_errorf(c, "switchover: no new primary within %ld s (see "
 			      "`pgwarden list` and the nodes' logs)",
 			   wait / 1000);
@@ -1963,7 +1990,14 @@ static int cmd_failover(struct cli *c, char **args, int nargs)
 		return rc;
 	char got[128];
 	long wait = c->timeout_ms > 30000 ? c->timeout_ms : 30000;
-	if (cli_wait_new_primary(c, old, to, wait, got, sizeof got) != 0) {
+	int w = cli_wait_new_primary(c, old, to, wait, got, sizeof got);
+	if (w == 2) {
+		cli_errorf(c, "failover to %s refused (see the primary's log, "
+			      "or the controller's on the Raft leader)",
+			   to);
+		return 1;
+	}
+	if (w != 0) {
 		cli_errorf(c, "failover: %s did not become the primary within "
 			      "%ld s (see `pgwarden list` and the logs)",
 			   to, wait / 1000);

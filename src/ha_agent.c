@@ -201,6 +201,9 @@ struct ha_agent {
 	uint64_t sync_change_lsn; /* after a shrink: wait until every new
 				     standby flushed this far */
 	bool sync_waiting;
+	uint64_t probe_seq;       /* probes started */
+	uint64_t sync_min_seq;    /* the first probe started after the last
+				     synchronous_standby_names reload */
 	struct {
 		char name[64];
 		uint64_t flush;
@@ -659,15 +662,17 @@ static void sync_manage(struct ha_agent *a)
 	if (!same_applied) {
 		if (sync_apply(a, names, n, k) == 0) {
 			a->sync_waiting = true;
-			a->sync_change_lsn = 0; /* taken from the next probe */
+			/* from the first probe started after the reload: a
+			 * commit acknowledged under the old setting is behind
+			 * the position it reads */
+			a->sync_change_lsn = 0;
+			a->sync_min_seq = a->probe_seq + 1;
 		}
 		return;
 	}
 	if (a->sync_waiting) {
-		if (a->sync_change_lsn == 0) {
-			a->sync_change_lsn = a->wal_lsn;
-			return;
-		}
+		if (a->sync_change_lsn == 0)
+			return; /* no probe after the reload yet */
 		/* every member of the new set must hold everything that was
 		 * acknowledged under the old one */
 		for (size_t i = 0; i < n; i++) {
@@ -1650,6 +1655,15 @@ static void on_probe(void *arg, int err, const char *errmsg,
 	a->receive_lsn = p->receive_lsn;
 	a->replay_lsn = p->replay_lsn;
 	a->pending_restart = p->pending_restart;
+	if (a->sync_waiting && a->sync_change_lsn == 0 && a->leader &&
+	    !p->in_recovery && a->probe_seq >= a->sync_min_seq)
+		a->sync_change_lsn = p->wal_lsn;
+	if (a->sync_waiting && a->sync_change_lsn == 0 && a->leader &&
+	    !a->closing &&
+	    pgc_node_probe(a->pg, PROBE_TIMEOUT_MS, on_probe, a) == 0) {
+		a->probe_inflight = true;
+		a->probe_seq++;
+	}
 	a->nrepl = 0;
 	for (size_t i = 0; i < p->nrepl && a->nrepl < SYNC_MAX; i++) {
 		snprintf(a->repl[a->nrepl].name, sizeof a->repl[0].name, "%s",
@@ -2446,8 +2460,10 @@ static void tick(struct ha_agent *a)
 	observe(a);
 	renew(a);
 	if (pgc_node_state(a->pg) == PGC_PM_RUNNING && !a->probe_inflight) {
-		if (pgc_node_probe(a->pg, PROBE_TIMEOUT_MS, on_probe, a) == 0)
+		if (pgc_node_probe(a->pg, PROBE_TIMEOUT_MS, on_probe, a) == 0) {
 			a->probe_inflight = true;
+			a->probe_seq++;
+		}
 	}
 	if (!a->leader)
 		sync_follow(a);

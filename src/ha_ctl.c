@@ -229,6 +229,27 @@ void ha_decide(const struct ha_view *v, struct ha_action *out)
 		size_t need = v->nsync + 1 > v->sync_k
 				      ? v->nsync + 1 - v->sync_k
 				      : 1;
+		if (v->has_failover && (v->nsync == 0 || v->sync_k == 0)) {
+			/* The primary ran without a synchronous standby (none
+			 * was streaming): no automatic failover can be safe, but
+			 * an operator may accept the risk and name a node. */
+			const struct ha_member *m = find(v, v->failover_to);
+			if (m && has_data(m) && strcmp(m->sysid, v->sysid) == 0 &&
+			    !busy(m) && !m->tags.nofailover &&
+			    m->tags.failover_priority > 0) {
+				out->kind = HA_ACT_SET_CANDIDATE;
+				out->reason = "manual";
+				snprintf(out->name, sizeof out->name, "%s",
+					 m->name);
+				snprintf(out->why, sizeof out->why,
+					 "manual failover to %s while no "
+					 "standby was synchronous: commits the "
+					 "old primary acknowledged alone may be "
+					 "lost",
+					 m->name);
+				return;
+			}
+		}
 		if (v->nsync == 0 || v->sync_k == 0 || heard < need || !top) {
 			char why[160];
 			snprintf(why, sizeof why,
