@@ -96,7 +96,8 @@ struct ha_agent {
 	struct rs_store *store;
 	struct kv *kv;
 	struct pgc_node *pg;
-	char slot[64];        /* this node's replication slot name */
+	char slot[64];        /* this node's replication slot: pgw_<name> */
+	char appname[64];     /* its application_name: <name>, sanitized */
 	char passfile[4096];  /* libpq password file for the passwords of
 				 [postgresql] (never on a command line) */
 	char log_path[4096];  /* PostgreSQL's log */
@@ -703,7 +704,7 @@ static int replication_conninfo(struct ha_agent *a, const struct ha_member *m,
 			       pg->replication_user ? pg->replication_user
 						    : "replicator",
 			       pg->replication_password ? a->passfile : NULL,
-			       a->slot,
+			       a->appname,
 			       "3",
 			       NULL };
 	return pgc_conninfo_build(buf, cap, kw, vals);
@@ -1759,8 +1760,29 @@ static void ensure_slots_done(void *arg, int err, const char *errmsg,
 			 errmsg);
 }
 
-/* On the primary: one physical slot per other member, slots of members
- * that left dropped; one statement. */
+/* On the primary: a physical slot pgw_<name> for every other member of the
+ * cluster (its Raft membership, so a replica that is down keeps its slot),
+ * and pgwarden's slots of members that left dropped (inactive ones only;
+ * slots not named pgw_* are the operator's and never touched). */
+static int add_slot_name(char *list, size_t cap, size_t *len, const char *name)
+{
+	char s[64], slot[64];
+	slot_name_of(name, s, sizeof s);
+	snprintf(slot, sizeof slot, "pgw_%.58s", s);
+	/* already listed? tokens are separated by '{', ',' and '}' */
+	size_t sl = strlen(slot);
+	for (const char *p = strstr(list, slot); p; p = strstr(p + 1, slot))
+		if ((p[-1] == '{' || p[-1] == ',') &&
+		    (p[sl] == ',' || p[sl] == '}' || p[sl] == '\0'))
+			return 0;
+	int n = snprintf(list + *len, cap - *len, "%s%s", *len > 1 ? "," : "",
+			 slot);
+	if (n < 0 || (size_t)n >= cap - *len)
+		return -1;
+	*len += (size_t)n;
+	return 0;
+}
+
 static void ensure_slots(struct ha_agent *a)
 {
 	if (!a->cfg->pg.use_slots || a->slots_inflight)
@@ -1769,37 +1791,49 @@ static void ensure_slots(struct ha_agent *a)
 	if (now - a->slots_checked_ms < 2000)
 		return;
 	a->slots_checked_ms = now;
+	struct rs_member *ms = NULL;
+	size_t nm = 0;
+	if (rs_store_members(a->store, &ms, &nm) != 0)
+		return;
 	char prefix[256];
 	ha_key(prefix, sizeof prefix, a->cfg->cluster_name, "members/");
 	struct rs_kv *kvs = NULL;
 	size_t n = 0;
 	uint64_t rev;
 	if (rs_fsm_range(rs_store_fsm(a->store), prefix, strlen(prefix), true,
-			 0, &kvs, &n, &rev) != 0)
+			 0, &kvs, &n, &rev) != 0) {
+		mem_free(ms);
 		return;
-	/* names into an array literal: slot names are [a-z0-9_] */
-	size_t cap = 64 + n * 72;
+	}
+	size_t cap = 64 + (n + nm) * 72;
 	char *list = mem_malloc(cap);
 	if (!list) {
 		rs_kvs_free(kvs, n);
+		mem_free(ms);
 		return;
 	}
 	size_t len = (size_t)snprintf(list, cap, "{");
+	for (size_t i = 0; i < nm; i++)
+		if (ms[i].name[0] && strcmp(ms[i].name, a->cfg->node_name) != 0)
+			add_slot_name(list, cap, &len, ms[i].name);
 	for (size_t i = 0; i < n; i++) {
 		const char *name = kvs[i].key + strlen(prefix);
-		if (strcmp(name, a->cfg->node_name) == 0)
-			continue;
-		char s[64];
-		slot_name_of(name, s, sizeof s);
-		len += (size_t)snprintf(list + len, cap - len, "%s%s",
-					len > 1 ? "," : "", s);
+		if (strcmp(name, a->cfg->node_name) != 0)
+			add_slot_name(list, cap, &len, name);
 	}
 	snprintf(list + len, cap - len, "}");
 	rs_kvs_free(kvs, n);
+	mem_free(ms);
 	const char *sql =
-		"SELECT pg_create_physical_replication_slot(s, true) "
-		"FROM unnest($1::text[]) s WHERE s NOT IN (SELECT slot_name "
-		"FROM pg_replication_slots)";
+		"WITH want AS (SELECT unnest($1::text[]) AS s), "
+		"made AS (SELECT pg_create_physical_replication_slot(s, true) "
+		"FROM want WHERE s NOT IN (SELECT slot_name FROM "
+		"pg_replication_slots)), "
+		"gone AS (SELECT pg_drop_replication_slot(slot_name) FROM "
+		"pg_replication_slots WHERE slot_type = 'physical' AND NOT "
+		"active AND slot_name LIKE 'pgw\\_%' AND slot_name NOT IN "
+		"(SELECT s FROM want)) "
+		"SELECT (SELECT count(*) FROM made), (SELECT count(*) FROM gone)";
 	const char *params[] = { list };
 	if (pgc_node_query(a->pg, sql, 1, params, 5000, ensure_slots_done, a) ==
 	    0)
@@ -2519,7 +2553,8 @@ int ha_agent_new(uv_loop_t *loop, const struct cfg *cfg,
 	a->ttl = cfg->pg.ttl_ms ? cfg->pg.ttl_ms : 2500;
 	a->loop_wait = cfg->pg.loop_wait_ms ? cfg->pg.loop_wait_ms : 400;
 	a->margin = cfg->pg.safety_margin_ms ? cfg->pg.safety_margin_ms : 300;
-	slot_name_of(cfg->node_name, a->slot, sizeof a->slot);
+	slot_name_of(cfg->node_name, a->appname, sizeof a->appname);
+	snprintf(a->slot, sizeof a->slot, "pgw_%.58s", a->appname);
 	snprintf(a->log_path, sizeof a->log_path, "%s/postgresql.log",
 		 cfg->data_dir);
 	snprintf(a->passfile, sizeof a->passfile, "%s/pgpass", cfg->data_dir);
