@@ -155,6 +155,8 @@ static void on_store_change(void *arg, const struct rs_status *st)
 	struct daemon *d = arg;
 	if (st->state == RS_REMOVED)
 		stop(d, "removed_from_cluster");
+	else if (d->agent && st->leader_id != 0 && !d->stopping)
+		ha_agent_poke(d->agent);
 }
 
 static int lock_data_dir(const struct cfg *cfg, int *fd_out)

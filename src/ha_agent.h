@@ -51,6 +51,9 @@ void ha_agent_status(struct ha_agent *a, struct ha_status *out);
 /* Clean stop: PostgreSQL stopped (fast), the leader lease and the member
  * lease revoked so that another node can take over at once; then cb. */
 void ha_agent_shutdown(struct ha_agent *a, void (*cb)(void *arg), void *arg);
+/* The store changed (a leader is known now, say): tick at once. */
+void ha_agent_poke(struct ha_agent *a);
+
 /* Re-clone this replica from the primary (stop, wipe, pg_basebackup) at
  * the next tick. ERR_CONFLICT on the primary. */
 int ha_agent_reinit(struct ha_agent *a);

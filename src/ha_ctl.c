@@ -92,7 +92,7 @@ static bool in_sync_set(const struct ha_view *v, const struct ha_member *m)
  * allowed to lead. */
 static bool last_leader_ok(const struct ha_view *v)
 {
-	if (!v->last_leader[0])
+	if (!v->last_leader[0] || !v->last_leader_recent)
 		return false;
 	const struct ha_member *l = find(v, v->last_leader);
 	return l && has_data(l) && strcmp(l->sysid, v->sysid) == 0 &&
@@ -199,6 +199,14 @@ void ha_decide(const struct ha_view *v, struct ha_action *out)
 		return;
 	}
 
+	/* Just after a Raft leader change (a whole-cluster restart, say) the
+	 * last primary may simply not have reported twice yet: give it that
+	 * chance before anyone else is promoted. */
+	if (v->initialized && !v->has_failover && v->last_leader_pending &&
+	    !v->last_leader_recent) {
+		set_none(out, "waiting for the last leader to report");
+		return;
+	}
 	/* (also in synchronous mode: the last primary has every commit) */
 	if (v->initialized && v->sync_active && !v->has_failover &&
 	    last_leader_ok(v)) {
@@ -433,6 +441,10 @@ struct ha_ctl {
 	 * the store does not change, there is nothing to look at */
 	bool steady;
 	uint64_t steady_rev;
+	bool was_ready;
+	uint64_t ready_ms;       /* when this controller became active */
+	uint64_t leader_gone_ms; /* when this controller first saw no leader
+				    key (0: a leader is there) */
 	void (*close_cb)(void *);
 	void *close_arg;
 };
@@ -508,7 +520,16 @@ static void look(struct ha_ctl *c)
 	rs_store_status(c->store, &st);
 	if (!st.ready) {
 		c->steady = false;
+		c->was_ready = false;
 		return;
+	}
+	if (!c->was_ready) {
+		/* active again (or for the first time): what this controller
+		 * remembered from an earlier term proves nothing now */
+		c->was_ready = true;
+		c->nfresh = 0;
+		c->leader_gone_ms = 0;
+		c->ready_ms = now_ms();
 	}
 	if (c->steady && st.revision == c->steady_rev)
 		return;
@@ -622,6 +643,21 @@ static void look(struct ha_ctl *c)
 	v.members = ms;
 	v.nmembers = nm;
 	v.last_primary_lsn = c->last_primary_lsn;
+	if (v.has_leader) {
+		c->leader_gone_ms = 0;
+	} else {
+		if (c->leader_gone_ms == 0)
+			c->leader_gone_ms = now;
+		for (size_t i = 0; i < c->nfresh; i++) {
+			if (strcmp(c->fresh[i].name, v.last_leader) != 0)
+				continue;
+			if (c->fresh[i].changed_ms > c->leader_gone_ms)
+				v.last_leader_recent = true;
+			/* its record exists (seen, maybe not yet changed) */
+			if (now - c->ready_ms < 1500)
+				v.last_leader_pending = true;
+		}
+	}
 
 	struct ha_action act;
 	ha_decide(&v, &act);

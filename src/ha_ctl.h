@@ -33,6 +33,12 @@ struct ha_view {
 	char candidate[HA_NAME_MAX + 1];
 	uint64_t candidate_age_ms; /* how long the decision has stood */
 	char last_leader[HA_NAME_MAX + 1]; /* who led last, "" if never */
+	bool last_leader_recent; /* its record changed after the leader key
+				    was seen gone: it is alive, not a
+				    dead node's last word */
+	bool last_leader_pending; /* its record is in the store and this
+				     controller became active too recently
+				     to tell whether it is alive */
 	uint64_t last_primary_lsn; /* the last LSN a primary reported */
 	const struct ha_member *members; /* live member records */
 	size_t nmembers;

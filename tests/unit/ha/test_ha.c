@@ -1012,7 +1012,7 @@ static const struct scenario scenarios[] = {
 	  NULL },
 	{ "failover: the last leader, still reporting, leads again though its "
 	  "last report is behind",
-	  { INIT, LAG, .last_leader = "a" },
+	  { INIT, LAG, .last_leader = "a", .last_leader_recent = true },
 	  { PRI("a", 299), REP("b", 300) },
 	  2,
 	  HA_ACT_SET_CANDIDATE,
@@ -1558,6 +1558,7 @@ static void random_view(struct ha_view *v, struct ha_member *ms, size_t *n)
 	if (rnd_below(2))
 		snprintf(v->last_leader, sizeof v->last_leader, "m%u",
 			 rnd_below(MAXM));
+	v->last_leader_recent = rnd_below(2);
 	v->last_primary_lsn = rnd_below(2) ? lsns[rnd_below(8)] : 0;
 	v->maximum_lag = lags[rnd_below(4)];
 	v->members = ms;
@@ -1601,7 +1602,8 @@ static void check_properties(const struct ha_view *v,
 		/* the oracle's choice: the last leader if it still reports
 		 * with this cluster's data and may lead; else the best */
 		const struct ha_member *ll = find_member(v, v->last_leader);
-		if (v->last_leader[0] && ll && has_data(ll) &&
+		if (v->last_leader[0] && v->last_leader_recent && ll &&
+		    has_data(ll) &&
 		    !strcmp(ll->sysid, v->sysid) && !is_busy(ll) &&
 		    !ll->tags.nofailover && ll->tags.failover_priority > 0) {
 			assert_int_equal(a->kind, HA_ACT_SET_CANDIDATE);
