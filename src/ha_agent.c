@@ -194,7 +194,9 @@ struct ha_agent {
 	char sync_applied[SYNC_MAX][64]; /* in synchronous_standby_names */
 	size_t nsync_applied;
 	unsigned sync_applied_k;
-	bool sync_applied_set;    /* ssn written (else none yet) */
+	bool sync_applied_set;    /* ssn chosen (else none yet) */
+	bool sync_written;        /* ...and written and reloaded while this
+				     node is the primary */
 	char sync_pub[SYNC_MAX][64];     /* published in the sync key */
 	size_t nsync_pub;
 	unsigned sync_pub_k;
@@ -492,6 +494,31 @@ static void sync_desired(struct ha_agent *a, bool primary_view,
 		}
 		rs_kvs_free(kvs, nk);
 	}
+	if (a->cfg->pg.synchronous_mode == CFG_SYNC_STRICT) {
+		/* strict lists every member of the cluster, running or not:
+		 * a stopped node's record is gone, its membership is not */
+		struct rs_member *ms = NULL;
+		size_t nm = 0;
+		if (rs_store_members(a->store, &ms, &nm) == 0) {
+			for (size_t i = 0; i < nm && *n < SYNC_MAX; i++) {
+				char sn[64];
+				if (!ms[i].name[0] ||
+				    strcmp(ms[i].name, a->cfg->node_name) == 0)
+					continue;
+				slot_name_of(ms[i].name, sn, sizeof sn);
+				bool have = false;
+				for (size_t j = 0; j < *n; j++)
+					if (strcmp(names[j], sn) == 0)
+						have = true;
+				struct ha_member rec;
+				bool nosync = read_member(a, ms[i].name, &rec) &&
+					      rec.tags.nosync;
+				if (!have && !nosync && ms[i].role == RS_VOTER)
+					memcpy(names[(*n)++], sn, 64);
+			}
+			mem_free(ms);
+		}
+	}
 	qsort(names, *n, 64, cmp_name);
 	unsigned want = a->cfg->pg.synchronous_node_count
 				? a->cfg->pg.synchronous_node_count
@@ -583,6 +610,7 @@ static int sync_apply(struct ha_agent *a, char names[][64], size_t n,
 	free_params(params);
 	if (rv == 0)
 		rv = pgc_node_reload(a->pg);
+	a->sync_written = rv == 0;
 	char ssn[SYNC_MAX * 70 + 64];
 	sync_format(a, ssn, sizeof ssn);
 	if (rv == 0)
@@ -610,6 +638,7 @@ static void sync_follow(struct ha_agent *a)
 	a->nsync_applied = n;
 	a->sync_applied_k = k;
 	a->sync_applied_set = true;
+	a->sync_written = false;
 	a->sync_pub_set = false;
 	a->sync_waiting = false;
 }
@@ -646,15 +675,16 @@ static void sync_manage(struct ha_agent *a)
 	size_t n;
 	unsigned k;
 	sync_desired(a, true, names, &n, &k);
-	bool same_applied = a->sync_applied_set && k == a->sync_applied_k &&
+	bool same_applied = a->sync_applied_set && a->sync_written &&
+			    k == a->sync_applied_k &&
 			    names_equal(names, n, a->sync_applied,
 					a->nsync_applied);
 	bool same_pub = a->sync_pub_set && k == a->sync_pub_k &&
 			names_equal(names, n, a->sync_pub, a->nsync_pub);
 	if (same_applied && same_pub)
 		return;
-	bool grow = a->sync_applied_set && k == a->sync_applied_k &&
-		    !a->sync_waiting &&
+	bool grow = a->sync_applied_set && a->sync_written &&
+		    k == a->sync_applied_k && !a->sync_waiting &&
 		    names_subset(a->sync_applied, a->nsync_applied, names, n);
 	if (grow) {
 		/* publishing the larger set first asks the controller for
