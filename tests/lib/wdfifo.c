@@ -299,19 +299,77 @@ static int reopen_reader(int fd)
 	return nfd;
 }
 
+/* A machine reset stops everything at once. PostgreSQL's backends leave
+ * the process group (they call setsid), so killing the group alone let a
+ * backend acknowledge a commit after "fired". Kill the group and every
+ * descendant of its leader (found through /proc), then log. */
+static bool in_set(const pid_t *set, size_t n, pid_t p)
+{
+	for (size_t i = 0; i < n; i++)
+		if (set[i] == p)
+			return true;
+	return false;
+}
+
+static size_t kill_tree(pid_t pgid)
+{
+	static pid_t set[8192];
+	size_t n = 0;
+	set[n++] = pgid;
+	kill(-pgid, SIGSTOP); /* freeze the group while we look */
+	for (int pass = 0; pass < 4; pass++) {
+		DIR *d = opendir("/proc");
+		if (!d)
+			break;
+		struct dirent *e;
+		while ((e = readdir(d)) && n < sizeof set / sizeof set[0]) {
+			char *end;
+			long pid = strtol(e->d_name, &end, 10);
+			if (*end || pid <= 0)
+				continue;
+			char path[64], buf[512];
+			snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+			int fd = open(path, O_RDONLY | O_CLOEXEC);
+			if (fd < 0)
+				continue;
+			ssize_t r = read(fd, buf, sizeof buf - 1);
+			close(fd);
+			if (r <= 0)
+				continue;
+			buf[r] = '\0';
+			char *rp = strrchr(buf, ')');
+			long ppid = 0, pgrp = 0;
+			char st;
+			if (!rp || sscanf(rp + 1, " %c %ld %ld", &st, &ppid,
+					  &pgrp) != 3)
+				continue;
+			if ((pgrp == pgid || in_set(set, n, (pid_t)ppid)) &&
+			    !in_set(set, n, (pid_t)pid)) {
+				set[n++] = (pid_t)pid;
+				kill((pid_t)pid, SIGSTOP);
+			}
+		}
+		closedir(d);
+	}
+	kill(-pgid, SIGKILL);
+	for (size_t i = 0; i < n; i++)
+		kill(set[i], SIGKILL);
+	return n;
+}
+
 static void fire(const struct opts *o, int64_t since_ms)
 {
-	if (o->pgid > 0)
+	if (o->pgid > 0) {
+		size_t n = kill_tree(o->pgid);
 		logf_("watchdog fired: no keepalive for %lldms (timeout "
-		      "%ldms): SIGKILL pgid %d",
-		      (long long)since_ms, o->timeout_ms, (int)o->pgid);
-	else
-		logf_("watchdog fired: no keepalive for %lldms (timeout "
-		      "%ldms): SIGKILL pid %d",
-		      (long long)since_ms, o->timeout_ms, (int)o->pid);
-	int rc = o->pgid > 0 ? kill(-o->pgid, SIGKILL)
-			     : kill(o->pid, SIGKILL);
-	if (rc != 0)
+		      "%ldms): SIGKILL pgid %d and %zu processes under it",
+		      (long long)since_ms, o->timeout_ms, (int)o->pgid, n);
+		exit(EXIT_FIRED);
+	}
+	logf_("watchdog fired: no keepalive for %lldms (timeout %ldms): "
+	      "SIGKILL pid %d",
+	      (long long)since_ms, o->timeout_ms, (int)o->pid);
+	if (kill(o->pid, SIGKILL) != 0)
 		logf_("kill: %s", strerror(errno));
 	exit(EXIT_FIRED);
 }
