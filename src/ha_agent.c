@@ -921,11 +921,29 @@ static void on_sysid_controldata(void *arg, int err, const char *errmsg,
 	flow_step(a, err, errmsg);
 }
 
+/* src as the body of a SQL string literal (quotes doubled) into dst;
+ * -1 if it does not fit or could end the DO block's $pgw$ quoting. */
+static int sql_literal(char *dst, size_t cap, const char *src)
+{
+	if (strstr(src, "$pgw$"))
+		return -1;
+	size_t k = 0;
+	for (const char *p = src; *p; p++) {
+		if (k + 3 > cap)
+			return -1;
+		if (*p == '\'')
+			dst[k++] = '\'';
+		dst[k++] = *p;
+	}
+	dst[k] = '\0';
+	return 0;
+}
+
 /* Roles and passwords created after initdb, in one transaction each. */
 static int bootstrap_sql(struct ha_agent *a, char **out)
 {
 	const struct cfg_pg *pg = &a->cfg->pg;
-	size_t cap = 4096;
+	size_t cap = 4096 + 2 * 8400 * (2 + pg->nusers);
 	char *sql = mem_malloc(cap);
 	if (!sql)
 		return ERR_NOMEM;
@@ -943,31 +961,19 @@ static int bootstrap_sql(struct ha_agent *a, char **out)
 		}                                                          \
 		len += (size_t)n_;                                         \
 	} while (0)
-	char q[1024];
+	char q[8200]; /* a password (<= 4096 bytes) with quotes doubled */
 	APPEND("DO $pgw$ BEGIN ");
 	APPEND("IF NOT EXISTS (SELECT 1 FROM pg_roles WHERE rolname = '%s') "
 	       "THEN CREATE ROLE \"%s\" WITH LOGIN REPLICATION; END IF; ",
 	       ru, ru);
 	if (pg->replication_password) {
-		size_t k = 0;
-		for (const char *p = pg->replication_password;
-		     *p && k + 2 < sizeof q; p++) {
-			if (*p == '\'')
-				q[k++] = '\'';
-			q[k++] = *p;
-		}
-		q[k] = '\0';
+		if (sql_literal(q, sizeof q, pg->replication_password) != 0)
+			goto bad_password;
 		APPEND("ALTER ROLE \"%s\" WITH PASSWORD '%s'; ", ru, q);
 	}
 	if (pg->superuser_password) {
-		size_t k = 0;
-		for (const char *p = pg->superuser_password;
-		     *p && k + 2 < sizeof q; p++) {
-			if (*p == '\'')
-				q[k++] = '\'';
-			q[k++] = *p;
-		}
-		q[k] = '\0';
+		if (sql_literal(q, sizeof q, pg->superuser_password) != 0)
+			goto bad_password;
 		APPEND("ALTER ROLE \"%s\" WITH PASSWORD '%s'; ",
 		       pg->superuser ? pg->superuser : "postgres", q);
 	}
@@ -980,14 +986,8 @@ static int bootstrap_sql(struct ha_agent *a, char **out)
 			APPEND("ALTER ROLE \"%s\" WITH %s; ", u->name,
 			       u->options);
 		if (u->password) {
-			size_t k = 0;
-			for (const char *p = u->password;
-			     *p && k + 2 < sizeof q; p++) {
-				if (*p == '\'')
-					q[k++] = '\'';
-				q[k++] = *p;
-			}
-			q[k] = '\0';
+			if (sql_literal(q, sizeof q, u->password) != 0)
+				goto bad_password;
 			APPEND("ALTER ROLE \"%s\" WITH PASSWORD '%s'; ",
 			       u->name, q);
 		}
@@ -996,6 +996,11 @@ static int bootstrap_sql(struct ha_agent *a, char **out)
 #undef APPEND
 	*out = sql;
 	return 0;
+bad_password:
+	log_error("ha[%s] a password is too long or contains \"$pgw$\"",
+		  a->cfg->node_name);
+	mem_free(sql);
+	return ERR_INVAL;
 }
 
 static int write_hba(struct ha_agent *a)
