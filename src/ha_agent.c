@@ -1473,6 +1473,8 @@ static void acquire(struct ha_agent *a)
 				  a->cfg->node_name, wd_errmsg(&a->wd));
 		a->wd_warned = true;
 		wd_disarm(&a->wd);
+		/* tell the controller now, so it names someone else */
+		report(a, true);
 		return;
 	}
 	a->wd_warned = false;

@@ -58,11 +58,19 @@ static bool has_data(const struct ha_member *m)
 	       m->sysid[0] != '\0';
 }
 
+/* A node whose watchdog is required but could not be opened never takes
+ * the lease: naming it would only cost a candidate timeout. */
+static bool watchdog_blocks(const struct ha_member *m)
+{
+	return strcmp(m->watchdog.mode, "required") == 0 &&
+	       strcmp(m->watchdog.state, "failed") == 0;
+}
+
 static bool busy(const struct ha_member *m)
 {
 	return m->state == HA_ST_CLONING || m->state == HA_ST_INITIALIZING ||
 	       m->state == HA_ST_REWINDING || m->state == HA_ST_REFUSED ||
-	       m->state == HA_ST_CRASHED;
+	       m->state == HA_ST_CRASHED || watchdog_blocks(m);
 }
 
 void ha_slot_name(const char *name, char *out, size_t len)
@@ -138,7 +146,7 @@ void ha_decide(const struct ha_view *v, struct ha_action *out)
 				 "candidate %s stopped reporting", v->candidate);
 			return;
 		}
-		if (c->state == HA_ST_REFUSED) {
+		if (c->state == HA_ST_REFUSED || watchdog_blocks(c)) {
 			out->kind = HA_ACT_CLEAR_CANDIDATE;
 			snprintf(out->why, sizeof out->why,
 				 "candidate %s refused (%s)", v->candidate,

@@ -418,6 +418,7 @@ int main(int argc, char **argv)
 
 	bool armed = false;
 	char last = 0;            /* last byte of the current writer */
+	bool seen_alive = false;  /* the target existed at some check */
 	int64_t last_byte_us = 0; /* when it was read */
 	int64_t next_check = 0;   /* us */
 	const int64_t timeout_us = o.timeout_ms * 1000;
@@ -426,7 +427,13 @@ int main(int argc, char **argv)
 		if (armed && now - last_byte_us >= timeout_us)
 			fire(&o, (now - last_byte_us) / 1000);
 		if (now >= next_check) {
-			if (!target_alive(&o)) {
+			/* "gone" only once it was seen: a node started just
+			 * before its stand-in may not have set up its process
+			 * group yet */
+			bool alive = target_alive(&o);
+			if (alive)
+				seen_alive = true;
+			if (!alive && seen_alive) {
 				logf_("target gone, exiting%s",
 				      armed ? " (was armed)" : "");
 				return EXIT_TARGET_GONE;
