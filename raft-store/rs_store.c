@@ -239,6 +239,16 @@ static void req_unlink(struct rs_req *r)
 	r->prev = r->next = NULL;
 }
 
+/* libraft refused to start request r (rv): keep its message, drop r,
+ * and return the project's code for rv. */
+static int req_refused(struct rs_store *s, struct rs_req *r, int rv)
+{
+	snprintf(s->errmsg, sizeof s->errmsg, "%s", raft_errmsg(&s->raft));
+	req_unlink(r);
+	mem_free(r);
+	return map_raft_err(rv);
+}
+
 /* Completions are reported from a 0 ms timer, never from inside a libraft
  * callback: a caller that starts another request from its callback (the
  * agent revoking a lease, say) would otherwise re-enter libraft while it
@@ -953,13 +963,8 @@ int rs_store_member_add(struct rs_store *s, const char *name,
 	snprintf(r->api, sizeof r->api, "%s", api ? api : "");
 	r->u.change.data = r;
 	rv = raft_add(&s->raft, &r->u.change, r->member_id, peer, on_change);
-	if (rv != 0) {
-		snprintf(s->errmsg, sizeof s->errmsg, "%s",
-			 raft_errmsg(&s->raft));
-		req_unlink(r);
-		mem_free(r);
-		return map_raft_err(rv);
-	}
+	if (rv != 0)
+		return req_refused(s, r, rv);
 	log_info("rs[%s] member add name=%s id=%016" PRIx64 " peer=%s",
 		 s->name, name, r->member_id, peer);
 	return 0;
@@ -989,13 +994,8 @@ int rs_store_member_promote(struct rs_store *s, const char *name,
 	r->member_id = id;
 	r->u.change.data = r;
 	rv = raft_assign(&s->raft, &r->u.change, id, RAFT_VOTER, on_change);
-	if (rv != 0) {
-		snprintf(s->errmsg, sizeof s->errmsg, "%s",
-			 raft_errmsg(&s->raft));
-		req_unlink(r);
-		mem_free(r);
-		return map_raft_err(rv);
-	}
+	if (rv != 0)
+		return req_refused(s, r, rv);
 	log_info("rs[%s] member promote name=%s", s->name, name);
 	return 0;
 }
@@ -1024,13 +1024,8 @@ int rs_store_member_remove(struct rs_store *s, const char *name,
 	r->member_id = id;
 	r->u.change.data = r;
 	rv = raft_remove(&s->raft, &r->u.change, id, on_change);
-	if (rv != 0) {
-		snprintf(s->errmsg, sizeof s->errmsg, "%s",
-			 raft_errmsg(&s->raft));
-		req_unlink(r);
-		mem_free(r);
-		return map_raft_err(rv);
-	}
+	if (rv != 0)
+		return req_refused(s, r, rv);
 	log_info("rs[%s] member remove name=%s id=%016" PRIx64, s->name, name,
 		 id);
 	return 0;
@@ -1040,13 +1035,9 @@ static void on_transfer(struct raft_transfer *t)
 {
 	struct rs_req *r = t->data;
 	struct rs_store *s = r->s;
-	raft_id leader = 0;
-	const char *addr = NULL;
-	raft_leader(&s->raft, &leader, &addr);
 	/* The callback also fires when the transfer timed out: success means
 	 * this node no longer leads. */
 	int st = raft_state(&s->raft) == RAFT_LEADER ? ERR_TIMEOUT : 0;
-	(void)leader;
 	struct rs_result res = { .revision = rs_fsm_revision(s->fsm) };
 	req_finish(r, st, &res);
 }
@@ -1078,13 +1069,8 @@ int rs_store_transfer(struct rs_store *s, const char *name, rs_done_cb cb,
 	r->member_id = id;
 	r->u.transfer.data = r;
 	rv = raft_transfer(&s->raft, &r->u.transfer, id, on_transfer);
-	if (rv != 0) {
-		snprintf(s->errmsg, sizeof s->errmsg, "%s",
-			 raft_errmsg(&s->raft));
-		req_unlink(r);
-		mem_free(r);
-		return map_raft_err(rv);
-	}
+	if (rv != 0)
+		return req_refused(s, r, rv);
 	log_info("rs[%s] leadership transfer to=%s", s->name,
 		 name && *name ? name : "(any)");
 	return 0;
