@@ -160,6 +160,7 @@ enum key_id {
 	K_WD_MODE,
 	K_WD_DEVICE,
 	K_WD_TIMEOUT,
+	K_WD_FENCER,
 	K_CB_ON_START,
 	K_CB_ON_STOP,
 	K_CB_ON_ROLE_CHANGE,
@@ -1200,6 +1201,8 @@ static const struct key_def keys[K_COUNT] = {
 			  F(pg.wd_device), 0, 0 },
 	[K_WD_TIMEOUT] = { S_WATCHDOG, "timeout", 0, parse_duration,
 			   F(pg.wd_timeout_ms), 1000, 60000 },
+	[K_WD_FENCER] = { S_WATCHDOG, "fencer", 0, parse_bool, F(pg.fencer),
+			  0, 0 },
 
 	[K_CB_ON_START] = { S_CALLBACKS, "on_start", 0, parse_executable,
 			    F(pg.on_start), 0, 0 },
@@ -1244,6 +1247,7 @@ static void set_defaults(struct cfg *c)
 	c->pg.crash_restart_timeout_ms = 5000;
 	c->pg.wd_mode = CFG_WD_AUTOMATIC;
 	c->pg.wd_timeout_ms = 1000;
+	c->pg.fencer = true;
 }
 
 static int find_key(int sect, const char *name)

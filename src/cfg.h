@@ -126,6 +126,8 @@ struct cfg_pg {
 	char *wd_device;           /* owned; default /dev/watchdog */
 	unsigned wd_timeout_ms;    /* default 1000; whole seconds on a real
 				      device (rounded up), 1 s minimum */
+	bool fencer;               /* default true: run the independent
+				      fencer process (watchdog/wd_fencer.h) */
 
 	/* [callbacks] abs paths or NULL */
 	char *on_start, *on_stop, *on_role_change; /* owned */

@@ -50,6 +50,7 @@
 #include <jansson.h>
 
 #include "err.h"
+#include "ha_fencer.h"
 #include "log.h"
 #include "mem.h"
 #include "pgc.h"
@@ -216,6 +217,8 @@ struct ha_agent {
 
 	struct wd wd;             /* the watchdog device (I3) */
 	bool wd_warned;
+	struct ha_fencer fencer;  /* the fencer process ([watchdog] fencer) */
+	bool fencer_on;
 
 	void (*shutdown_cb)(void *);
 	void *shutdown_arg;
@@ -1292,6 +1295,28 @@ static uint64_t lease_valid_span(struct ha_agent *a)
 
 static void fence(struct ha_agent *a, const char *why);
 
+/* Tell the fencer process what to fence and when: while this node leads,
+ * its postmaster at the self-fencing deadline plus half the margin (the
+ * agent's own fence comes first when the agent runs). A node that no
+ * longer leads keeps the deadline it had until its postmaster is gone or
+ * known to be in recovery. */
+static void fencer_sync(struct ha_agent *a)
+{
+	if (!a->fencer_on || a->closing)
+		return;
+	pid_t pid = pgc_node_pid(a->pg);
+	if (pid <= 0) {
+		ha_fencer_disarm(&a->fencer);
+	} else if (a->leader) {
+		ha_fencer_arm(&a->fencer, pid,
+			      a->valid_until_ms + a->margin / 2);
+	} else if (ha_fencer_armed(&a->fencer) &&
+		   (pid != a->fencer.want_pid ||
+		    (a->probe_ok && a->in_recovery))) {
+		ha_fencer_disarm(&a->fencer);
+	}
+}
+
 static void on_fence_timer(uv_timer_t *t)
 {
 	struct ha_agent *a = t->data;
@@ -1310,6 +1335,7 @@ static void arm_fence_timer(struct ha_agent *a)
 	uint64_t now = now_ms();
 	uint64_t wait = a->valid_until_ms > now ? a->valid_until_ms - now : 0;
 	uv_timer_start(&a->fence_timer, on_fence_timer, wait, 0);
+	fencer_sync(a);
 }
 
 /* Stop writing now: the lease is lost or about to be. */
@@ -2567,6 +2593,7 @@ static void on_tick(uv_timer_t *t)
 static void on_watch(uv_timer_t *t)
 {
 	struct ha_agent *a = t->data;
+	fencer_sync(a);
 	if (a->closing || a->leader || a->acquire_inflight ||
 	    a->flow != FLOW_NONE)
 		return;
@@ -2719,6 +2746,14 @@ int ha_agent_start(struct ha_agent *a, char *errmsg, size_t errlen)
 	}
 	a->started = true;
 	a->started_ms = now_ms();
+	if (a->cfg->pg.fencer) {
+		/* a fencer that cannot start is retried every second; the
+		 * node runs meanwhile (the watchdog may cover it) */
+		ha_fencer_init(&a->fencer, a->loop, a->cfg->pg.data_dir,
+			       a->cfg->node_name);
+		a->fencer_on = true;
+		a->open_handles++;
+	}
 	uv_timer_start(&a->tick, on_tick, 0, a->loop_wait);
 	uv_timer_start(&a->watch, on_watch, 100, 100);
 	return 0;
@@ -2761,8 +2796,23 @@ static void on_handle_closed(uv_handle_t *h)
 		shutdown_finish(a);
 }
 
+static void on_fencer_closed(void *arg)
+{
+	struct ha_agent *a = arg;
+	if (--a->open_handles == 0)
+		shutdown_finish(a);
+}
+
 static void close_handles(struct ha_agent *a)
 {
+	if (a->fencer_on) {
+		/* disarmed if PostgreSQL is down; armed, it fences at the
+		 * deadline after we are gone */
+		if (pgc_node_pid(a->pg) <= 0)
+			ha_fencer_disarm(&a->fencer);
+		a->fencer_on = false;
+		ha_fencer_close(&a->fencer, on_fencer_closed, a);
+	}
 	uv_timer_stop(&a->tick);
 	uv_timer_stop(&a->watch);
 	uv_timer_stop(&a->fence_timer);

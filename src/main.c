@@ -12,6 +12,7 @@
 #include "daemon.h"
 #include "err.h"
 #include "log.h"
+#include "wd_fencer.h"
 
 #ifndef PGW_VERSION
 #define PGW_VERSION "0.1.0"
@@ -74,6 +75,9 @@ int main(int argc, char **argv)
 		printf("pgwarden %s\n", PGW_VERSION);
 		return 0;
 	}
+	/* internal: the fencer process `run` starts (wd_fencer.h) */
+	if (strcmp(cmd, "fencer") == 0)
+		return wd_fencer_main(argc - 1, argv + 1);
 	bool is_run = strcmp(cmd, "run") == 0;
 	bool is_check = strcmp(cmd, "check-config") == 0;
 	bool is_recover = strcmp(cmd, "force-new-cluster") == 0;

@@ -62,7 +62,7 @@ port_node() { echo $(($1 - PG_BASE - 20)); }
 # ini files are written again for BASE before anything starts.
 fo_init() {
 	local base=$1 i
-	if ((base % 100 != 0 || !((base >= 30000 && base <= 30900) || (base >= 32000 && base <= 32900))))); then
+	if ((base % 100 != 0 || !((base >= 30000 && base <= 30900) || (base >= 32000 && base <= 32900)))); then
 		echo "port base $base outside 30000..30900 and 32000..32900 (a block of 100)" >&2
 		exit 2
 	fi
@@ -358,6 +358,24 @@ fo_wd_fired_ms() {
 }
 fo_wd_armed() { grep -q ' armed$' "$PG_DIR/wd$1.log" 2>/dev/null; }
 
+# fo_fencer_fired_ms I: the CLOCK_MONOTONIC ms of node I's fencer process
+# firing ("fencer[NAME] fired mono=MS" in node I's log)
+fo_fencer_fired_ms() {
+	sed -n 's/.* fencer\[[^]]*\] fired mono=\([0-9]*\).*/\1/p' "$(node_log "$1")" 2>/dev/null | head -n 1 | grep .
+}
+# fo_fired_ms I / fo_fired_wall I: when node I was fenced from outside its
+# agent: by the watchdog stand-in (FO_WD=1) or else by the fencer process;
+# CLOCK_MONOTONIC ms, and the log's wall-clock time stamp
+fo_fired_ms() { if ((FO_WD)); then fo_wd_fired_ms "$1"; else fo_fencer_fired_ms "$1"; fi; }
+fo_fired_wall() {
+	if ((FO_WD)); then
+		sed -n 's/^\([0-9T:.-]*Z\) mono=[0-9]* .*watchdog fired.*/\1/p' "$PG_DIR/wd$1.log" | head -n 1
+	else
+		sed -n 's/^\([0-9T:.-]*Z\) . fencer\[[^]]*\] fired mono=.*/\1/p' "$(node_log "$1")" | head -n 1
+	fi
+}
+fo_fence_what() { if ((FO_WD)); then echo "watchdog stand-in"; else echo "fencer process"; fi; }
+
 # fo_start_node I: node_start (or its namespace form) plus its stand-in
 fo_start_node() {
 	node_start "$1"
@@ -535,20 +553,22 @@ fo_wait_sync_published() {
 	log "synchronous set published ($(fo_since "$t0") ms): $(pgw --timeout 3 get "/service/$PG_CLUSTER/sync" --print-value-only)"
 }
 
-# fo_check_fired_first OLD NEW NAME...: the stand-in of node OLD fired
+# fo_check_fired_first OLD NEW NAME...: node OLD was fenced from outside
+# its agent (the watchdog stand-in, or the fencer process with FO_WD=0)
 # before node NEW acknowledged its first row, and node OLD's PostgreSQL
 # acknowledged no row sent after the fire (its last window's rows)
 fo_check_fired_first() {
 	local o=$1 n=$2
 	shift 2
-	local fired fa fs last_send
-	fired=$(fo_wd_fired_ms "$o") || fail "node$o's watchdog stand-in never fired"
+	local fired fa fs last_send what
+	what=$(fo_fence_what)
+	fired=$(fo_fired_ms "$o") || fail "node$o's $what never fired"
 	fa=$(fo_window_of "$(pg_port "$n")" first_ack "$@") || fail "node$n has no single write window"
 	fs=$(fo_window_of "$(pg_port "$n")" first_send "$@")
 	# the log's mono= is in whole ms, truncated: the fire happened in
 	# [fired, fired + 1) ms; each comparison takes the unfavourable end
 	((fired * 1000 + 1000 <= fa)) ||
-		fail "node$n acknowledged its first row at $(((fa - FO_T0) / 1000)) ms, before node$o's watchdog fired at $(((fired * 1000 - FO_T0) / 1000)) ms"
+		fail "node$n acknowledged its first row at $(((fa - FO_T0) / 1000)) ms, before node$o's $what fired at $(((fired * 1000 - FO_T0) / 1000)) ms"
 	# the last row the old PostgreSQL acknowledged: "send ack"
 	local last
 	last=$(for w in "$@"; do cat "$PG_DIR/w.$w"; done |
@@ -558,18 +578,18 @@ fo_check_fired_first() {
 		fail "fo_check_fired_first: not numbers: fired=$fired first_ack=$fa first_send=$fs last=$last"
 	# a row sent after the fire must not be acknowledged by the old
 	# PostgreSQL; one sent within the fire's millisecond cannot be ordered
-	# against it (the stand-in logs whole ms) and is reported, not failed
+	# against it (the log has whole ms) and is reported, not failed
 	((last_send < fired * 1000 + 1000)) ||
-		fail "node$o's PostgreSQL acknowledged a row sent $(((last_send - fired * 1000) / 1000)) ms after its watchdog fired (sent at $last_send us, acknowledged at ${last#* } us; fired at ${fired} ms, CLOCK_MONOTONIC)"
+		fail "node$o's PostgreSQL acknowledged a row sent $(((last_send - fired * 1000) / 1000)) ms after its $what fired (sent at $last_send us, acknowledged at ${last#* } us; fired at ${fired} ms, CLOCK_MONOTONIC)"
 	if ((last_send >= fired * 1000)); then
 		log "NOTE: node$o's last acknowledged row was sent in the millisecond of the fire (sent $last_send us, acknowledged ${last#* } us, fired ${fired} ms): cannot be ordered"
 	fi
 	# and on the wall clock of the logs: the fire precedes the promotion
 	local fired_wall prom
-	fired_wall=$(sed -n 's/^\([0-9T:.-]*Z\) mono=[0-9]* .*watchdog fired.*/\1/p' "$PG_DIR/wd$o.log" | head -n 1)
+	fired_wall=$(fo_fired_wall "$o")
 	prom=$(grep -E 'op=promote begin' "$(node_log "$n")" | tail -n 1 | cut -d' ' -f1)
 	[[ -n $fired_wall && -n $prom ]] || fail "no fire time ($fired_wall) or no promotion in node$n's log ($prom)"
-	[[ $fired_wall < $prom ]] || fail "node$n began its promotion at $prom, not after node$o's watchdog fired at $fired_wall"
-	log "node$o's stand-in fired at $fired_wall, node$n began promoting at $prom"
-	log "node$o: watchdog fired at $(((fired * 1000 - FO_T0) / 1000)) ms; its last acknowledged row was sent $((fired * 1000 - last_send)) us before and acknowledged $((fired * 1000 - ${last#* })) us before; node$n's first acknowledged row was sent $(((fs - fired * 1000) / 1000)) ms and acknowledged $(((fa - fired * 1000) / 1000)) ms after the fire"
+	[[ $fired_wall < $prom ]] || fail "node$n began its promotion at $prom, not after node$o's $what fired at $fired_wall"
+	log "node$o's $what fired at $fired_wall, node$n began promoting at $prom"
+	log "node$o: $what fired at $(((fired * 1000 - FO_T0) / 1000)) ms; its last acknowledged row was sent $((fired * 1000 - last_send)) us before and acknowledged $((fired * 1000 - ${last#* })) us before; node$n's first acknowledged row was sent $(((fs - fired * 1000) / 1000)) ms and acknowledged $(((fa - fired * 1000) / 1000)) ms after the fire"
 }

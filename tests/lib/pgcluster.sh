@@ -291,6 +291,17 @@ postmasters_of() {
 	echo "${out[@]}"
 }
 
+# fencers_of I: pids of node I's fencer processes (`pgwarden fencer
+# --data-dir DATA`), whoever their parent is now
+fencers_of() {
+	local d p out=()
+	d=$(pg_data "$1")
+	for p in $(pgrep -x pgw-fencer || true); do
+		tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null | grep -qxF -- "$d" && out+=("$p")
+	done
+	echo "${out[@]}"
+}
+
 # no_postmaster I: no postgres process runs in node I's data dir
 no_postmaster() { [[ -z $(postmasters_of "$1") ]]; }
 
@@ -312,6 +323,13 @@ pg_cleanup() {
 		kill -KILL "$p" 2>/dev/null
 		wait "$p" 2>/dev/null
 	done
+	# the fencers pgwarden started (an armed one would otherwise outlive
+	# its pgwarden until its deadline)
+	if [[ -n $PG_DIR && -d $PG_DIR ]]; then
+		for ((i = 1; i <= PG_NODES; i++)); do
+			for pid in $(fencers_of "$i"); do kill -KILL "$pid" 2>/dev/null; done
+		done
+	fi
 	if [[ -n $PG_DIR && -d $PG_DIR ]]; then
 		for ((i = 1; i <= PG_NODES; i++)); do
 			for pid in $(postmasters_of "$i"); do

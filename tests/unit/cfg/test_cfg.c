@@ -913,6 +913,9 @@ static const struct ecase cases[] = {
 	{ "wd_device_relative", "[watchdog]\ndevice = watchdog0\n",
 	  "2: [watchdog] device: invalid value 'watchdog0' (an absolute path "
 	  "is required)" },
+	{ "wd_fencer_bad", "[watchdog]\nfencer = maybe\n",
+	  "2: [watchdog] fencer: invalid value 'maybe' (allowed: true, false, "
+	  "yes, no, on, off, 1, 0)" },
 	{ "wd_timeout_small", "[watchdog]\ntimeout = 999\n",
 	  "2: [watchdog] timeout: invalid value '999' " DUR_RULE(1000,
 								 60000) },
@@ -1286,6 +1289,7 @@ static void assert_pg_defaults(const struct cfg_pg *pg)
 	assert_int_equal(pg->wd_mode, CFG_WD_AUTOMATIC);
 	assert_string_equal(pg->wd_device, "/dev/watchdog");
 	assert_int_equal(pg->wd_timeout_ms, 1000);
+	assert_true(pg->fencer);
 	assert_null(pg->on_start);
 	assert_null(pg->on_stop);
 	assert_null(pg->on_role_change);
@@ -1552,6 +1556,11 @@ static void test_pg_values(void **state)
 			 "[watchdog]\nmode = off\ntimeout = 2s\n",
 		  &c);
 	assert_int_equal(c.pg.wd_mode, CFG_WD_OFF);
+	assert_true(c.pg.fencer);
+	cfg_free(&c);
+	/* the fencer can be turned off on its own */
+	expect_ok(LAST_P "[watchdog]\nmode = off\nfencer = off\n", &c);
+	assert_false(c.pg.fencer);
 	cfg_free(&c);
 	/* the limits themselves: loop_wait = ttl/3, I1 and I3 just hold */
 	expect_ok(LAST_P "[ha]\nttl = 3000\nloop_wait = 1000\n"

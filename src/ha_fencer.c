@@ -1,0 +1,185 @@
+/* ha_fencer.c - the agent's side of the fencer process (ha_fencer.h). */
+#include "ha_fencer.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "err.h"
+#include "log.h"
+#include "wd_fencer.h"
+
+#define RESTART_DELAY_MS 1000
+
+static void spawn(struct ha_fencer *f);
+
+static void on_handle_closed(uv_handle_t *h)
+{
+	struct ha_fencer *f = h->data;
+	if (--f->open_handles == 0 && f->closing && f->close_cb)
+		f->close_cb(f->close_arg);
+}
+
+static void stop_handles(struct ha_fencer *f)
+{
+	if (!f->running)
+		return;
+	f->running = false;
+	f->sent = false;
+	uv_close((uv_handle_t *)&f->pipe, on_handle_closed);
+	uv_close((uv_handle_t *)&f->proc, on_handle_closed);
+}
+
+static void on_restart(uv_timer_t *t)
+{
+	struct ha_fencer *f = t->data;
+	if (!f->closing && !f->running)
+		spawn(f);
+}
+
+static void on_exit_cb(uv_process_t *p, int64_t status, int sig)
+{
+	struct ha_fencer *f = p->data;
+	if (f->closing)
+		return;
+	log_warn("fencer[%s] exited (status %lld, signal %d); starting it "
+		 "again in %d ms",
+		 f->node, (long long)status, sig, RESTART_DELAY_MS);
+	stop_handles(f);
+	uv_timer_start(&f->restart, on_restart, RESTART_DELAY_MS, 0);
+}
+
+/* Send the wanted state if the fencer does not know it yet. */
+static void sync_state(struct ha_fencer *f)
+{
+	if (!f->running || f->closing)
+		return;
+	if (f->sent && f->sent_arm == f->want_arm &&
+	    (!f->want_arm || (f->sent_pid == f->want_pid &&
+			      f->sent_deadline_ms == f->want_deadline_ms)))
+		return;
+	struct wd_fencer_msg m = { .arm = f->want_arm,
+				   .pid = f->want_pid,
+				   .deadline_ms = f->want_deadline_ms };
+	char line[WD_FENCER_LINE_MAX];
+	int n = wd_fencer_format(line, sizeof line, &m);
+	if (n < 0)
+		return;
+	uv_buf_t b = uv_buf_init(line, (unsigned)n);
+	int rc = uv_try_write((uv_stream_t *)&f->pipe, &b, 1);
+	if (rc != n) {
+		/* a partial line would corrupt the stream: with a socket
+		 * pair and 30-byte lines this means the fencer stopped
+		 * reading; the next call tries again */
+		log_warn("fencer[%s] cannot tell the fencer (%s)", f->node,
+			 rc < 0 ? uv_strerror(rc) : "partial write");
+		return;
+	}
+	f->sent = true;
+	f->sent_arm = f->want_arm;
+	f->sent_pid = f->want_pid;
+	f->sent_deadline_ms = f->want_deadline_ms;
+}
+
+static void spawn(struct ha_fencer *f)
+{
+	uv_pipe_init(f->loop, &f->pipe, 0);
+	f->pipe.data = f;
+	f->proc.data = f;
+	f->open_handles += 2;
+	f->running = true;
+	f->sent = false;
+	uv_stdio_container_t stdio[3];
+	stdio[0].flags = UV_CREATE_PIPE | UV_READABLE_PIPE;
+	stdio[0].data.stream = (uv_stream_t *)&f->pipe;
+	stdio[1].flags = UV_INHERIT_FD;
+	stdio[1].data.fd = 2;
+	stdio[2].flags = UV_INHERIT_FD;
+	stdio[2].data.fd = 2;
+	char *argv[] = { f->exe,      "fencer", "--data-dir", f->data_dir,
+			 "--node",    f->node,  NULL };
+	uv_process_options_t po = {
+		.exit_cb = on_exit_cb,
+		.file = f->exe,
+		.args = argv,
+		.stdio_count = 3,
+		.stdio = stdio,
+	};
+	int rc = uv_spawn(f->loop, &f->proc, &po);
+	if (rc < 0) {
+		log_error("fencer[%s] cannot start %s: %s; trying again in "
+			  "%d ms",
+			  f->node, f->exe, uv_strerror(rc), RESTART_DELAY_MS);
+		stop_handles(f);
+		uv_timer_start(&f->restart, on_restart, RESTART_DELAY_MS, 0);
+		return;
+	}
+	log_info("fencer[%s] started pid %d", f->node, f->proc.pid);
+	sync_state(f);
+}
+
+int ha_fencer_init(struct ha_fencer *f, uv_loop_t *loop, const char *data_dir,
+		   const char *node)
+{
+	memset(f, 0, sizeof *f);
+	f->loop = loop;
+	snprintf(f->data_dir, sizeof f->data_dir, "%s", data_dir);
+	snprintf(f->node, sizeof f->node, "%s", node);
+	uv_timer_init(loop, &f->restart);
+	f->restart.data = f;
+	f->open_handles = 1;
+	/* the binary that runs now (an upgrade that replaced the file
+	 * while the daemon runs starts the new one) */
+	ssize_t n = readlink("/proc/self/exe", f->exe, sizeof f->exe - 1);
+	if (n <= 0 || (size_t)n >= sizeof f->exe - 1) {
+		log_error("fencer[%s] /proc/self/exe: %s", node,
+			  n < 0 ? strerror(errno) : "path too long");
+		return ERR_IO;
+	}
+	f->exe[n] = '\0';
+	/* a deleted binary (upgraded in place) is exec'd through the link */
+	if (access(f->exe, X_OK) != 0)
+		snprintf(f->exe, sizeof f->exe, "/proc/self/exe");
+	spawn(f);
+	return 0;
+}
+
+void ha_fencer_arm(struct ha_fencer *f, pid_t pid, uint64_t deadline_ms)
+{
+	if (pid <= 0)
+		return;
+	f->want_arm = true;
+	f->want_pid = pid;
+	f->want_deadline_ms = deadline_ms;
+	sync_state(f);
+}
+
+void ha_fencer_disarm(struct ha_fencer *f)
+{
+	f->want_arm = false;
+	sync_state(f);
+}
+
+bool ha_fencer_armed(const struct ha_fencer *f)
+{
+	return f->want_arm;
+}
+
+void ha_fencer_close(struct ha_fencer *f, void (*cb)(void *), void *arg)
+{
+	if (f->closing)
+		return;
+	/* tell it the final state; then the pipe closes */
+	sync_state(f);
+	f->closing = true;
+	f->close_cb = cb;
+	f->close_arg = arg;
+	uv_timer_stop(&f->restart);
+	if (f->running) {
+		f->running = false;
+		uv_close((uv_handle_t *)&f->pipe, on_handle_closed);
+		uv_close((uv_handle_t *)&f->proc, on_handle_closed);
+	}
+	uv_close((uv_handle_t *)&f->restart, on_handle_closed);
+}
