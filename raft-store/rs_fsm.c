@@ -833,9 +833,63 @@ void rs_kvs_free(struct rs_kv *kvs, size_t n)
 	mem_free(kvs);
 }
 
-/* Copy the current row of a KV_COLS statement into kv. */
-static int kv_from_row(sqlite3_stmt *s, struct rs_kv *kv)
+/* How a list read turns the rows of a statement into array elements. */
+struct row_list {
+	const char *what; /* names the read in errmsg */
+	size_t size;      /* bytes per element */
+	size_t cap0;      /* elements in the first allocation */
+	/* fill the element at elem from the current row: 0 or ERR_NOMEM */
+	int (*fill)(sqlite3_stmt *s, void *elem);
+	/* free arr holding n filled elements; NULL: mem_free(arr) */
+	void (*drop)(void *arr, size_t n);
+};
+
+/* Step s to its end, one element a row, into an array (mem_realloc) that
+ * doubles from l->cap0 elements as needed. Returns 0 with the array in
+ * *out (NULL when there are no rows) and its length in *n, or an error
+ * with errmsg set and nothing returned. s is reset either way. */
+static int st_list(struct rs_fsm *f, sqlite3_stmt *s,
+		   const struct row_list *l, void **out, size_t *n)
 {
+	char *arr = NULL;
+	size_t cnt = 0, cap = 0;
+	int rc;
+	while ((rc = st_step(f, s, l->what)) == 1) {
+		if (cnt == cap) {
+			size_t ncap = cap ? cap * 2 : l->cap0;
+			char *na = mem_realloc(arr, ncap * l->size);
+			if (!na) {
+				rc = ERR_NOMEM;
+				break;
+			}
+			arr = na;
+			cap = ncap;
+		}
+		rc = l->fill(s, arr + cnt * l->size);
+		if (rc)
+			break;
+		cnt++;
+	}
+	sqlite3_reset(s);
+	if (rc < 0) {
+		if (rc == ERR_NOMEM)
+			snprintf(f->errmsg, sizeof(f->errmsg),
+				 "fsm: %s: out of memory", l->what);
+		if (l->drop)
+			l->drop(arr, cnt);
+		else
+			mem_free(arr);
+		return rc;
+	}
+	*out = arr;
+	*n = cnt;
+	return 0;
+}
+
+/* Copy the current row of a KV_COLS statement into the rs_kv at elem. */
+static int kv_from_row(sqlite3_stmt *s, void *elem)
+{
+	struct rs_kv *kv = elem;
 	memset(kv, 0, sizeof(*kv));
 	const unsigned char *k = sqlite3_column_text(s, 0);
 	size_t klen = (size_t)sqlite3_column_bytes(s, 0);
@@ -891,6 +945,11 @@ static int range_stmt(struct rs_fsm *f, const char *key, size_t key_len,
 	return rc;
 }
 
+static void kvs_drop(void *arr, size_t n)
+{
+	rs_kvs_free(arr, n);
+}
+
 int rs_fsm_range(struct rs_fsm *f, const char *key, size_t key_len,
 		 bool prefix, size_t limit, struct rs_kv **kvs, size_t *n,
 		 uint64_t *revision)
@@ -915,32 +974,13 @@ int rs_fsm_range(struct rs_fsm *f, const char *key, size_t key_len,
 		sqlite3_reset(s);
 		return rc;
 	}
-	struct rs_kv *arr = NULL;
-	size_t cnt = 0, cap = 0;
-	while ((rc = st_step(f, s, "range")) == 1) {
-		if (cnt == cap) {
-			size_t ncap = cap ? cap * 2 : 8;
-			struct rs_kv *na = mem_realloc(arr, ncap * sizeof(*na));
-			if (!na) {
-				rc = ERR_NOMEM;
-				break;
-			}
-			arr = na;
-			cap = ncap;
-		}
-		rc = kv_from_row(s, &arr[cnt]);
-		if (rc)
-			break;
-		cnt++;
-	}
-	sqlite3_reset(s);
-	if (rc < 0) {
-		if (rc == ERR_NOMEM)
-			snprintf(f->errmsg, sizeof(f->errmsg),
-				 "fsm: range: out of memory");
-		rs_kvs_free(arr, cnt);
+	static const struct row_list rows = {"range", sizeof(struct rs_kv), 8,
+					     kv_from_row, kvs_drop};
+	void *arr;
+	size_t cnt;
+	rc = st_list(f, s, &rows, &arr, &cnt);
+	if (rc)
 		return rc;
-	}
 	*kvs = arr;
 	*n = cnt;
 	return 0;
@@ -960,6 +1000,16 @@ static int lease_nkeys(struct rs_fsm *f, uint64_t id, uint64_t *nkeys)
 	return 0;
 }
 
+static int lease_from_row(sqlite3_stmt *s, void *elem)
+{
+	struct rs_lease_info *l = elem;
+	l->id = col_u64(s, 0);
+	l->ttl_ms = col_u64(s, 1);
+	l->renewals = col_u64(s, 2);
+	l->nkeys = 0; /* counted once the list is read */
+	return 0;
+}
+
 int rs_fsm_leases(struct rs_fsm *f, struct rs_lease_info **out, size_t *n)
 {
 	*out = NULL;
@@ -967,28 +1017,15 @@ int rs_fsm_leases(struct rs_fsm *f, struct rs_lease_info **out, size_t *n)
 	int rc = fsm_recover(f);
 	if (rc)
 		return rc;
-	struct rs_lease_info *arr = NULL;
-	size_t cnt = 0, cap = 0;
-	sqlite3_stmt *s = f->c.st[ST_LEASE_LIST];
-	while ((rc = st_step(f, s, "leases")) == 1) {
-		if (cnt == cap) {
-			size_t ncap = cap ? cap * 2 : 8;
-			struct rs_lease_info *na =
-				mem_realloc(arr, ncap * sizeof(*na));
-			if (!na) {
-				rc = ERR_NOMEM;
-				break;
-			}
-			arr = na;
-			cap = ncap;
-		}
-		arr[cnt].id = col_u64(s, 0);
-		arr[cnt].ttl_ms = col_u64(s, 1);
-		arr[cnt].renewals = col_u64(s, 2);
-		arr[cnt].nkeys = 0;
-		cnt++;
-	}
-	sqlite3_reset(s);
+	static const struct row_list rows = {"leases",
+					     sizeof(struct rs_lease_info), 8,
+					     lease_from_row, NULL};
+	void *v;
+	size_t cnt;
+	rc = st_list(f, f->c.st[ST_LEASE_LIST], &rows, &v, &cnt);
+	if (rc)
+		return rc;
+	struct rs_lease_info *arr = v;
 	for (size_t i = 0; rc == 0 && i < cnt; i++)
 		rc = lease_nkeys(f, arr[i].id, &arr[i].nkeys);
 	if (rc < 0) {
@@ -1030,6 +1067,16 @@ static void copy_col(char *dst, size_t cap, sqlite3_stmt *s, int i)
 	dst[len] = '\0';
 }
 
+static int member_from_row(sqlite3_stmt *s, void *elem)
+{
+	struct rs_member_rec *m = elem;
+	m->id = col_u64(s, 0);
+	copy_col(m->name, sizeof(m->name), s, 1);
+	copy_col(m->peer, sizeof(m->peer), s, 2);
+	copy_col(m->api, sizeof(m->api), s, 3);
+	return 0;
+}
+
 int rs_fsm_members(struct rs_fsm *f, struct rs_member_rec **out, size_t *n)
 {
 	*out = NULL;
@@ -1037,32 +1084,14 @@ int rs_fsm_members(struct rs_fsm *f, struct rs_member_rec **out, size_t *n)
 	int rc = fsm_recover(f);
 	if (rc)
 		return rc;
-	struct rs_member_rec *arr = NULL;
-	size_t cnt = 0, cap = 0;
-	sqlite3_stmt *s = f->c.st[ST_MEMBER_LIST];
-	while ((rc = st_step(f, s, "members")) == 1) {
-		if (cnt == cap) {
-			size_t ncap = cap ? cap * 2 : 4;
-			struct rs_member_rec *na =
-				mem_realloc(arr, ncap * sizeof(*na));
-			if (!na) {
-				rc = ERR_NOMEM;
-				break;
-			}
-			arr = na;
-			cap = ncap;
-		}
-		arr[cnt].id = col_u64(s, 0);
-		copy_col(arr[cnt].name, sizeof(arr[cnt].name), s, 1);
-		copy_col(arr[cnt].peer, sizeof(arr[cnt].peer), s, 2);
-		copy_col(arr[cnt].api, sizeof(arr[cnt].api), s, 3);
-		cnt++;
-	}
-	sqlite3_reset(s);
-	if (rc < 0) {
-		mem_free(arr);
+	static const struct row_list rows = {"members",
+					     sizeof(struct rs_member_rec), 4,
+					     member_from_row, NULL};
+	void *arr;
+	size_t cnt;
+	rc = st_list(f, f->c.st[ST_MEMBER_LIST], &rows, &arr, &cnt);
+	if (rc)
 		return rc;
-	}
 	*out = arr;
 	*n = cnt;
 	return 0;

@@ -436,11 +436,12 @@ static void cli_table_rule(FILE *f, const size_t *w, size_t ncols)
 	fputc('\n', f);
 }
 
-static void cli_table_print(const struct cli_table *t, FILE *f)
+/* Returns 0, or -1 when out of memory (then nothing is printed). */
+static int cli_table_print(const struct cli_table *t, FILE *f)
 {
 	size_t *w = mem_calloc(t->ncols, sizeof(*w));
 	if (!w)
-		return;
+		return -1;
 	for (size_t r = 0; r < t->nrows; r++)
 		for (size_t c = 0; c < t->ncols; c++) {
 			size_t x = cli_width(t->cells[r * t->ncols + c]);
@@ -467,6 +468,36 @@ static void cli_table_print(const struct cli_table *t, FILE *f)
 	}
 	cli_table_rule(f, w, t->ncols);
 	mem_free(w);
+	return 0;
+}
+
+/* Adds the row for one element of a JSON array to t, through
+ * cli_table_add, and returns its result. arg is the caller's (borrowed). */
+typedef int (*cli_row_cb)(struct cli_table *t, const json_t *item,
+			  const void *arg);
+
+/* Print to f a table of ncols columns under headers with one row, made by
+ * row, for each element of arr (no rows when arr is not an array).
+ * Returns 0, or -1 when out of memory; then nothing is printed. */
+static int cli_print_rows(FILE *f, size_t ncols, const char *const *headers,
+			  const json_t *arr, cli_row_cb row, const void *arg)
+{
+	struct cli_table t;
+	size_t i;
+	json_t *item;
+	if (cli_table_init(&t, ncols, headers) != 0)
+		goto fail;
+	json_array_foreach(arr, i, item)
+		if (row(&t, item, arg) != 0)
+			goto fail;
+	if (cli_table_print(&t, f) != 0)
+		goto fail;
+	cli_table_free(&t);
+	return 0;
+fail:
+	/* whichever step failed, t is consistent for cli_table_free */
+	cli_table_free(&t);
+	return -1;
 }
 
 /* ------------------------------------------------------------------ */
@@ -1224,6 +1255,20 @@ static int cmd_lease_revoke(struct cli *c, char **args, int nargs)
 	return rc;
 }
 
+static int cli_lease_row(struct cli_table *t, const json_t *l,
+			 const void *arg)
+{
+	(void)arg;
+	char ttl[64], rem[64], keys[32];
+	js_num_fmt(json_object_get(l, "ttl"), ttl, sizeof(ttl));
+	strcat(ttl, "s");
+	snprintf(rem, sizeof(rem), "%.1fs",
+		 (double)js_int(l, "remaining_ms") / 1000.0);
+	snprintf(keys, sizeof(keys), "%lld", js_int(l, "keys"));
+	const char *row[] = {js_str(l, "id"), ttl, rem, keys};
+	return cli_table_add(t, row);
+}
+
 static int cmd_lease_list(struct cli *c, char **args, int nargs)
 {
 	(void)args, (void)nargs;
@@ -1240,33 +1285,16 @@ static int cmd_lease_list(struct cli *c, char **args, int nargs)
 	} else if (c->fmt == F_TABLE) {
 		static const char *const h[] = {"ID", "TTL", "REMAINING",
 						"KEYS"};
-		struct cli_table t;
-		if (cli_table_init(&t, 4, h) != 0)
-			goto oom;
-		json_array_foreach(leases, i, l) {
-			char ttl[64], rem[64], keys[32];
-			js_num_fmt(json_object_get(l, "ttl"), ttl, sizeof(ttl));
-			strcat(ttl, "s");
-			snprintf(rem, sizeof(rem), "%.1fs",
-				 (double)js_int(l, "remaining_ms") / 1000.0);
-			snprintf(keys, sizeof(keys), "%lld", js_int(l, "keys"));
-			const char *row[] = {js_str(l, "id"), ttl, rem, keys};
-			if (cli_table_add(&t, row) != 0) {
-				cli_table_free(&t);
-				goto oom;
-			}
+		if (cli_print_rows(c->out, 4, h, leases, cli_lease_row,
+				   NULL) != 0) {
+			cli_errorf(c, "lease list: out of memory");
+			rc = 1;
 		}
-		cli_table_print(&t, c->out);
-		cli_table_free(&t);
 	} else {
 		fprintf(c->out, "found %zu leases\n", json_array_size(leases));
 		json_array_foreach(leases, i, l)
 			fprintf(c->out, "%s\n", js_str(l, "id"));
 	}
-	goto out;
-oom:
-	cli_errorf(c, "lease list: out of memory");
-	rc = 1;
 out:
 	cli_resp_clear(&r);
 	return rc;
@@ -1274,6 +1302,19 @@ out:
 
 /* ------------------------------------------------------------------ */
 /* Commands: members and endpoints                                    */
+
+static int cli_member_row(struct cli_table *t, const json_t *m,
+			  const void *arg)
+{
+	(void)arg;
+	const char *row[] = {js_str(m, "id"),
+			     js_str(m, "name"),
+			     js_str(m, "peer_url"),
+			     js_str(m, "api_url"),
+			     js_str(m, "role"),
+			     js_bool(m, "is_leader")};
+	return cli_table_add(t, row);
+}
 
 static int cmd_members(struct cli *c, char **args, int nargs)
 {
@@ -1297,33 +1338,58 @@ static int cmd_members(struct cli *c, char **args, int nargs)
 	} else {
 		static const char *const h[] = {"ID",      "NAME", "PEER ADDRS",
 						"API URL", "ROLE", "IS LEADER"};
-		struct cli_table t;
-		if (cli_table_init(&t, 6, h) != 0) {
-			cli_table_free(&t);
-			goto oom;
+		if (cli_print_rows(c->out, 6, h, ms, cli_member_row, NULL) !=
+		    0) {
+			cli_errorf(c, "members: out of memory");
+			rc = 1;
 		}
-		json_array_foreach(ms, i, m) {
-			const char *row[] = {js_str(m, "id"),
-					     js_str(m, "name"),
-					     js_str(m, "peer_url"),
-					     js_str(m, "api_url"),
-					     js_str(m, "role"),
-					     js_bool(m, "is_leader")};
-			if (cli_table_add(&t, row) != 0) {
-				cli_table_free(&t);
-				goto oom;
-			}
-		}
-		cli_table_print(&t, c->out);
-		cli_table_free(&t);
 	}
-	goto out;
-oom:
-	cli_errorf(c, "members: out of memory");
-	rc = 1;
 out:
 	cli_resp_clear(&r);
 	return rc;
+}
+
+/* A `list` row for one PostgreSQL member; arg is the leader's name. */
+static int cli_pg_member_row(struct cli_table *t, const json_t *m,
+			     const void *arg)
+{
+	const char *leader = arg;
+	char host[300], tl[24], lag[32], tags[160] = "";
+	snprintf(host, sizeof host, "%s:%lld", js_str(m, "host"),
+		 js_int(m, "port"));
+	long long tlv = js_int(m, "timeline");
+	snprintf(tl, sizeof tl, "%s", "");
+	if (tlv > 0)
+		snprintf(tl, sizeof tl, "%lld", tlv);
+	long long lagv = js_int(m, "lag_bytes");
+	if (lagv >= 0 && strcmp(js_str(m, "role"), "replica") == 0)
+		snprintf(lag, sizeof lag, "%.1f",
+			 (double)lagv / (1024.0 * 1024.0));
+	else
+		snprintf(lag, sizeof lag, "%s", "");
+	json_t *tg = json_object_get(m, "tags");
+	const char *tnames[] = {"nofailover", "noloadbalance", "nosync",
+				"clonefrom"};
+	for (size_t k = 0; k < 4; k++)
+		if (json_is_true(json_object_get(tg, tnames[k])))
+			snprintf(tags + strlen(tags),
+				 sizeof tags - strlen(tags), "%s%s: true",
+				 tags[0] ? ", " : "", tnames[k]);
+	long long prio = js_int(tg, "failover_priority");
+	if (prio != 1 && prio >= 0)
+		snprintf(tags + strlen(tags), sizeof tags - strlen(tags),
+			 "%sfailover_priority: %lld", tags[0] ? ", " : "",
+			 prio);
+	const char *role = js_str(m, "role");
+	char rolebuf[40];
+	snprintf(rolebuf, sizeof rolebuf, "%s%s", role,
+		 strcmp(js_str(m, "name"), leader) == 0 &&
+				 strcmp(role, "primary") != 0
+			 ? " (leader)"
+			 : "");
+	const char *row[] = {js_str(m, "name"), host, rolebuf,
+			     js_str(m, "state"), tl, lag, tags};
+	return cli_table_add(t, row);
 }
 
 /* `pgwarden list`: the cluster's PostgreSQL members, like patronictl. */
@@ -1335,8 +1401,6 @@ static int cmd_list(struct cli *c, char **args, int nargs)
 	if (rc != 0)
 		goto out;
 	json_t *ms = json_object_get(r.json, "members");
-	size_t i;
-	json_t *m;
 	if (c->fmt == F_JSON) {
 		cli_print_json(c, ms ? ms : json_array());
 		goto out;
@@ -1350,58 +1414,10 @@ static int cmd_list(struct cli *c, char **args, int nargs)
 			: "");
 	static const char *const h[] = {"MEMBER", "HOST", "ROLE", "STATE",
 					"TL", "LAG IN MB", "TAGS"};
-	struct cli_table t;
-	if (cli_table_init(&t, 7, h) != 0) {
-		cli_table_free(&t);
-		goto oom;
+	if (cli_print_rows(c->out, 7, h, ms, cli_pg_member_row, leader) != 0) {
+		cli_errorf(c, "list: out of memory");
+		rc = 1;
 	}
-	json_array_foreach(ms, i, m) {
-		char host[300], tl[24], lag[32], tags[160] = "";
-		snprintf(host, sizeof host, "%s:%lld", js_str(m, "host"),
-			 js_int(m, "port"));
-		long long tlv = js_int(m, "timeline");
-		snprintf(tl, sizeof tl, "%s", "");
-		if (tlv > 0)
-			snprintf(tl, sizeof tl, "%lld", tlv);
-		long long lagv = js_int(m, "lag_bytes");
-		if (lagv >= 0 && strcmp(js_str(m, "role"), "replica") == 0)
-			snprintf(lag, sizeof lag, "%.1f",
-				 (double)lagv / (1024.0 * 1024.0));
-		else
-			snprintf(lag, sizeof lag, "%s", "");
-		json_t *tg = json_object_get(m, "tags");
-		const char *tnames[] = {"nofailover", "noloadbalance", "nosync",
-					"clonefrom"};
-		for (size_t k = 0; k < 4; k++)
-			if (json_is_true(json_object_get(tg, tnames[k])))
-				snprintf(tags + strlen(tags),
-					 sizeof tags - strlen(tags), "%s%s: true",
-					 tags[0] ? ", " : "", tnames[k]);
-		long long prio = js_int(tg, "failover_priority");
-		if (prio != 1 && prio >= 0)
-			snprintf(tags + strlen(tags), sizeof tags - strlen(tags),
-				 "%sfailover_priority: %lld", tags[0] ? ", " : "",
-				 prio);
-		const char *role = js_str(m, "role");
-		char rolebuf[40];
-		snprintf(rolebuf, sizeof rolebuf, "%s%s", role,
-			 strcmp(js_str(m, "name"), leader) == 0 &&
-					 strcmp(role, "primary") != 0
-				 ? " (leader)"
-				 : "");
-		const char *row[] = {js_str(m, "name"), host, rolebuf,
-				     js_str(m, "state"), tl, lag, tags};
-		if (cli_table_add(&t, row) != 0) {
-			cli_table_free(&t);
-			goto oom;
-		}
-	}
-	cli_table_print(&t, c->out);
-	cli_table_free(&t);
-	goto out;
-oom:
-	cli_errorf(c, "list: out of memory");
-	rc = 1;
 out:
 	cli_resp_clear(&r);
 	return rc;
@@ -1465,6 +1481,33 @@ static json_t *cli_node_status(struct cli *c, const char *endpoint,
 	return o;
 }
 
+/* An `endpoints` row from one cli_node_status object. */
+static int cli_status_row(struct cli_table *t, const json_t *s,
+			  const void *arg)
+{
+	(void)arg;
+	bool ok = !json_is_string(json_object_get(s, "error"));
+	char term[32] = "", idx[32] = "", app[32] = "", db[32] = "";
+	if (ok) {
+		snprintf(term, sizeof(term), "%lld", js_int(s, "raft_term"));
+		snprintf(idx, sizeof(idx), "%lld", js_int(s, "raft_index"));
+		snprintf(app, sizeof(app), "%lld", js_int(s, "applied_index"));
+		cli_human_size((uint64_t)js_int(s, "db_size"), db, sizeof(db));
+	}
+	const char *row[] = {js_str(s, "endpoint"),
+			     js_str(s, "id"),
+			     js_str(s, "name"),
+			     ok ? js_bool(s, "is_leader") : "",
+			     ok ? js_bool(s, "is_learner") : "",
+			     term,
+			     idx,
+			     app,
+			     db,
+			     js_str(s, "fsm_hash"),
+			     js_str(s, "error")};
+	return cli_table_add(t, row);
+}
+
 static int cmd_endpoints(struct cli *c, char **args, int nargs)
 {
 	(void)args, (void)nargs;
@@ -1506,43 +1549,11 @@ static int cmd_endpoints(struct cli *c, char **args, int nargs)
 			"IS LEADER", "IS LEARNER", "RAFT TERM",
 			"RAFT INDEX", "RAFT APPLIED INDEX", "DB SIZE",
 			"FSM HASH",  "ERRORS"};
-		struct cli_table t;
-		if (cli_table_init(&t, 11, h) != 0) {
-			cli_table_free(&t);
+		if (cli_print_rows(c->out, 11, h, rows, cli_status_row,
+				   NULL) != 0) {
 			cli_errorf(c, "endpoints: out of memory");
-			json_decref(rows);
-			return 1;
+			rc = 1;
 		}
-		json_array_foreach(rows, i, s) {
-			bool ok = !json_is_string(json_object_get(s, "error"));
-			char term[32] = "", idx[32] = "", app[32] = "",
-			     db[32] = "";
-			if (ok) {
-				snprintf(term, sizeof(term), "%lld",
-					 js_int(s, "raft_term"));
-				snprintf(idx, sizeof(idx), "%lld",
-					 js_int(s, "raft_index"));
-				snprintf(app, sizeof(app), "%lld",
-					 js_int(s, "applied_index"));
-				cli_human_size((uint64_t)js_int(s, "db_size"),
-					       db, sizeof(db));
-			}
-			const char *row[] = {
-				js_str(s, "endpoint"),
-				js_str(s, "id"),
-				js_str(s, "name"),
-				ok ? js_bool(s, "is_leader") : "",
-				ok ? js_bool(s, "is_learner") : "",
-				term,
-				idx,
-				app,
-				db,
-				js_str(s, "fsm_hash"),
-				js_str(s, "error")};
-			cli_table_add(&t, row);
-		}
-		cli_table_print(&t, c->out);
-		cli_table_free(&t);
 	}
 	json_decref(rows);
 	return rc;
@@ -1559,6 +1570,16 @@ static bool cli_knows_leader(const json_t *st)
 		if (*p != '0')
 			zero = false;
 	return *ln != '\0' || !zero;
+}
+
+static int cli_health_row(struct cli_table *t, const json_t *o,
+			  const void *arg)
+{
+	(void)arg;
+	const char *row[] = {js_str(o, "endpoint"), js_bool(o, "health"),
+			     js_str(o, "took"), js_str(o, "leader"),
+			     js_str(o, "error")};
+	return cli_table_add(t, row);
 }
 
 static int cmd_endpoint_health(struct cli *c, char **args, int nargs)
@@ -1608,18 +1629,11 @@ static int cmd_endpoint_health(struct cli *c, char **args, int nargs)
 	} else if (c->fmt == F_TABLE) {
 		static const char *const h[] = {"ENDPOINT", "HEALTH", "TOOK",
 						"LEADER", "ERROR"};
-		struct cli_table t;
-		if (cli_table_init(&t, 5, h) == 0) {
-			json_array_foreach(rows, i, o) {
-				const char *row[] = {
-					js_str(o, "endpoint"),
-					js_bool(o, "health"), js_str(o, "took"),
-					js_str(o, "leader"), js_str(o, "error")};
-				cli_table_add(&t, row);
-			}
-			cli_table_print(&t, c->out);
+		if (cli_print_rows(c->out, 5, h, rows, cli_health_row,
+				   NULL) != 0) {
+			cli_errorf(c, "endpoint health: out of memory");
+			rc = 1;
 		}
-		cli_table_free(&t);
 	} else {
 		json_array_foreach(rows, i, o) {
 			if (json_is_true(json_object_get(o, "health")))
@@ -2030,6 +2044,19 @@ static int cmd_resume(struct cli *c, char **args, int nargs)
 	return cmd_pause_resume(c, "/resume");
 }
 
+static int cli_history_row(struct cli_table *t, const json_t *e,
+			   const void *arg)
+{
+	(void)arg;
+	char tl[24], lsn[32];
+	snprintf(tl, sizeof tl, "%lld", js_int(e, "timeline"));
+	unsigned long long v = (unsigned long long)js_int(e, "lsn");
+	snprintf(lsn, sizeof lsn, "%llX/%llX", v >> 32, v & 0xffffffffULL);
+	const char *row[] = {tl, lsn, js_str(e, "reason"), js_str(e, "leader"),
+			     js_str(e, "time")};
+	return cli_table_add(t, row);
+}
+
 static int cmd_history(struct cli *c, char **args, int nargs)
 {
 	(void)args, (void)nargs;
@@ -2044,28 +2071,10 @@ static int cmd_history(struct cli *c, char **args, int nargs)
 	}
 	static const char *const hd[] = {"TL", "LSN", "REASON", "LEADER",
 					 "TIME"};
-	struct cli_table t;
-	if (cli_table_init(&t, 5, hd) != 0) {
-		cli_table_free(&t);
+	if (cli_print_rows(c->out, 5, hd, h, cli_history_row, NULL) != 0) {
 		cli_errorf(c, "history: out of memory");
 		rc = 1;
-		goto out;
 	}
-	size_t i;
-	json_t *e;
-	json_array_foreach(h, i, e) {
-		char tl[24], lsn[32];
-		snprintf(tl, sizeof tl, "%lld", js_int(e, "timeline"));
-		unsigned long long v = (unsigned long long)js_int(e, "lsn");
-		snprintf(lsn, sizeof lsn, "%llX/%llX", v >> 32,
-			 v & 0xffffffffULL);
-		const char *row[] = {tl, lsn, js_str(e, "reason"),
-				     js_str(e, "leader"), js_str(e, "time")};
-		if (cli_table_add(&t, row) != 0)
-			break;
-	}
-	cli_table_print(&t, c->out);
-	cli_table_free(&t);
 out:
 	cli_resp_clear(&r);
 	return rc;

@@ -234,7 +234,7 @@ static void test_table(void **state)
 	char *buf = NULL;
 	size_t len = 0;
 	FILE *f = open_memstream(&buf, &len);
-	cli_table_print(&t, f);
+	assert_int_equal(cli_table_print(&t, f), 0);
 	fclose(f);
 	const char *want =
 		"+----------------------------+------------------+---------+"
@@ -277,6 +277,223 @@ static void test_table_nomem(void **state)
 	}
 }
 
+/* ---- cli_print_rows and the commands' row makers ---- */
+
+/* `list`'s and `history`'s columns, as cmd_list and cmd_history give
+ * them */
+static const char *const list_h[] = {"MEMBER", "HOST", "ROLE", "STATE",
+				      "TL",     "LAG IN MB", "TAGS"};
+static const char *const hist_h[] = {"TL", "LSN", "REASON", "LEADER",
+				      "TIME"};
+
+/* cli_print_rows into memory: its result, the text in *out (free()). */
+static int print_rows(size_t ncols, const char *const *h, const json_t *arr,
+		      cli_row_cb row, const void *arg, char **out)
+{
+	size_t len = 0;
+	*out = NULL;
+	FILE *f = open_memstream(out, &len);
+	assert_non_null(f);
+	int rc = cli_print_rows(f, ncols, h, arr, row, arg);
+	fclose(f);
+	return rc;
+}
+
+static json_t *load(const char *s)
+{
+	json_error_t e;
+	json_t *j = json_loads(s, 0, &e);
+	if (!j)
+		fail_msg("bad test JSON: %s", e.text);
+	return j;
+}
+
+/* Four members as GET /cluster lists them; "pg3" is the leader. */
+static const char pg_members[] =
+	"[{\"name\":\"pg0\",\"host\":\"10.0.0.0\",\"port\":5432,"
+	"\"role\":\"primary\",\"state\":\"running\",\"timeline\":3,"
+	"\"lag_bytes\":0},"
+	"{\"name\":\"pg1\",\"host\":\"10.0.0.1\",\"port\":5433,"
+	"\"role\":\"replica\",\"state\":\"streaming\",\"timeline\":0,"
+	"\"lag_bytes\":1572864,\"tags\":{\"nofailover\":false,"
+	"\"noloadbalance\":true,\"nosync\":false,\"clonefrom\":false,"
+	"\"failover_priority\":0}},"
+	"{\"name\":\"pg2\",\"host\":\"10.0.0.2\",\"port\":5434,"
+	"\"role\":\"replica\",\"state\":\"stopped\",\"timeline\":-1,"
+	"\"lag_bytes\":-1},"
+	"{\"name\":\"pg3\",\"host\":\"10.0.0.3\",\"port\":5435,"
+	"\"role\":\"standby_leader\",\"state\":\"starting\",\"timeline\":12,"
+	"\"lag_bytes\":123,\"tags\":{\"nofailover\":true,"
+	"\"noloadbalance\":true,\"nosync\":false,\"clonefrom\":false,"
+	"\"failover_priority\":-1}}]";
+
+static void test_rows_list(void **state)
+{
+	(void)state;
+	json_t *ms = load(pg_members);
+	char *out;
+	assert_int_equal(print_rows(7, list_h, ms, cli_pg_member_row, "pg3",
+				    &out),
+			 0);
+	const char *rule = "+--------+---------------+-------------------------"
+			   "+-----------+----+-----------+---------------------"
+			   "----------------------+\n";
+	char want[4096];
+	snprintf(want, sizeof want,
+		 "%s"
+		 "| MEMBER |     HOST      |          ROLE           |   STATE"
+		 "   | TL | LAG IN MB |                   TAGS                "
+		 "    |\n"
+		 "%s"
+		 "|    pg0 | 10.0.0.0:5432 |                 primary |   runni"
+		 "ng |  3 |           |                      failover_priority"
+		 ": 0 |\n"
+		 "|    pg1 | 10.0.0.1:5433 |                 replica | streami"
+		 "ng |    |       1.5 | noloadbalance: true, failover_priority"
+		 ": 0 |\n"
+		 "|    pg2 | 10.0.0.2:5434 |                 replica |   stopp"
+		 "ed |    |           |                      failover_priority"
+		 ": 0 |\n"
+		 "|    pg3 | 10.0.0.3:5435 | standby_leader (leader) |  starti"
+		 "ng | 12 |           |     nofailover: true, noloadbalance: t"
+		 "rue |\n"
+		 "%s",
+		 rule, rule, rule);
+	assert_string_equal(out, want);
+	free(out);
+	json_decref(ms);
+}
+
+static void test_rows_history(void **state)
+{
+	(void)state;
+	json_t *h = load(
+		"[{\"timeline\":1,\"lsn\":0,\"reason\":\"switchover to pg0\","
+		"\"leader\":\"pg0\",\"time\":\"2024-05-01T10:00:00Z\"},"
+		"{\"timeline\":2,\"lsn\":4345299040,\"reason\":\"switchover to "
+		"pg1\",\"leader\":\"pg1\",\"time\":\"2024-05-02T10:00:00Z\"},"
+		"{\"timeline\":3,\"lsn\":8690598080,\"reason\":\"switchover to "
+		"pg2\",\"leader\":\"pg2\",\"time\":\"2024-05-03T10:00:00Z\"}]");
+	char *out;
+	assert_int_equal(print_rows(5, hist_h, h, cli_history_row, NULL, &out),
+			 0);
+	const char *want =
+		"+----+-----------+-------------------+--------+---------------"
+		"-------+\n"
+		"| TL |    LSN    |      REASON       | LEADER |         TIME  "
+		"       |\n"
+		"+----+-----------+-------------------+--------+---------------"
+		"-------+\n"
+		"|  1 |       0/0 | switchover to pg0 |    pg0 | 2024-05-01T10:"
+		"00:00Z |\n"
+		"|  2 | 1/3000060 | switchover to pg1 |    pg1 | 2024-05-02T10:"
+		"00:00Z |\n"
+		"|  3 | 2/60000C0 | switchover to pg2 |    pg2 | 2024-05-03T10:"
+		"00:00Z |\n"
+		"+----+-----------+-------------------+--------+---------------"
+		"-------+\n";
+	assert_string_equal(out, want);
+	free(out);
+	json_decref(h);
+}
+
+/* A row maker that fails on the element equal to the integer *arg. */
+static int fail_at_row(struct cli_table *t, const json_t *item,
+		       const void *arg)
+{
+	if (json_integer_value(item) == *(const json_int_t *)arg)
+		return -1;
+	char v[32];
+	snprintf(v, sizeof v, "%lld", (long long)json_integer_value(item));
+	const char *row[] = {v};
+	return cli_table_add(t, row);
+}
+
+/* n rows 0..n-1 */
+static json_t *int_array(int n)
+{
+	json_t *a = json_array();
+	for (int i = 0; i < n; i++)
+		json_array_append_new(a, json_integer(i));
+	return a;
+}
+
+static void test_rows_edges(void **state)
+{
+	(void)state;
+	static const char *const h[] = {"N"};
+	const json_int_t never = -1;
+	char *out;
+
+	/* no rows: an empty array, no array at all, an object */
+	const char *empty = "+---+\n| N |\n+---+\n+---+\n";
+	json_t *a = json_array();
+	assert_int_equal(print_rows(1, h, a, fail_at_row, &never, &out), 0);
+	assert_string_equal(out, empty);
+	free(out);
+	assert_int_equal(print_rows(1, h, NULL, fail_at_row, &never, &out), 0);
+	assert_string_equal(out, empty);
+	free(out);
+	json_t *o = json_object();
+	assert_int_equal(print_rows(1, h, o, fail_at_row, &never, &out), 0);
+	assert_string_equal(out, empty);
+	free(out);
+	json_decref(o);
+	json_decref(a);
+
+	/* growth past the table's first 8 rows, in array order */
+	a = int_array(12);
+	assert_int_equal(print_rows(1, h, a, fail_at_row, &never, &out), 0);
+	assert_string_equal(out, "+----+\n| N  |\n+----+\n"
+				 "|  0 |\n|  1 |\n|  2 |\n|  3 |\n|  4 |\n"
+				 "|  5 |\n|  6 |\n|  7 |\n|  8 |\n|  9 |\n"
+				 "| 10 |\n| 11 |\n+----+\n");
+	free(out);
+
+	/* a row that cannot be added: nothing printed (no half table) */
+	const json_int_t at = 9;
+	assert_int_equal(print_rows(1, h, a, fail_at_row, &at, &out), -1);
+	assert_string_equal(out, "");
+	free(out);
+	json_decref(a);
+}
+
+static void test_rows_nomem(void **state)
+{
+	(void)state;
+	json_t *ms = load(pg_members);
+	/* past the table's first 8 rows, so the growth can fail too */
+	json_t *many = json_array();
+	for (int i = 0; i < 3; i++)
+		json_array_extend(many, ms);
+	char *want;
+	assert_int_equal(print_rows(7, list_h, many, cli_pg_member_row, "pg3",
+				    &want),
+			 0);
+	/* every allocation failure point: -1 and nothing printed, no leak
+	 * (ASan); then the whole table */
+	long n;
+	for (n = 0; n < 10000; n++) {
+		char *out;
+		mem_fail_after(n);
+		int rc = print_rows(7, list_h, many, cli_pg_member_row, "pg3",
+				    &out);
+		mem_fail_after(-1);
+		if (rc == 0) {
+			assert_string_equal(out, want);
+			free(out);
+			break;
+		}
+		assert_int_equal(rc, -1);
+		assert_string_equal(out, "");
+		free(out);
+	}
+	assert_true(n > 12 * 7); /* at least one per cell failed */
+	free(want);
+	json_decref(many);
+	json_decref(ms);
+}
+
 static void test_knows_leader(void **state)
 {
 	(void)state;
@@ -305,6 +522,10 @@ int main(void)
 		cmocka_unit_test(test_human_size),
 		cmocka_unit_test(test_table),
 		cmocka_unit_test(test_table_nomem),
+		cmocka_unit_test(test_rows_list),
+		cmocka_unit_test(test_rows_history),
+		cmocka_unit_test(test_rows_edges),
+		cmocka_unit_test(test_rows_nomem),
 		cmocka_unit_test(test_knows_leader),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

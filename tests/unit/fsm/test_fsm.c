@@ -505,6 +505,142 @@ static void test_members(void **state)
 	mem_free(m);
 }
 
+/* The three list reads behind one signature, for a failure sweep: the
+ * read's result; the list is freed here and *got tells whether one was
+ * returned (each sets its out pointer to NULL first). */
+static int read_range(struct rs_fsm *f, size_t *n, bool *got)
+{
+	struct rs_kv *kvs = (struct rs_kv *)1;
+	int rc = rs_fsm_range(f, "/", 1, true, 0, &kvs, n, NULL);
+	*got = kvs != NULL;
+	if (rc == 0)
+		rs_kvs_free(kvs, *n);
+	return rc;
+}
+
+static int read_leases(struct rs_fsm *f, size_t *n, bool *got)
+{
+	struct rs_lease_info *ls = (struct rs_lease_info *)1;
+	int rc = rs_fsm_leases(f, &ls, n);
+	*got = ls != NULL;
+	if (rc == 0)
+		mem_free(ls);
+	return rc;
+}
+
+static int read_members(struct rs_fsm *f, size_t *n, bool *got)
+{
+	struct rs_member_rec *m = (struct rs_member_rec *)1;
+	int rc = rs_fsm_members(f, &m, n);
+	*got = m != NULL;
+	if (rc == 0)
+		mem_free(m);
+	return rc;
+}
+
+/* The list reads (range, leases, members) on an empty store, and past
+ * their first allocation (8 kvs, 8 leases, 4 members), also with every
+ * allocation failing in turn. */
+static void test_lists(void **state)
+{
+	struct t *t = *state;
+	struct rs_fsm *f = t->f;
+
+	/* empty: NULL and 0, not an error */
+	struct rs_kv *kvs = (struct rs_kv *)1;
+	struct rs_lease_info *ls = (struct rs_lease_info *)1;
+	struct rs_member_rec *m = (struct rs_member_rec *)1;
+	size_t n = 7;
+	assert_int_equal(rs_fsm_range(f, "", 0, true, 0, &kvs, &n, NULL), 0);
+	assert_null(kvs);
+	assert_int_equal(n, 0);
+	n = 7;
+	assert_int_equal(rs_fsm_leases(f, &ls, &n), 0);
+	assert_null(ls);
+	assert_int_equal(n, 0);
+	n = 7;
+	assert_int_equal(rs_fsm_members(f, &m, &n), 0);
+	assert_null(m);
+	assert_int_equal(n, 0);
+
+	/* 21 of each: two doublings past 8 for keys and leases, three past
+	 * 4 for members. Lease i+1 holds i % 3 keys. */
+	enum { N = 21 };
+	char k[32], name[32], peer[32];
+	for (int i = 0; i < N; i++) {
+		lease_op(t, RS_OP_LEASE_GRANT, 0, 1000 + (uint64_t)i);
+		snprintf(name, sizeof name, "node%02d", i);
+		snprintf(peer, sizeof peer, "h%d:7101", i);
+		member_set(t, 100 + (uint64_t)i, name, peer, "");
+	}
+	for (int i = 0; i < N; i++)
+		for (int j = 0; j < i % 3; j++) {
+			snprintf(k, sizeof k, "/k/%02d/%d", i, j);
+			put(t, k, "v", (uint64_t)i + 1);
+		}
+	for (int i = 0; i < N; i++) {
+		snprintf(k, sizeof k, "/p/%02d", i);
+		put(t, k, k, 0);
+	}
+
+	assert_int_equal(rs_fsm_range(f, "/p/", 3, true, 0, &kvs, &n, NULL),
+			 0);
+	assert_int_equal(n, N);
+	for (int i = 0; i < N; i++) {
+		snprintf(k, sizeof k, "/p/%02d", i);
+		assert_string_equal(kvs[i].key, k);
+		assert_string_equal(kvs[i].value, k);
+	}
+	rs_kvs_free(kvs, n);
+	assert_int_equal(rs_fsm_leases(f, &ls, &n), 0);
+	assert_int_equal(n, N);
+	for (int i = 0; i < N; i++) {
+		assert_true(ls[i].id == (uint64_t)i + 1);
+		assert_true(ls[i].ttl_ms == 1000 + (uint64_t)i);
+		assert_true(ls[i].nkeys == (uint64_t)(i % 3));
+	}
+	mem_free(ls);
+	assert_int_equal(rs_fsm_members(f, &m, &n), 0);
+	assert_int_equal(n, N);
+	for (int i = 0; i < N; i++) {
+		snprintf(name, sizeof name, "node%02d", i);
+		snprintf(peer, sizeof peer, "h%d:7101", i);
+		assert_true(m[i].id == 100 + (uint64_t)i);
+		assert_string_equal(m[i].name, name);
+		assert_string_equal(m[i].peer, peer);
+	}
+	mem_free(m);
+
+	/* every allocation failure point, growth included: an error, nothing
+	 * returned, errmsg set; no leak (ASan) */
+	static int (*const reads[])(struct rs_fsm *, size_t *, bool *) = {
+		read_range, read_leases, read_members};
+	unsigned long failures = 0;
+	for (size_t r = 0; r < sizeof reads / sizeof reads[0]; r++) {
+		for (long a = 0;; a++) {
+			bool got;
+			n = 7;
+			mem_fail_after(a);
+			int rc = reads[r](f, &n, &got);
+			mem_fail_after(-1);
+			if (rc == 0) {
+				assert_true(got);
+				assert_int_equal(n, r == 0 ? 2 * N : N);
+				break;
+			}
+			assert_true(rc == ERR_NOMEM || rc == ERR_DB);
+			assert_false(got);
+			assert_int_equal(n, 0);
+			assert_true(strncmp(rs_fsm_errmsg(f), "fsm: ", 5) == 0);
+			assert_true(a < 100000);
+			failures++;
+		}
+	}
+	print_message("list allocation failures injected: %lu\n", failures);
+	/* at least the array's growth steps failed in each */
+	assert_true(failures >= 3 + 2 + 2);
+}
+
 static void test_applied_index_and_invalid(void **state)
 {
 	struct t *t = *state;
@@ -1123,6 +1259,7 @@ int main(void)
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_leases, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_members, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_lists, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_applied_index_and_invalid,
 						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_snapshot_restore, setup,
