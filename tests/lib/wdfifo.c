@@ -431,8 +431,10 @@ int main(int argc, char **argv)
 			 * before its stand-in may not have set up its process
 			 * group yet */
 			bool alive = target_alive(&o);
-			if (alive)
+			if (alive && !seen_alive) {
 				seen_alive = true;
+				logf_("target seen");
+			}
 			if (!alive && seen_alive) {
 				logf_("target gone, exiting%s",
 				      armed ? " (was armed)" : "");

@@ -157,6 +157,11 @@ static char *read_log(struct fx *f)
 	return buf;
 }
 
+static bool target_seen(struct fx *f)
+{
+	return strstr(read_log(f), "target seen") != NULL;
+}
+
 static int setup(void **state)
 {
 	struct fx *f = calloc(1, sizeof *f);
@@ -576,6 +581,8 @@ static void test_wdfifo_bounded(void **state)
 	struct fx *f = *state;
 	start_dummy(f);
 	start_wdfifo(f, 5000, NULL);
+	/* a target is "gone" only after the stand-in saw it alive */
+	assert_true(wait_for(target_seen, f, 3000));
 	/* the dummy dies but is not reaped: a zombie answers kill -0 */
 	kill(f->dummy, SIGKILL);
 	assert_true(wait_for(wdfifo_gone, f, 3000));
