@@ -50,6 +50,7 @@ struct api {
 	char *probe_body; /* owned */
 	size_t probe_len;
 	int (*agent_reinit)(void *ctx);
+	api_lsn_fn agent_lsn;
 	void *agent_ctx;
 	bool closing;
 	void (*close_cb)(void *);
@@ -1661,6 +1662,52 @@ static void h_cluster(struct api *a, struct http_req *req)
 }
 
 /* ------------------------------------------------------------------ */
+/* GET /internal/lsn: the controller asks a replica for its WAL position */
+/* ------------------------------------------------------------------ */
+
+struct lsn_op {
+	struct http_req *req;
+	char name[RS_MAX_NAME + 1];
+};
+
+static void on_lsn(void *arg, const struct ha_lsn_answer *ans)
+{
+	struct lsn_op *o = arg;
+	if (ans->err != 0)
+		respond_err(o->req, ans->err, "PostgreSQL probe");
+	else
+		respond_json(o->req, 200,
+			     json_pack("{s:s,s:b,s:i,s:I,s:I,s:I}", "name",
+				       o->name, "in_recovery", ans->in_recovery,
+				       "timeline", (int)ans->timeline,
+				       "lsn_received", (json_int_t)ans->received,
+				       "lsn_replayed", (json_int_t)ans->replayed,
+				       "lsn_current", (json_int_t)ans->current));
+	mem_free(o);
+}
+
+static void h_lsn(struct api *a, struct http_req *req)
+{
+	if (!a->agent_lsn) {
+		respond_error(req, 503, ERR_UNAVAILABLE,
+			      "no PostgreSQL is managed on this node");
+		return;
+	}
+	struct lsn_op *o = mem_calloc(1, sizeof *o);
+	if (!o) {
+		respond_err(req, ERR_NOMEM, "lsn");
+		return;
+	}
+	o->req = req;
+	snprintf(o->name, sizeof o->name, "%s", a->name);
+	int rv = a->agent_lsn(a->agent_ctx, on_lsn, o);
+	if (rv != 0) {
+		mem_free(o);
+		respond_err(req, rv, "PostgreSQL probe");
+	}
+}
+
+/* ------------------------------------------------------------------ */
 /* Router                                                               */
 /* ------------------------------------------------------------------ */
 
@@ -1695,6 +1742,7 @@ enum route_id {
 	R_RESUME,
 	R_HISTORY,
 	R_REINIT,
+	R_LSN,
 };
 
 struct route {
@@ -1721,6 +1769,7 @@ static const struct route routes[] = {
 	{ "/internal/register", R_REGISTER, true },
 	{ "/internal/removed", R_REMOVED, true },
 	{ "/internal/apply", R_APPLY, true },
+	{ "/internal/lsn", R_LSN, false },
 	{ "/primary", R_PRIMARY, false },
 	{ "/master", R_PRIMARY, false },
 	{ "/leader", R_PRIMARY, false },
@@ -1777,8 +1826,12 @@ void api_handle(void *arg, struct http_req *req)
 			     NULL, NULL);
 		return;
 	}
-	if (r->write && check_auth(a, req) != 0)
+	if ((r->write || r->id == R_LSN) && check_auth(a, req) != 0)
 		return;
+	if (r->id == R_LSN) {
+		h_lsn(a, req);
+		return;
+	}
 	if (r->id == R_APPLY) {
 		h_apply(a, req);
 		return;
@@ -1881,6 +1934,7 @@ void api_handle(void *arg, struct http_req *req)
 		break;
 	case R_LIVENESS:
 	case R_APPLY:
+	case R_LSN:
 		break;
 	}
 	json_decref(b);
@@ -1998,6 +2052,13 @@ void api_set_agent(struct api *a, api_status_fn fn, int (*reinit)(void *),
 	a->agent_status = fn;
 	a->agent_reinit = reinit;
 	a->agent_ctx = ctx;
+	if (!fn)
+		a->agent_lsn = NULL;
+}
+
+void api_set_agent_lsn(struct api *a, api_lsn_fn fn)
+{
+	a->agent_lsn = fn;
 }
 
 void api_free(struct api *a)

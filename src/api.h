@@ -50,5 +50,12 @@ typedef void (*api_status_fn)(void *ctx, struct ha_status *out);
  * primary). */
 void api_set_agent(struct api *a, api_status_fn fn, int (*reinit)(void *),
 		   void *ctx);
+/* GET /internal/lsn: lsn(ctx, cb, arg) probes PostgreSQL and calls cb once
+ * (ha_agent_probe_lsn), or returns an error and does not. */
+struct ha_lsn_answer;
+typedef int (*api_lsn_fn)(void *ctx,
+			  void (*cb)(void *arg, const struct ha_lsn_answer *),
+			  void *arg);
+void api_set_agent_lsn(struct api *a, api_lsn_fn fn);
 
 #endif

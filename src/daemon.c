@@ -144,6 +144,13 @@ static int agent_reinit(void *ctx)
 	return ha_agent_reinit(ctx);
 }
 
+static int agent_lsn(void *ctx,
+		     void (*cb)(void *arg, const struct ha_lsn_answer *),
+		     void *arg)
+{
+	return ha_agent_probe_lsn(ctx, cb, arg);
+}
+
 static void on_signal(uv_signal_t *h, int signum)
 {
 	struct daemon *d = h->data;
@@ -300,6 +307,9 @@ int daemon_run(const struct cfg *cfg, bool join)
 					       ? cfg->pg.maximum_lag_on_failover
 					       : 1048576,
 			.candidate_timeout_ms = 10000,
+			.client = d.client,
+			.token = cfg->token,
+			.lsn_timeout_ms = 300,
 		};
 		rv = ha_ctl_new(&d.loop, d.store, d.kv, &co, &d.ctl);
 	}
@@ -308,9 +318,11 @@ int daemon_run(const struct cfg *cfg, bool join)
 		if (rv != 0)
 			snprintf(err, sizeof err, "postgresql: %s",
 				 err_str(rv));
-		else
+		else {
 			api_set_agent(d.api, agent_status, agent_reinit,
 				      d.agent);
+			api_set_agent_lsn(d.api, agent_lsn);
+		}
 	}
 	if (rv == 0) {
 		rs_store_on_change(d.store, on_store_change, &d);

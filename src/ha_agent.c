@@ -59,6 +59,7 @@
 #define RHO_PERMILLE 1
 #define REPORT_INTERVAL_MS 1000u
 #define PROBE_TIMEOUT_MS 2000u
+#define LSN_WAITERS 8 /* GET /internal/lsn requests waiting for a probe */
 #define STORE_TIMEOUT_MS 2000u
 
 #ifndef PGW_VERSION
@@ -117,6 +118,12 @@ struct ha_agent {
 	bool data_present;
 	bool probe_ok;            /* last probe succeeded */
 	bool probe_inflight;
+	struct lsn_waiter {
+		ha_lsn_cb cb;
+		void *arg;
+		uint64_t need_seq; /* answered by the probe of this seq */
+	} lsn_wait[LSN_WAITERS];
+	size_t nlsn_wait;
 	bool in_recovery;
 	bool streaming;
 	uint32_t timeline;
@@ -1710,16 +1717,43 @@ static void report(struct ha_agent *a, bool force)
 /* Observation                                                          */
 /* ------------------------------------------------------------------ */
 
+/* Answer the LSN waiters a probe that completed as seq covers (all of
+ * them if err != 0). */
+static void answer_lsn_waiters(struct ha_agent *a, uint64_t seq, int err)
+{
+	struct ha_lsn_answer ans = {
+		.err = err,
+		.in_recovery = a->in_recovery,
+		.timeline = a->timeline,
+		.received = a->receive_lsn,
+		.replayed = a->replay_lsn,
+		.current = a->wal_lsn,
+	};
+	size_t kept = 0;
+	/* callbacks may not re-enter (they answer an HTTP request) */
+	for (size_t i = 0; i < a->nlsn_wait; i++) {
+		struct lsn_waiter w = a->lsn_wait[i];
+		if (err == 0 && w.need_seq > seq) {
+			a->lsn_wait[kept++] = w;
+			continue;
+		}
+		w.cb(w.arg, &ans);
+	}
+	a->nlsn_wait = kept;
+}
+
 static void on_probe(void *arg, int err, const char *errmsg,
 		     const struct pgc_probe *p)
 {
 	struct ha_agent *a = arg;
 	a->probe_inflight = false;
+	uint64_t seq = a->probe_seq; /* one probe at a time: this one */
 	if (err != 0) {
 		if (a->probe_ok)
 			log_warn("ha[%s] probe failed: %s", a->cfg->node_name,
 				 errmsg);
 		a->probe_ok = false;
+		answer_lsn_waiters(a, seq, ERR_PG);
 		return;
 	}
 	a->probe_ok = true;
@@ -1747,6 +1781,34 @@ static void on_probe(void *arg, int err, const char *errmsg,
 		a->repl[a->nrepl].flush = p->repl[i].flush_lsn;
 		a->nrepl++;
 	}
+	answer_lsn_waiters(a, seq, 0);
+	/* a waiter that came while this probe ran needs a newer one */
+	if (a->nlsn_wait > 0 && !a->probe_inflight && !a->closing &&
+	    pgc_node_probe(a->pg, PROBE_TIMEOUT_MS, on_probe, a) == 0) {
+		a->probe_inflight = true;
+		a->probe_seq++;
+	}
+}
+
+int ha_agent_probe_lsn(struct ha_agent *a, ha_lsn_cb cb, void *arg)
+{
+	if (a->closing || pgc_node_state(a->pg) != PGC_PM_RUNNING)
+		return ERR_UNAVAILABLE;
+	if (a->nlsn_wait == LSN_WAITERS)
+		return ERR_UNAVAILABLE;
+	uint64_t need;
+	if (a->probe_inflight) {
+		/* it started before this request: the next one counts */
+		need = a->probe_seq + 1;
+	} else {
+		if (pgc_node_probe(a->pg, PROBE_TIMEOUT_MS, on_probe, a) != 0)
+			return ERR_UNAVAILABLE;
+		a->probe_inflight = true;
+		need = ++a->probe_seq;
+	}
+	a->lsn_wait[a->nlsn_wait++] =
+		(struct lsn_waiter){ .cb = cb, .arg = arg, .need_seq = need };
+	return 0;
 }
 
 static void on_controldata(void *arg, int err, const char *errmsg,
@@ -2873,6 +2935,7 @@ static void on_stopped_for_shutdown(void *arg, int err, const char *errmsg)
 void ha_agent_shutdown(struct ha_agent *a, void (*cb)(void *arg), void *arg)
 {
 	a->closing = true;
+	answer_lsn_waiters(a, 0, ERR_SHUTDOWN);
 	a->shutdown_cb = cb;
 	a->shutdown_arg = arg;
 	uv_timer_stop(&a->tick);

@@ -54,6 +54,23 @@ void ha_agent_shutdown(struct ha_agent *a, void (*cb)(void *arg), void *arg);
 /* The store changed (a leader is known now, say): tick at once. */
 void ha_agent_poke(struct ha_agent *a);
 
+/* What a probe of PostgreSQL started after a request saw: the controller
+ * asks every replica for it when the primary lease expired
+ * (GET /internal/lsn), so that it promotes the one holding the most WAL
+ * now, not the most at its last report. err: 0, or why not (ERR_PG: the
+ * probe failed; ERR_SHUTDOWN). */
+struct ha_lsn_answer {
+	int err;
+	bool in_recovery;
+	uint32_t timeline;
+	uint64_t received, replayed, current;
+};
+typedef void (*ha_lsn_cb)(void *arg, const struct ha_lsn_answer *ans);
+/* Probe now (or right after the probe in flight) and call cb once with
+ * the result. ERR_UNAVAILABLE (PostgreSQL not running, or 8 requests
+ * already waiting): cb is not called. */
+int ha_agent_probe_lsn(struct ha_agent *a, ha_lsn_cb cb, void *arg);
+
 /* Re-clone this replica from the primary (stop, wipe, pg_basebackup) at
  * the next tick. ERR_CONFLICT on the primary. */
 int ha_agent_reinit(struct ha_agent *a);

@@ -453,6 +453,23 @@ struct ha_ctl {
 	uint64_t ready_ms;       /* when this controller became active */
 	uint64_t leader_gone_ms; /* when this controller first saw no leader
 				    key (0: a leader is there) */
+	/* the WAL positions asked of the replicas once the lease is gone */
+	struct http_client *client;
+	char *token;
+	unsigned lsn_timeout_ms;
+	enum { POLL_IDLE, POLL_RUNNING, POLL_DONE } poll;
+	uint64_t poll_gen;     /* requests of older polls are ignored */
+	uint64_t poll_start_ms, poll_done_ms;
+	size_t poll_pending;   /* answers this poll still waits for */
+	size_t poll_inflight;  /* requests of any poll not yet called back */
+	struct poll_res {
+		char name[HA_NAME_MAX + 1];
+		bool ok;
+		uint64_t received, replayed;
+		char err[96];
+	} *poll_res;
+	size_t npoll;
+	bool timer_closed;
 	void (*close_cb)(void *);
 	void *close_arg;
 };
@@ -507,6 +524,151 @@ static bool is_fresh(struct ha_ctl *c, const struct ha_member *m, uint64_t now)
 	 * changes, i.e. after the node's next report (<= 1 s). */
 	f->changed_ms = 0;
 	return false;
+}
+
+static void look(struct ha_ctl *c);
+static void maybe_closed(struct ha_ctl *c);
+
+/* How long the answers of one poll stand in for the members' records. */
+#define POLL_REUSE_MS 1000u
+
+struct poll_req {
+	struct ha_ctl *c;
+	uint64_t gen;
+	size_t idx;
+};
+
+static void poll_finish(struct ha_ctl *c)
+{
+	c->poll = POLL_DONE;
+	c->poll_done_ms = now_ms();
+	char line[512];
+	size_t off = 0;
+	line[0] = '\0';
+	for (size_t i = 0; i < c->npoll && off < sizeof line; i++) {
+		const struct poll_res *r = &c->poll_res[i];
+		int n = r->ok ? snprintf(line + off, sizeof line - off,
+					 "%s%s=%X/%X,%X/%X", i ? " " : "",
+					 r->name,
+					 (unsigned)(r->received >> 32),
+					 (unsigned)r->received,
+					 (unsigned)(r->replayed >> 32),
+					 (unsigned)r->replayed)
+			      : snprintf(line + off, sizeof line - off,
+					 "%s%s=(%s)", i ? " " : "", r->name,
+					 r->err);
+		if (n > 0)
+			off += (size_t)n;
+	}
+	log_info("ha-ctl WAL positions of %zu replica(s) in %" PRIu64
+		 " ms (received,replayed): %s",
+		 c->npoll, c->poll_done_ms - c->poll_start_ms, line);
+}
+
+static void on_lsn_answer(void *arg, int err, long status, const char *body,
+			  size_t len)
+{
+	struct poll_req *q = arg;
+	struct ha_ctl *c = q->c;
+	c->poll_inflight--;
+	if (q->gen == c->poll_gen && c->poll == POLL_RUNNING &&
+	    q->idx < c->npoll) {
+		struct poll_res *r = &c->poll_res[q->idx];
+		json_t *o = err == 0 && status == 200
+				    ? json_loadb(body, len, 0, NULL)
+				    : NULL;
+		json_t *rv = o ? json_object_get(o, "lsn_received") : NULL;
+		json_t *pv = o ? json_object_get(o, "lsn_replayed") : NULL;
+		json_t *ir = o ? json_object_get(o, "in_recovery") : NULL;
+		if (json_is_integer(rv) && json_is_integer(pv) &&
+		    json_is_true(ir)) {
+			r->ok = true;
+			r->received = (uint64_t)json_integer_value(rv);
+			r->replayed = (uint64_t)json_integer_value(pv);
+		} else if (err != 0) {
+			snprintf(r->err, sizeof r->err, "%s", err_str(err));
+		} else if (status != 200) {
+			snprintf(r->err, sizeof r->err, "HTTP %ld", status);
+		} else {
+			snprintf(r->err, sizeof r->err, "not in recovery");
+		}
+		json_decref(o);
+		if (--c->poll_pending == 0) {
+			poll_finish(c);
+			if (!c->closing)
+				look(c);
+		}
+	}
+	mem_free(q);
+	maybe_closed(c);
+}
+
+/* Ask every replica in ms[0..n) for its WAL position; POLL_DONE at once
+ * when there is none to ask. */
+static void poll_start(struct ha_ctl *c, const struct ha_member *ms, size_t n)
+{
+	c->poll_gen++;
+	c->poll = POLL_RUNNING;
+	c->poll_start_ms = now_ms();
+	c->poll_pending = 0;
+	c->npoll = 0;
+	struct poll_res *res = mem_realloc(c->poll_res,
+					  (n ? n : 1) * sizeof *res);
+	if (!res) {
+		poll_finish(c);
+		return;
+	}
+	c->poll_res = res;
+	char auth[4200];
+	snprintf(auth, sizeof auth, "Authorization: Bearer %s",
+		 c->token ? c->token : "");
+	const char *headers[] = { auth, NULL };
+	for (size_t i = 0; i < n; i++) {
+		const struct ha_member *m = &ms[i];
+		if (m->role != HA_ROLE_REPLICA || !m->api_url[0])
+			continue;
+		struct poll_res *r = &c->poll_res[c->npoll];
+		memset(r, 0, sizeof *r);
+		snprintf(r->name, sizeof r->name, "%s", m->name);
+		snprintf(r->err, sizeof r->err, "no answer");
+		struct poll_req *q = mem_calloc(1, sizeof *q);
+		char url[300];
+		snprintf(url, sizeof url, "%s/internal/lsn", m->api_url);
+		if (!q)
+			continue;
+		*q = (struct poll_req){ .c = c, .gen = c->poll_gen,
+					.idx = c->npoll };
+		c->npoll++;
+		if (http_client_request(c->client, "GET", url, headers, NULL, 0,
+					c->lsn_timeout_ms, on_lsn_answer,
+					q) != 0) {
+			snprintf(r->err, sizeof r->err, "not sent");
+			mem_free(q);
+			continue;
+		}
+		c->poll_pending++;
+		c->poll_inflight++;
+	}
+	if (c->poll_pending == 0)
+		poll_finish(c);
+}
+
+/* What the replicas answered, over their records: a position only grows */
+static void poll_apply(const struct ha_ctl *c, struct ha_member *ms, size_t n)
+{
+	for (size_t i = 0; i < c->npoll; i++) {
+		const struct poll_res *r = &c->poll_res[i];
+		if (!r->ok)
+			continue;
+		for (size_t j = 0; j < n; j++) {
+			if (strcmp(ms[j].name, r->name) != 0)
+				continue;
+			if (r->received > ms[j].lsn_received)
+				ms[j].lsn_received = r->received;
+			if (r->replayed > ms[j].lsn_replayed)
+				ms[j].lsn_replayed = r->replayed;
+		}
+	}
 }
 
 static void on_written(void *arg, int status, const struct rs_result *res)
@@ -667,6 +829,25 @@ static void look(struct ha_ctl *c)
 		}
 	}
 
+	/* The lease is gone and a failover decision is near: the records
+	 * may be up to a report interval old, so ask the replicas first. */
+	if (v.has_leader || !v.initialized || v.paused || v.has_candidate ||
+	    !c->client) {
+		if (v.has_leader)
+			c->poll = POLL_IDLE;
+	} else {
+		if (c->poll == POLL_DONE &&
+		    now_ms() - c->poll_done_ms > POLL_REUSE_MS)
+			c->poll = POLL_IDLE;
+		if (c->poll == POLL_IDLE)
+			poll_start(c, ms, nm);
+		if (c->poll == POLL_RUNNING) {
+			mem_free(ms);
+			return; /* looked at again when the answers are in */
+		}
+		poll_apply(c, ms, nm);
+	}
+
 	struct ha_action act;
 	ha_decide(&v, &act);
 	/* nothing can change without a store write while a leader holds the
@@ -751,6 +932,13 @@ int ha_ctl_new(uv_loop_t *loop, struct rs_store *store, struct kv *kv,
 	c->stale_ms = o->stale_ms ? o->stale_ms : 2500;
 	c->maximum_lag = o->maximum_lag;
 	c->candidate_timeout_ms = o->candidate_timeout_ms;
+	c->client = o->client;
+	c->lsn_timeout_ms = o->lsn_timeout_ms ? o->lsn_timeout_ms : 300;
+	if (o->token && !(c->token = mem_strdup(o->token))) {
+		mem_free(c->cluster);
+		mem_free(c);
+		return ERR_NOMEM;
+	}
 	uv_timer_init(loop, &c->timer);
 	c->timer.data = c;
 	uv_timer_start(&c->timer, on_timer, c->interval_ms, c->interval_ms);
@@ -763,11 +951,23 @@ void ha_ctl_poke(struct ha_ctl *c)
 	look(c);
 }
 
+/* closed once the timer is and no poll request waits for its answer
+ * (each has a timeout) */
+static void maybe_closed(struct ha_ctl *c)
+{
+	if (!c->closing || !c->timer_closed || c->poll_inflight > 0)
+		return;
+	void (*cb)(void *) = c->close_cb;
+	c->close_cb = NULL;
+	if (cb)
+		cb(c->close_arg);
+}
+
 static void on_closed(uv_handle_t *h)
 {
 	struct ha_ctl *c = h->data;
-	if (c->close_cb)
-		c->close_cb(c->close_arg);
+	c->timer_closed = true;
+	maybe_closed(c);
 }
 
 void ha_ctl_close(struct ha_ctl *c, void (*cb)(void *arg), void *arg)
@@ -784,6 +984,8 @@ void ha_ctl_free(struct ha_ctl *c)
 	if (!c)
 		return;
 	mem_free(c->fresh);
+	mem_free(c->poll_res);
+	mem_free(c->token);
 	mem_free(c->cluster);
 	mem_free(c);
 }

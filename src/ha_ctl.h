@@ -19,6 +19,7 @@
 #include <uv.h>
 
 #include "ha_member.h"
+#include "http_client.h"
 #include "kv.h"
 #include "rs.h"
 
@@ -87,6 +88,13 @@ struct ha_ctl_options {
 				     default 2500 */
 	uint64_t maximum_lag;
 	unsigned candidate_timeout_ms;
+	/* Before naming a failover candidate, ask every live replica for
+	 * its WAL position now (GET <api_url>/internal/lsn with the token,
+	 * lsn_timeout_ms each, default 300): its member record may be up to
+	 * a report interval old. NULL client: use the records only. */
+	struct http_client *client;
+	const char *token;        /* borrowed for the controller's life */
+	unsigned lsn_timeout_ms;
 };
 
 int ha_ctl_new(uv_loop_t *loop, struct rs_store *store, struct kv *kv,

@@ -5,8 +5,10 @@
 # over and the writer's rows land there. Checks: (a) every acknowledged
 # row is on the new primary (synchronous_mode = on by default;
 # FO_SYNC_MODE=off runs the same strict check asynchronously), (b) no two
-# PostgreSQL instances accepted writes in overlapping windows. Prints the
-# write gap (kill -> first acknowledged row on the new primary).
+# PostgreSQL instances accepted writes in overlapping windows; and the
+# controller asked both replicas for their WAL position before naming the
+# candidate, which had the highest. Prints the write gap (kill -> first
+# acknowledged row on the new primary).
 FO_SYNC_MODE=${FO_SYNC_MODE:-on}
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/failover.sh"
 fo_init 30000
@@ -36,5 +38,6 @@ log "write gap: $((gap / 1000)) ms from the kill to the first acknowledged row (
 fo_writer_stop w
 assert_eq "node$N" "$(leader_key)" "leader key"
 
+fo_check_lsn_poll "$N" 2
 fo_check_lost "$N" w
 fo_check_overlap w

@@ -5,7 +5,8 @@
 # 200 and ?lag=bad 400; /read-only, /health, /readiness 200 everywhere;
 # GET / (and OPTIONS /, HAProxy's bare `option httpchk`) 200 only on the
 # primary, with a JSON body naming role and state; a replica with the tag
-# noloadbalance=true answers 503 to /replica.
+# noloadbalance=true answers 503 to /replica. GET /internal/lsn needs the
+# token and answers a replica's current WAL position.
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/pgcluster.sh"
 pg_init 28100
 pg_ports_free
@@ -60,6 +61,26 @@ log "primary node$P answers /replica?lag=bad with $(http_code GET "$(api_url "$P
 # not a probe: an unknown path is 404, a write method 405
 expect_code 404 GET "$P" /no-such-probe
 expect_code 405 POST "$P" /primary
+
+# GET /internal/lsn (what the controller asks each replica when the lease
+# is gone): the token is required; the answer is a fresh probe, so on a
+# quiet cluster a replica's lsn_received is what PostgreSQL says now
+expect_code 401 GET "$P" /internal/lsn
+tok=$(<"$PG_DIR/token")
+sql_rw "CREATE TABLE t_lsn (id int); INSERT INTO t_lsn VALUES (1)"
+for i in 1 2 3; do
+	if ((i == P)); then
+		body=$(curl -s --max-time 5 -H "Authorization: Bearer $tok" "$(api_url "$i")/internal/lsn")
+		assert_eq "false node$i" "$(jq -r '"\(.in_recovery) \(.name)"' <<<"$body")" "/internal/lsn on the primary"
+		continue
+	fi
+	want=$(sql_at "$P" "SELECT pg_current_wal_lsn() - '0/0'::pg_lsn")
+	wait_until -t 10 sql_eq "$i" "SELECT pg_last_wal_receive_lsn() - '0/0'::pg_lsn" "$want" ||
+		fail "node$i did not receive up to $want within 10 s"
+	body=$(curl -s --max-time 5 -H "Authorization: Bearer $tok" "$(api_url "$i")/internal/lsn")
+	assert_eq "true node$i $want" "$(jq -r '"\(.in_recovery) \(.name) \(.lsn_received)"' <<<"$body")" "/internal/lsn on replica node$i"
+	[[ $(jq -r .lsn_replayed <<<"$body") -le $want ]] || fail "node$i: lsn_replayed beyond lsn_received: $body"
+done
 
 # a replica tagged noloadbalance=true: restart it with the tag
 R=

@@ -553,6 +553,35 @@ fo_wait_sync_published() {
 	log "synchronous set published ($(fo_since "$t0") ms): $(pgw --timeout 3 get "/service/$PG_CLUSTER/sync" --print-value-only)"
 }
 
+# fo_check_lsn_poll NEW COUNT: the controller asked the COUNT surviving
+# replicas for their WAL position before naming a failover candidate (the
+# last "WAL positions" line in any node's log), all of them answered, and
+# node NEW, promoted, had the highest position received
+fo_check_lsn_poll() {
+	local n=$1 count=$2 line best
+	line=$(grep -h 'ha-ctl WAL positions of' "$PG_DIR"/node*.log | sort | tail -n 1)
+	[[ -n $line ]] || fail "no controller asked the replicas for their WAL position"
+	log "controller: ${line#* I }"
+	[[ $line == *"WAL positions of $count replica(s)"* ]] || fail "expected $count replicas asked: $line"
+	[[ $line != *"=("* ]] || fail "a replica did not answer the controller: $line"
+	# "nodeI=HI/LO,HI/LO ...": the nodes with the highest received position
+	local e name recv v max=-1
+	best=
+	for e in ${line##*(received,replayed): }; do
+		name=${e%%=*}
+		recv=${e#*=}
+		recv=${recv%%,*}
+		v=$(((16#${recv%/*} << 32) + 16#${recv#*/}))
+		if ((v > max)); then
+			max=$v
+			best=$name
+		elif ((v == max)); then
+			best+=" $name"
+		fi
+	done
+	[[ " $best " == *" node$n "* ]] || fail "node$n was promoted but the highest received position was on $best: $line"
+}
+
 # fo_check_fired_first OLD NEW NAME...: node OLD was fenced from outside
 # its agent (the watchdog stand-in, or the fencer process with FO_WD=0)
 # before node NEW acknowledged its first row, and node OLD's PostgreSQL
