@@ -62,7 +62,7 @@ port_node() { echo $(($1 - PG_BASE - 20)); }
 # ini files are written again for BASE before anything starts.
 fo_init() {
 	local base=$1 i
-	if ((base % 100 != 0 || !((base >= 30000 && base <= 30900) || (base >= 32000 && base <= 32900))))); then
+	if ((base % 100 != 0 || !((base >= 30000 && base <= 30900) || (base >= 32000 && base <= 32900)))); then
 		echo "port base $base outside 30000..30900 and 32000..32900 (a block of 100)" >&2
 		exit 2
 	fi
