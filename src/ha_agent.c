@@ -227,6 +227,16 @@ struct ha_agent {
 	struct ha_fencer fencer;  /* the fencer process ([watchdog] fencer) */
 	bool fencer_on;
 
+	/* [callbacks]: one script at a time (see run_callback) */
+	struct pgc_proc *cb_proc; /* the one running, or NULL */
+	char cb_action[16];       /* ...its action */
+	bool cb_for_shutdown;     /* ...started once the daemon was stopping */
+	char cb_next_action[16];  /* "": none waits for cb_proc to end */
+	char cb_next_role[16];
+	enum ha_role cb_role;     /* the role the scripts were last told by
+				     on_start or on_role_change (UNKNOWN:
+				     none yet) */
+
 	void (*shutdown_cb)(void *);
 	void *shutdown_arg;
 };
@@ -778,41 +788,118 @@ static int superuser_conninfo(struct ha_agent *a, const struct ha_member *m,
 /* Callbacks: [callbacks] on_start, on_stop, on_role_change             */
 /* ------------------------------------------------------------------ */
 /* Run as Patroni does: SCRIPT ACTION ROLE CLUSTER, in the background
- * (uv_spawn through pgctl), at most 60 s; the result is only logged. */
+ * (uv_spawn through pgctl), at most 60 s; the result is only logged. One
+ * at a time, as Patroni's CallbackExecutor: a call made while a script
+ * still runs ends that script (SIGTERM, SIGKILL 2 s later) and starts once
+ * it is gone, so a node's scripts see its events in order and the last
+ * one wins (a call still waiting is replaced by a newer one). While the
+ * daemon stops, a script started then (on_stop) runs 10 s at most, one
+ * started before is ended, and the daemon exits once none runs. */
+#define CB_TIMEOUT_MS 60000
+#define CB_SHUTDOWN_TIMEOUT_MS 10000
+
+static void shutdown_finish(struct ha_agent *a);
+
+static const char *cb_script(struct ha_agent *a, const char *action)
+{
+	if (strcmp(action, "on_start") == 0)
+		return a->cfg->pg.on_start;
+	if (strcmp(action, "on_stop") == 0)
+		return a->cfg->pg.on_stop;
+	if (strcmp(action, "on_role_change") == 0)
+		return a->cfg->pg.on_role_change;
+	return NULL;
+}
+
+/* The agent's shutdown is over once its handles are closed and no
+ * callback runs or waits. */
+static void maybe_shutdown_finish(struct ha_agent *a)
+{
+	if (a->closing && a->open_handles == 0 && !a->cb_proc &&
+	    !a->cb_next_action[0])
+		shutdown_finish(a);
+}
+
+static void cb_spawn(struct ha_agent *a, const char *action,
+		     const char *role);
 
 static void on_callback_done(void *arg, const struct pgc_proc_result *r)
 {
 	struct ha_agent *a = arg;
-	if (r->err != 0)
+	a->cb_proc = NULL;
+	if (r->err == ERR_CANCELED)
+		log_info("ha[%s] %s callback ended: %s", a->cfg->node_name,
+			 a->cb_action,
+			 a->cb_next_action[0] ? "a newer call supersedes it"
+					      : "the daemon is stopping");
+	else if (r->err != 0)
 		log_warn("ha[%s] callback: %s", a->cfg->node_name, r->errmsg);
+	if (a->cb_next_action[0]) {
+		char action[sizeof a->cb_next_action];
+		char role[sizeof a->cb_next_role];
+		snprintf(action, sizeof action, "%s", a->cb_next_action);
+		snprintf(role, sizeof role, "%s", a->cb_next_role);
+		a->cb_next_action[0] = '\0';
+		cb_spawn(a, action, role);
+	}
+	maybe_shutdown_finish(a);
 }
 
-static void run_callback(struct ha_agent *a, const char *action,
-			 const char *role)
+static void cb_spawn(struct ha_agent *a, const char *action, const char *role)
 {
-	const char *script = NULL;
-	if (strcmp(action, "on_start") == 0)
-		script = a->cfg->pg.on_start;
-	else if (strcmp(action, "on_stop") == 0)
-		script = a->cfg->pg.on_stop;
-	else if (strcmp(action, "on_role_change") == 0)
-		script = a->cfg->pg.on_role_change;
-	if (!script)
-		return;
+	const char *script = cb_script(a, action);
 	const char *argv[] = { script, action, role, a->cfg->cluster_name,
 			       NULL };
 	struct pgc_proc_opts o = { .file = script,
 				   .argv = argv,
 				   .name = action,
-				   .timeout_ms = 60000 };
+				   .timeout_ms = a->closing
+							 ? CB_SHUTDOWN_TIMEOUT_MS
+							 : CB_TIMEOUT_MS };
 	char err[256];
-	if (pgc_proc_run(a->loop, &o, on_callback_done, a, NULL, err,
-			 sizeof err) != 0)
+	if (pgc_proc_run(a->loop, &o, on_callback_done, a, &a->cb_proc, err,
+			 sizeof err) != 0) {
+		a->cb_proc = NULL;
 		log_warn("ha[%s] %s callback not run: %s", a->cfg->node_name,
 			 action, err);
-	else
-		log_info("ha[%s] callback %s %s %s", a->cfg->node_name, action,
-			 role, a->cfg->cluster_name);
+		return;
+	}
+	snprintf(a->cb_action, sizeof a->cb_action, "%s", action);
+	a->cb_for_shutdown = a->closing;
+	log_info("ha[%s] callback %s %s %s", a->cfg->node_name, action, role,
+		 a->cfg->cluster_name);
+}
+
+static void run_callback(struct ha_agent *a, const char *action,
+			 const char *role)
+{
+	if (strcmp(action, "on_stop") != 0)
+		a->cb_role = strcmp(role, "primary") == 0 ? HA_ROLE_PRIMARY
+							  : HA_ROLE_REPLICA;
+	if (!cb_script(a, action))
+		return;
+	if (a->cb_proc) {
+		log_info("ha[%s] %s callback still running: ending it for %s "
+			 "%s",
+			 a->cfg->node_name, a->cb_action, action, role);
+		snprintf(a->cb_next_action, sizeof a->cb_next_action, "%s",
+			 action);
+		snprintf(a->cb_next_role, sizeof a->cb_next_role, "%s", role);
+		pgc_proc_kill(a->cb_proc);
+		return;
+	}
+	cb_spawn(a, action, role);
+}
+
+/* PostgreSQL runs as ROLE after a start: on_start, or on_role_change when
+ * the scripts were last told the other role (a demoted primary started
+ * again as a replica, after a switchover or a fence), as Patroni's
+ * follow() does. */
+static void announce_start(struct ha_agent *a, enum ha_role role)
+{
+	bool change = a->cb_role != HA_ROLE_UNKNOWN && a->cb_role != role;
+	run_callback(a, change ? "on_role_change" : "on_start",
+		     role == HA_ROLE_PRIMARY ? "primary" : "replica");
 }
 
 /* ------------------------------------------------------------------ */
@@ -822,6 +909,8 @@ static void run_callback(struct ha_agent *a, const char *action,
 static void flow_end(struct ha_agent *a, int err, const char *msg)
 {
 	enum flow f = a->flow;
+	/* steps 10 and up of a rejoin: the data was wiped to clone again */
+	bool rejoin_wiped = f == FLOW_REJOIN && a->step >= 10;
 	a->flow = FLOW_NONE;
 	a->step = 0;
 	/* What the last probe said is from before the flow: decide nothing
@@ -838,17 +927,25 @@ static void flow_end(struct ha_agent *a, int err, const char *msg)
 		switch (f) {
 		case FLOW_BOOTSTRAP:
 		case FLOW_START_PRIMARY:
-			run_callback(a, "on_start", "primary");
+			announce_start(a, HA_ROLE_PRIMARY);
 			break;
 		case FLOW_CLONE:
 		case FLOW_START_REPLICA:
-			run_callback(a, "on_start", "replica");
+			announce_start(a, HA_ROLE_REPLICA);
 			break;
 		case FLOW_PROMOTE:
 			run_callback(a, "on_role_change", "primary");
 			break;
 		case FLOW_REJOIN:
-			run_callback(a, "on_role_change", "replica");
+			/* a primary's data now runs as a replica; after a
+			 * failed pg_rewind the data is wiped instead, and the
+			 * clone that follows announces the replica */
+			if (rejoin_wiped)
+				break;
+			if (a->cb_role == HA_ROLE_REPLICA)
+				run_callback(a, "on_start", "replica");
+			else
+				run_callback(a, "on_role_change", "replica");
 			break;
 		case FLOW_SWITCHOVER:
 			run_callback(a, "on_stop", "primary");
@@ -2854,15 +2951,15 @@ static void shutdown_finish(struct ha_agent *a)
 static void on_handle_closed(uv_handle_t *h)
 {
 	struct ha_agent *a = h->data;
-	if (--a->open_handles == 0)
-		shutdown_finish(a);
+	--a->open_handles;
+	maybe_shutdown_finish(a);
 }
 
 static void on_fencer_closed(void *arg)
 {
 	struct ha_agent *a = arg;
-	if (--a->open_handles == 0)
-		shutdown_finish(a);
+	--a->open_handles;
+	maybe_shutdown_finish(a);
 }
 
 static void close_handles(struct ha_agent *a)
@@ -2874,6 +2971,14 @@ static void close_handles(struct ha_agent *a)
 			ha_fencer_disarm(&a->fencer);
 		a->fencer_on = false;
 		ha_fencer_close(&a->fencer, on_fencer_closed, a);
+	}
+	/* a script started before the stop (not on_stop) is not waited
+	 * for: it is ended, as a newer call would end it */
+	if (a->cb_proc && !a->cb_for_shutdown) {
+		log_info("ha[%s] %s callback still running: ending it, the "
+			 "daemon is stopping",
+			 a->cfg->node_name, a->cb_action);
+		pgc_proc_kill(a->cb_proc);
 	}
 	uv_timer_stop(&a->tick);
 	uv_timer_stop(&a->watch);
@@ -2978,6 +3083,10 @@ void ha_agent_free(struct ha_agent *a)
 {
 	if (!a)
 		return;
+	/* its callback must never fire into freed memory (the shutdown
+	 * waits for the scripts, so this is only a stop that never ran) */
+	if (a->cb_proc)
+		pgc_proc_abandon(a->cb_proc, SIGKILL);
 	pgc_node_free(a->pg, NULL, NULL);
 	mem_free(a);
 }
