@@ -226,6 +226,9 @@ struct ha_agent {
 	bool wd_warned;
 	struct ha_fencer fencer;  /* the fencer process ([watchdog] fencer) */
 	bool fencer_on;
+	bool pg_node_known, pg_node_inflight; /* the pgnodes/<name> key */
+	unsigned kv_pending;      /* store requests waiting for their
+				     callback (agent_submit) */
 
 	/* [callbacks]: one script at a time (see run_callback) */
 	struct pgc_proc *cb_proc; /* the one running, or NULL */
@@ -246,6 +249,8 @@ static uint64_t now_ms(void)
 	return uv_hrtime() / 1000000u;
 }
 
+static int agent_submit(struct ha_agent *a, const struct rs_cmd *c,
+			unsigned timeout_ms, kv_cb cb, void *arg);
 static void tick(struct ha_agent *a);
 static void on_tick(uv_timer_t *t);
 static void report(struct ha_agent *a, bool force);
@@ -533,7 +538,16 @@ static void sync_desired(struct ha_agent *a, bool primary_view,
 				struct ha_member rec;
 				bool nosync = read_member(a, ms[i].name, &rec) &&
 					      rec.tags.nosync;
-				if (!have && !nosync && ms[i].role == RS_VOTER)
+				/* a store-only voter (a witness) never runs
+				 * PostgreSQL: listing it would make every
+				 * failover wait for its answer forever */
+				char leaf[HA_NAME_MAX + 16], v[8];
+				snprintf(leaf, sizeof leaf, "pgnodes/%s",
+					 ms[i].name);
+				bool pg = read_key(a, leaf, v, sizeof v, NULL,
+						   NULL);
+				if (!have && !nosync && pg &&
+				    ms[i].role == RS_VOTER)
 					memcpy(names[(*n)++], sn, 64);
 			}
 			mem_free(ms);
@@ -602,7 +616,7 @@ static void sync_publish(struct ha_agent *a, char names[][64], size_t n,
 	struct rs_cmd c = { .op = RS_OP_PUT,
 			    .key = { key, (uint32_t)strlen(key) },
 			    .value = { js, (uint32_t)strlen(js) } };
-	if (kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_sync_published, a) == 0) {
+	if (agent_submit(a, &c, STORE_TIMEOUT_MS, on_sync_published, a) == 0) {
 		a->sync_inflight = true;
 		memcpy(a->sync_pub, names, n * 64);
 		a->nsync_pub = n;
@@ -815,9 +829,43 @@ static const char *cb_script(struct ha_agent *a, const char *action)
  * callback runs or waits. */
 static void maybe_shutdown_finish(struct ha_agent *a)
 {
-	if (a->closing && a->open_handles == 0 && !a->cb_proc &&
-	    !a->cb_next_action[0])
+	if (a->closing && a->open_handles == 0 && a->kv_pending == 0 &&
+	    !a->cb_proc && !a->cb_next_action[0])
 		shutdown_finish(a);
+}
+
+/* Every store request of the agent goes through here: the agent is not
+ * finished (and freed) while one waits for its callback. */
+struct submit_ctx {
+	struct ha_agent *a;
+	kv_cb cb;
+	void *arg;
+};
+
+static void on_submitted(void *arg, int status, const struct rs_result *res)
+{
+	struct submit_ctx *sc = arg;
+	struct ha_agent *a = sc->a;
+	a->kv_pending--;
+	sc->cb(sc->arg, status, res);
+	mem_free(sc);
+	maybe_shutdown_finish(a);
+}
+
+static int agent_submit(struct ha_agent *a, const struct rs_cmd *c,
+			unsigned timeout_ms, kv_cb cb, void *arg)
+{
+	struct submit_ctx *sc = mem_malloc(sizeof *sc);
+	if (!sc)
+		return ERR_NOMEM;
+	*sc = (struct submit_ctx){ .a = a, .cb = cb, .arg = arg };
+	int rv = kv_submit(a->kv, c, timeout_ms, on_submitted, sc);
+	if (rv != 0) {
+		mem_free(sc);
+		return rv;
+	}
+	a->kv_pending++;
+	return 0;
 }
 
 static void cb_spawn(struct ha_agent *a, const char *action,
@@ -1168,7 +1216,7 @@ static void flow_step(struct ha_agent *a, int err, const char *msg)
 						    .lease = a->leader_lease };
 				a->leader = false;
 				uv_timer_stop(&a->fence_timer);
-				kv_submit(a->kv, &c, STORE_TIMEOUT_MS,
+				agent_submit(a, &c, STORE_TIMEOUT_MS,
 					  on_revoked, a);
 			}
 		}
@@ -1252,7 +1300,7 @@ static void flow_step(struct ha_agent *a, int err, const char *msg)
 				.key = { key, (uint32_t)strlen(key) },
 				.value = { val, (uint32_t)strlen(val) },
 			};
-			rv = kv_submit(a->kv, &c, STORE_TIMEOUT_MS,
+			rv = agent_submit(a, &c, STORE_TIMEOUT_MS,
 				       on_init_written, a);
 			break;
 		}
@@ -1498,7 +1546,7 @@ static void renew(struct ha_agent *a)
 	struct rs_cmd c = { .op = RS_OP_LEASE_KEEPALIVE,
 			    .lease = a->leader_lease };
 	uint64_t t = now_ms();
-	if (kv_submit(a->kv, &c, a->loop_wait, on_renewed, a) == 0) {
+	if (agent_submit(a, &c, a->loop_wait, on_renewed, a) == 0) {
 		a->renew_inflight = true;
 		a->renew_sent_ms = t;
 	}
@@ -1527,7 +1575,7 @@ static void on_acquire_grant(void *arg, int status, const struct rs_result *res)
 			   (uint32_t)strlen(a->cfg->node_name) },
 		.lease = res->lease,
 	};
-	if (kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_leader_put, a) != 0)
+	if (agent_submit(a, &c, STORE_TIMEOUT_MS, on_leader_put, a) != 0)
 		a->acquire_inflight = false;
 }
 
@@ -1565,7 +1613,7 @@ static void on_leader_put(void *arg, int status, const struct rs_result *res)
 		 * back */
 		struct rs_cmd c = { .op = RS_OP_LEASE_REVOKE,
 				    .lease = a->leader_lease };
-		kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_revoked, a);
+		agent_submit(a, &c, STORE_TIMEOUT_MS, on_revoked, a);
 		a->leader_lease = 0;
 		return;
 	}
@@ -1585,7 +1633,7 @@ static void on_leader_put(void *arg, int status, const struct rs_result *res)
 		.value = { a->cfg->node_name,
 			   (uint32_t)strlen(a->cfg->node_name) },
 	};
-	kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_last_leader, a);
+	agent_submit(a, &c, STORE_TIMEOUT_MS, on_last_leader, a);
 	tick(a);
 }
 
@@ -1610,7 +1658,7 @@ static void acquire(struct ha_agent *a)
 	a->wd_warned = false;
 	struct rs_cmd c = { .op = RS_OP_LEASE_GRANT, .ttl_ms = a->ttl };
 	a->acquire_sent_ms = now_ms();
-	if (kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_acquire_grant, a) == 0)
+	if (agent_submit(a, &c, STORE_TIMEOUT_MS, on_acquire_grant, a) == 0)
 		a->acquire_inflight = true;
 }
 
@@ -1650,7 +1698,7 @@ static void on_adopt_renewed(void *arg, int status, const struct rs_result *res)
 				.value = { a->cfg->node_name,
 					   (uint32_t)strlen(a->cfg->node_name) },
 			};
-			kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_last_leader,
+			agent_submit(a, &c, STORE_TIMEOUT_MS, on_last_leader,
 				  a);
 		}
 	}
@@ -1668,7 +1716,7 @@ static void adopt_lease(struct ha_agent *a)
 	struct rs_cmd c = { .op = RS_OP_LEASE_KEEPALIVE,
 			    .lease = a->leader_key_lease };
 	a->acquire_sent_ms = now_ms();
-	if (kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_adopt_renewed, a) == 0)
+	if (agent_submit(a, &c, STORE_TIMEOUT_MS, on_adopt_renewed, a) == 0)
 		a->acquire_inflight = true;
 }
 
@@ -1749,7 +1797,7 @@ static void put_member(struct ha_agent *a)
 		.value = { js, (uint32_t)strlen(js) },
 		.lease = a->member_lease,
 	};
-	if (kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_member_put, a) == 0) {
+	if (agent_submit(a, &c, STORE_TIMEOUT_MS, on_member_put, a) == 0) {
 		a->member_inflight = true;
 		a->last_report_ms = now_ms();
 		a->reported_role = a->role;
@@ -1799,14 +1847,14 @@ static void report(struct ha_agent *a, bool force)
 		unsigned ttl = a->ttl * 2 > 5000 ? a->ttl * 2 : 5000;
 		c.op = RS_OP_LEASE_GRANT;
 		c.ttl_ms = ttl;
-		if (kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_member_grant, a) ==
+		if (agent_submit(a, &c, STORE_TIMEOUT_MS, on_member_grant, a) ==
 		    0)
 			a->member_inflight = true;
 		return;
 	}
 	c.op = RS_OP_LEASE_KEEPALIVE;
 	c.lease = a->member_lease;
-	if (kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_member_keepalive, a) == 0)
+	if (agent_submit(a, &c, STORE_TIMEOUT_MS, on_member_keepalive, a) == 0)
 		a->member_inflight = true;
 }
 
@@ -2117,7 +2165,7 @@ static void delete_request(struct ha_agent *a, const char *leaf, uint64_t rev)
 			    .flags = RS_CMD_HAS_PREV,
 			    .prev_rev = rev,
 			    .key = { key, (uint32_t)strlen(key) } };
-	kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_request_deleted, a);
+	agent_submit(a, &c, STORE_TIMEOUT_MS, on_request_deleted, a);
 }
 
 static void sw_cleanup(struct ha_agent *a)
@@ -2175,7 +2223,7 @@ static void hand_over(struct ha_agent *a)
 		.value = { a->sw_target, (uint32_t)strlen(a->sw_target) },
 		.lease = a->leader_lease,
 	};
-	if (kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_handed_over, a) != 0)
+	if (agent_submit(a, &c, STORE_TIMEOUT_MS, on_handed_over, a) != 0)
 		sw_fail(a, "the store refused the handover");
 }
 
@@ -2410,7 +2458,7 @@ static void write_history(struct ha_agent *a)
 			    .prev_rev = prev,
 			    .key = { key, (uint32_t)strlen(key) },
 			    .value = { js, (uint32_t)strlen(js) } };
-	kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_history_written, a);
+	agent_submit(a, &c, STORE_TIMEOUT_MS, on_history_written, a);
 	free(js);
 }
 
@@ -2591,7 +2639,7 @@ static void converge(struct ha_agent *a)
 			if (pm == PGC_PM_STOPPED)
 				wd_disarm(&a->wd);
 			set_state(a, HA_ST_CRASHED, "did not restart in time");
-			kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_revoked, a);
+			agent_submit(a, &c, STORE_TIMEOUT_MS, on_revoked, a);
 			report(a, true);
 			return;
 		}
@@ -2722,10 +2770,47 @@ static void converge(struct ha_agent *a)
 	}
 }
 
+static void on_pg_node_written(void *arg, int status,
+			       const struct rs_result *res)
+{
+	struct ha_agent *a = arg;
+	(void)status;
+	(void)res;
+	a->pg_node_inflight = false;
+}
+
+/* /service/<cluster>/pgnodes/<name>, written once and kept (no lease):
+ * this Raft member runs PostgreSQL, even while it is down. Strict
+ * synchronous mode lists only such members. */
+static void mark_pg_node(struct ha_agent *a)
+{
+	if (a->pg_node_known || a->pg_node_inflight)
+		return;
+	char leaf[HA_NAME_MAX + 16], v[8];
+	snprintf(leaf, sizeof leaf, "pgnodes/%s", a->cfg->node_name);
+	if (read_key(a, leaf, v, sizeof v, NULL, NULL)) {
+		a->pg_node_known = true;
+		return;
+	}
+	char key[256];
+	ha_key(key, sizeof key, a->cfg->cluster_name, leaf);
+	struct rs_cmd c = {
+		.op = RS_OP_PUT,
+		.flags = RS_CMD_HAS_PREV,
+		.prev_rev = 0, /* create only */
+		.key = { key, (uint32_t)strlen(key) },
+		.value = { "1", 1 },
+	};
+	if (agent_submit(a, &c, STORE_TIMEOUT_MS, on_pg_node_written, a) ==
+	    0)
+		a->pg_node_inflight = true;
+}
+
 static void tick(struct ha_agent *a)
 {
 	if (a->closing)
 		return;
+	mark_pg_node(a);
 	refresh_view(a);
 	observe(a);
 	renew(a);
@@ -3012,7 +3097,7 @@ static void on_leader_revoked(void *arg, int status,
 	wd_disarm(&a->wd);
 	struct rs_cmd c = { .op = RS_OP_LEASE_REVOKE, .lease = a->member_lease };
 	if (a->member_lease == 0 ||
-	    kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_member_revoked, a) != 0)
+	    agent_submit(a, &c, STORE_TIMEOUT_MS, on_member_revoked, a) != 0)
 		close_handles(a);
 }
 
@@ -3030,7 +3115,7 @@ static void on_stopped_for_shutdown(void *arg, int err, const char *errmsg)
 		struct rs_cmd c = { .op = RS_OP_LEASE_REVOKE,
 				    .lease = a->leader_lease };
 		uv_timer_stop(&a->fence_timer);
-		if (kv_submit(a->kv, &c, STORE_TIMEOUT_MS, on_leader_revoked,
+		if (agent_submit(a, &c, STORE_TIMEOUT_MS, on_leader_revoked,
 			      a) == 0)
 			return;
 	}

@@ -70,6 +70,7 @@ fo_init() {
 	PG_BASE=$base
 	trap fo_cleanup EXIT
 	for ((i = 1; i <= PG_NODES; i++)); do fo_write_ini "$i"; done
+	for ((i = PG_NODES + 1; i <= PG_NODES + PG_WITNESS; i++)); do pg_write_ini "$i"; done
 	[[ -x $FO_WRITER ]] || fail "FO_WRITER $FO_WRITER is not executable"
 	command -v nft >/dev/null || ((!FO_NS)) || skip "nft not installed"
 	FO_T0=$(fo_now)
@@ -384,6 +385,8 @@ fo_start_node() {
 fo_start_all() {
 	local i
 	for ((i = 1; i <= PG_NODES; i++)); do fo_start_node "$i"; done
+	# the witness (PG_WITNESS=1) runs no PostgreSQL: no stand-in
+	for ((i = PG_NODES + 1; i <= PG_NODES + PG_WITNESS; i++)); do node_start "$i"; done
 }
 
 # ---------------------------------------------------------------- namespaces

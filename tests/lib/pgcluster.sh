@@ -41,6 +41,7 @@ declare -A PG_INI_EXTRA=()    # node index -> extra ini text (appended)
 PG_DIR=
 PG_BASE=
 PG_NODES=3
+PG_WITNESS=${PG_WITNESS:-0} # 1: node PG_NODES+1 is a store-only Raft voter
 
 log() { printf '[%s %s] %s\n' "$(date +%T.%3N)" "$PG_NAME" "$*" >&2; }
 fail() {
@@ -97,21 +98,41 @@ pg_init() {
 	chmod 0600 "$PG_DIR/pgpass"
 	export PGPASSFILE=$PG_DIR/pgpass PGCONNECT_TIMEOUT=3
 	local i
-	for ((i = 1; i <= PG_NODES; i++)); do pg_write_ini "$i"; done
+	for ((i = 1; i <= PG_NODES + PG_WITNESS; i++)); do pg_write_ini "$i"; done
 	log "dir $PG_DIR, port base $PG_BASE"
 }
 
 pg_peers() {
 	local i out=
-	for ((i = 1; i <= PG_NODES; i++)); do
+	for ((i = 1; i <= PG_NODES + PG_WITNESS; i++)); do
 		out+="${out:+, }node$i=127.0.0.1:$(raft_port "$i")"
 	done
 	echo "$out"
 }
 
-# pg_write_ini I: node I's ini; PG_INI_EXTRA[I] is appended verbatim.
+# pg_write_ini I: node I's ini; PG_INI_EXTRA[I] is appended verbatim. Node
+# PG_NODES+1 (with PG_WITNESS=1) is a store-only witness: no [postgresql].
 pg_write_ini() {
 	local i=$1
+	if ((i > PG_NODES)); then
+		cat >"$(ini "$i")" <<INI
+; pgwarden system test $PG_NAME, witness node $i (tests/lib/pgcluster.sh)
+[cluster]
+name = $PG_CLUSTER
+[node]
+name = node$i
+data_dir = $(node_dir "$i")
+log_level = info
+[raft]
+listen = 127.0.0.1:$(raft_port "$i")
+peers = $(pg_peers)
+[api]
+listen = 127.0.0.1:$(api_port "$i")
+token_file = $PG_DIR/token
+INI
+		chown "$PG_USER:$PG_USER" "$(ini "$i")"
+		return
+	fi
 	cat >"$(ini "$i")" <<INI
 ; pgwarden system test $PG_NAME, node $i (tests/lib/pgcluster.sh)
 [cluster]
@@ -192,7 +213,7 @@ node_start() {
 
 pg_start_all() {
 	local i
-	for ((i = 1; i <= PG_NODES; i++)); do node_start "$i"; done
+	for ((i = 1; i <= PG_NODES + PG_WITNESS; i++)); do node_start "$i"; done
 }
 
 # reap I: wait for node I's exited process; NODE_RC = its exit status
