@@ -157,6 +157,7 @@ enum key_id {
 	K_HA_SYNC_MODE,
 	K_HA_SYNC_COUNT,
 	K_HA_CRASH_RESTART,
+	K_HA_MOVE_RAFT_LEADER,
 	K_WD_MODE,
 	K_WD_DEVICE,
 	K_WD_TIMEOUT,
@@ -1194,6 +1195,8 @@ static const struct key_def keys[K_COUNT] = {
 				 parse_duration,
 				 F(pg.crash_restart_timeout_ms), 100,
 				 3600000 },
+	[K_HA_MOVE_RAFT_LEADER] = { S_HA, "move_raft_leader", 0, parse_bool,
+				    F(pg.move_raft_leader), 0, 0 },
 
 	[K_WD_MODE] = { S_WATCHDOG, "mode", 0, parse_wd_mode, F(pg.wd_mode), 0,
 			0 },
@@ -1245,6 +1248,7 @@ static void set_defaults(struct cfg *c)
 	c->pg.synchronous_mode = CFG_SYNC_OFF;
 	c->pg.synchronous_node_count = 1;
 	c->pg.crash_restart_timeout_ms = 5000;
+	c->pg.move_raft_leader = true;
 	c->pg.wd_mode = CFG_WD_AUTOMATIC;
 	c->pg.wd_timeout_ms = 1000;
 	c->pg.fencer = true;

@@ -119,6 +119,9 @@ struct cfg_pg {
 						postmaster restarted in place
 						must be back within this or
 						the node gives up the lease */
+	bool move_raft_leader;               /* default true: the Raft leader
+						hands leadership to a replica's
+						node when it is the primary's */
 
 	/* [watchdog] */
 	enum cfg_wd_mode wd_mode;  /* off|automatic|required; default

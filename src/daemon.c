@@ -310,6 +310,8 @@ int daemon_run(const struct cfg *cfg, bool join)
 			.client = d.client,
 			.token = cfg->token,
 			.lsn_timeout_ms = 300,
+			.self = cfg->node_name,
+			.move_raft_leader = cfg->pg.move_raft_leader,
 		};
 		rv = ha_ctl_new(&d.loop, d.store, d.kv, &co, &d.ctl);
 	}

@@ -1976,6 +1976,9 @@ static void on_pg_exit(void *arg, int64_t status, int sig)
 	struct ha_agent *a = arg;
 	a->probe_ok = false;
 	a->controldata_known = false;
+	/* nothing left to fence: tell the fencer before anything restarts
+	 * PostgreSQL under a new pid */
+	fencer_sync(a);
 	if (a->closing)
 		return;
 	if (a->state == HA_ST_DEMOTING) {

@@ -470,6 +470,11 @@ struct ha_ctl {
 	} *poll_res;
 	size_t npoll;
 	bool timer_closed;
+	/* Raft leadership moved off the primary's node */
+	const char *self;
+	bool move_raft_leader;
+	uint64_t move_tried_ms, move_checked_ms;
+	unsigned move_inflight;
 	void (*close_cb)(void *);
 	void *close_arg;
 };
@@ -528,6 +533,68 @@ static bool is_fresh(struct ha_ctl *c, const struct ha_member *m, uint64_t now)
 
 static void look(struct ha_ctl *c);
 static void maybe_closed(struct ha_ctl *c);
+
+/* The Raft leader moves off the primary's node this long after it became
+ * the ready leader, and tries again at most this often. */
+#define MOVE_AFTER_MS 2000u
+#define MOVE_RETRY_MS 5000u
+
+static void on_moved(void *arg, int status, const struct rs_result *res)
+{
+	struct ha_ctl *c = arg;
+	(void)res;
+	c->move_inflight--;
+	if (status != 0)
+		log_info("ha-ctl Raft leadership not moved: %s",
+			 err_str(status));
+	maybe_closed(c);
+}
+
+/* This node is the Raft leader; if it is also the PostgreSQL primary's,
+ * its death would cost a Raft election before the lease can even expire.
+ * Hand leadership to a voter whose member record says it is a streaming
+ * replica (the record lives on that node's lease: the node is alive). */
+static void move_leader_off_primary(struct ha_ctl *c, uint64_t now)
+{
+	if (!c->move_raft_leader || !c->self || c->move_inflight ||
+	    now - c->ready_ms < MOVE_AFTER_MS ||
+	    (c->move_tried_ms && now - c->move_tried_ms < MOVE_RETRY_MS) ||
+	    now - c->move_checked_ms < 1000)
+		return;
+	c->move_checked_ms = now;
+	char *leader = get_key(c, "leader", NULL);
+	bool mine = leader && strcmp(leader, c->self) == 0;
+	mem_free(leader);
+	if (!mine)
+		return;
+	c->move_tried_ms = now;
+	struct rs_member *rms = NULL;
+	size_t n = 0;
+	if (rs_store_members(c->store, &rms, &n) != 0)
+		return;
+	char target[RS_MAX_NAME + 1] = "";
+	for (size_t i = 0; i < n && !target[0]; i++) {
+		if (rms[i].role != RS_VOTER || !rms[i].name[0] ||
+		    strcmp(rms[i].name, c->self) == 0)
+			continue;
+		char leaf[HA_NAME_MAX + 16];
+		snprintf(leaf, sizeof leaf, "members/%s", rms[i].name);
+		char *rec = get_key(c, leaf, NULL);
+		struct ha_member m;
+		if (rec && ha_member_decode(rec, strlen(rec), &m) == 0 &&
+		    m.role == HA_ROLE_REPLICA && m.state == HA_ST_STREAMING)
+			snprintf(target, sizeof target, "%s", rms[i].name);
+		mem_free(rec);
+	}
+	mem_free(rms);
+	if (!target[0])
+		return;
+	log_info("ha-ctl this node is the Raft leader and the primary: handing "
+		 "Raft leadership to %s",
+		 target);
+	if (rs_store_transfer(c->store, target, on_moved, c) == 0)
+		c->move_inflight++;
+}
 
 /* How long the answers of one poll stand in for the members' records. */
 #define POLL_REUSE_MS 1000u
@@ -701,6 +768,7 @@ static void look(struct ha_ctl *c)
 		c->leader_gone_ms = 0;
 		c->ready_ms = now_ms();
 	}
+	move_leader_off_primary(c, now_ms());
 	if (c->steady && st.revision == c->steady_rev)
 		return;
 	c->steady = false;
@@ -933,6 +1001,8 @@ int ha_ctl_new(uv_loop_t *loop, struct rs_store *store, struct kv *kv,
 	c->maximum_lag = o->maximum_lag;
 	c->candidate_timeout_ms = o->candidate_timeout_ms;
 	c->client = o->client;
+	c->self = o->self;
+	c->move_raft_leader = o->move_raft_leader;
 	c->lsn_timeout_ms = o->lsn_timeout_ms ? o->lsn_timeout_ms : 300;
 	if (o->token && !(c->token = mem_strdup(o->token))) {
 		mem_free(c->cluster);
@@ -955,7 +1025,8 @@ void ha_ctl_poke(struct ha_ctl *c)
  * (each has a timeout) */
 static void maybe_closed(struct ha_ctl *c)
 {
-	if (!c->closing || !c->timer_closed || c->poll_inflight > 0)
+	if (!c->closing || !c->timer_closed || c->poll_inflight > 0 ||
+	    c->move_inflight > 0)
 		return;
 	void (*cb)(void *) = c->close_cb;
 	c->close_cb = NULL;

@@ -95,6 +95,12 @@ struct ha_ctl_options {
 	struct http_client *client;
 	const char *token;        /* borrowed for the controller's life */
 	unsigned lsn_timeout_ms;
+	/* this node's name; with move_raft_leader, while this node is both
+	 * the Raft leader and the PostgreSQL primary, hand Raft leadership
+	 * to a streaming replica's node (HA-PROTOCOL.md "Where the Raft
+	 * leader sits") */
+	const char *self;         /* borrowed for the controller's life */
+	bool move_raft_leader;
 };
 
 int ha_ctl_new(uv_loop_t *loop, struct rs_store *store, struct kv *kv,

@@ -13,12 +13,7 @@ FO_SYNC_MODE=${FO_SYNC_MODE:-on}
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/failover.sh"
 FO_WD=1
 fo_init 30100
-pg_ports_free
-fo_start_all
-pg_wait_healthy 60
-fo_table
-P=$(primary_idx) || fail "no single primary"
-log "primary node$P"
+fo_up
 fo_wait_sync_published
 wait_until -t 10 fo_wd_armed "$P" || fail "node$P (primary) never armed its watchdog stand-in"
 for i in 1 2 3; do
@@ -44,13 +39,7 @@ wait "${FO_WDPID[$P]}" || wdrc=$?
 unset "FO_WDPID[$P]"
 assert_eq 3 "$wdrc" "node$P's stand-in exit status (3 = fired)"
 
-wait_until -t 30 fo_new_primary "$P" || {
-	pgw list >&2 || true
-	fail "no new primary within 30 s"
-}
-N=$(primary_idx)
-fo_wait_acks w 50 20 "$tk" "$(pg_port "$N")"
-log "write gap: $(($(fo_first_ack_after w "$tk" "$(pg_port "$N")") / 1000)) ms from pgwarden's SIGKILL to node$N's first acknowledged row"
+fo_await_failover "$P" "$tk" w 50 "pgwarden's SIGKILL"
 fo_writer_stop w
 
 fo_check_fired_first "$P" "$N" w

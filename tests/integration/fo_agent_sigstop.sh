@@ -12,12 +12,7 @@ FO_SYNC_MODE=${FO_SYNC_MODE:-on}
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/failover.sh"
 FO_WD=1
 fo_init 30200
-pg_ports_free
-fo_start_all
-pg_wait_healthy 60
-fo_table
-P=$(primary_idx) || fail "no single primary"
-log "primary node$P"
+fo_up
 fo_wait_sync_published
 wait_until -t 10 fo_wd_armed "$P" || fail "node$P (primary) never armed its watchdog stand-in"
 pm=$(postmaster_pid "$P") || fail "no postmaster for node$P"
@@ -39,13 +34,7 @@ wait "${FO_WDPID[$P]}" || wdrc=$?
 unset "FO_WDPID[$P]"
 assert_eq 3 "$wdrc" "node$P's stand-in exit status (3 = fired)"
 
-wait_until -t 30 fo_new_primary "$P" || {
-	pgw list >&2 || true
-	fail "no new primary within 30 s"
-}
-N=$(primary_idx)
-fo_wait_acks w 50 20 "$tk" "$(pg_port "$N")"
-log "write gap: $(($(fo_first_ack_after w "$tk" "$(pg_port "$N")") / 1000)) ms from the SIGSTOP to node$N's first acknowledged row"
+fo_await_failover "$P" "$tk" w 50 "the SIGSTOP"
 # the 6 s the agent would have stayed stopped: SIGCONT finds nothing
 while (($(fo_since "$tk") < 6000)); do sleep 0.2; done
 kill -CONT "$pgwpid" 2>/dev/null && fail "pgwarden $pgwpid of node$P still exists after the fire"

@@ -13,14 +13,8 @@
 FO_SYNC_MODE=${FO_SYNC_MODE:-on}
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/failover.sh"
 fo_init 32200
-pg_ports_free
-fo_start_all
-pg_wait_healthy 60
-fo_table
-P=$(primary_idx) || fail "no single primary"
-log "primary node$P"
+fo_up
 fo_wait_sync_published
-fo_fencer_armed() { grep -q "fencer\[node$1\] armed for postmaster" "$(node_log "$1")"; }
 wait_until -t 10 fo_fencer_armed "$P" || fail "node$P (primary) never armed its fencer"
 for i in 1 2 3; do
 	[[ -n $(fencers_of "$i") ]] || fail "node$i runs no fencer process"
@@ -44,13 +38,7 @@ wait_until -t 5 not pid_alive "$pm" || fail "node$P's postmaster $pm survived th
 wait_until -t 5 no_postmaster "$P" || fail "postgres processes of node$P survive: $(postmasters_of "$P")"
 wait_until -t 5 not pid_alive "$fencer" || fail "node$P's fencer $fencer did not exit after firing"
 
-wait_until -t 30 fo_new_primary "$P" || {
-	pgw list >&2 || true
-	fail "no new primary within 30 s"
-}
-N=$(primary_idx)
-fo_wait_acks w 50 20 "$tk" "$(pg_port "$N")"
-log "write gap: $(($(fo_first_ack_after w "$tk" "$(pg_port "$N")") / 1000)) ms from pgwarden's SIGKILL to node$N's first acknowledged row"
+fo_await_failover "$P" "$tk" w 50 "pgwarden's SIGKILL"
 fo_writer_stop w
 
 fo_check_fired_first "$P" "$N" w

@@ -10,14 +10,8 @@
 FO_SYNC_MODE=${FO_SYNC_MODE:-on}
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/failover.sh"
 fo_init 32300
-pg_ports_free
-fo_start_all
-pg_wait_healthy 60
-fo_table
-P=$(primary_idx) || fail "no single primary"
-log "primary node$P"
+fo_up
 fo_wait_sync_published
-fo_fencer_armed() { grep -q "fencer\[node$1\] armed for postmaster" "$(node_log "$1")"; }
 wait_until -t 10 fo_fencer_armed "$P" || fail "node$P (primary) never armed its fencer"
 pm=$(postmaster_pid "$P") || fail "no postmaster for node$P"
 pgwpid=$(node_pid "$P")
@@ -33,13 +27,7 @@ wait_until -t 5 not pid_alive "$pm" || fail "node$P's postmaster $pm survived th
 wait_until -t 5 no_postmaster "$P" || fail "postgres processes of node$P survive: $(postmasters_of "$P")"
 pid_alive "$pgwpid" || fail "node$P's stopped pgwarden $pgwpid is gone"
 
-wait_until -t 30 fo_new_primary "$P" || {
-	pgw list >&2 || true
-	fail "no new primary within 30 s"
-}
-N=$(primary_idx)
-fo_wait_acks w 50 20 "$tk" "$(pg_port "$N")"
-log "write gap: $(($(fo_first_ack_after w "$tk" "$(pg_port "$N")") / 1000)) ms from the SIGSTOP to node$N's first acknowledged row"
+fo_await_failover "$P" "$tk" w 50 "the SIGSTOP"
 # 6 s of a hung agent, then it wakes up
 while (($(fo_since "$tk") < 6000)); do sleep 0.2; done
 kill -CONT "$pgwpid"

@@ -12,12 +12,7 @@
 FO_SYNC_MODE=${FO_SYNC_MODE:-on}
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/failover.sh"
 fo_init 30000
-pg_ports_free
-fo_start_all
-pg_wait_healthy 60
-fo_table
-P=$(primary_idx) || fail "no single primary"
-log "primary node$P"
+fo_up
 fo_wait_sync_published
 
 fo_writer_start w

@@ -8,12 +8,7 @@
 FO_SYNC_MODE=${FO_SYNC_MODE:-off}
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/failover.sh"
 fo_init 30600
-pg_ports_free
-fo_start_all
-pg_wait_healthy 60
-fo_table
-P=$(primary_idx) || fail "no single primary"
-log "primary node$P"
+fo_up
 fo_writer_start w
 fo_wait_acks w 100 20
 lk0=$(pgw --timeout 3 get "/service/$PG_CLUSTER/leader" -o json | jq -c '.kvs[0] | [.value, .create_revision, .lease]')

@@ -10,15 +10,8 @@
 FO_SYNC_MODE=${FO_SYNC_MODE:-on}
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/failover.sh"
 fo_init 30500
-pg_ports_free
-fo_start_all
-pg_wait_healthy 60
-fo_table
-P=$(primary_idx) || fail "no single primary"
+fo_up
 R=$((P % 3 + 1))
-# endpoints exits 1 when a member does not answer: its JSON still lists the others
-raft_leader() { { pgw --timeout 3 endpoints -o json 2>/dev/null || true; } | jq -er '[.[] | select(.is_leader == true) | .name] | if length == 1 then .[0] else error("no single leader") end'; }
-raft_leader_is() { [[ $(raft_leader) == "$1" ]]; }
 if ! raft_leader_is "node$R"; then
 	pgw transfer-leader "node$R" >&2 || fail "transfer-leader node$R failed"
 	wait_until -t 10 raft_leader_is "node$R" || fail "Raft leader is $(raft_leader || true), not node$R, after transfer-leader"

@@ -9,24 +9,13 @@
 FO_SYNC_MODE=${FO_SYNC_MODE:-on}
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/failover.sh"
 fo_init 30800
-pg_ports_free
-fo_start_all
-pg_wait_healthy 60
-fo_table
-P=$(primary_idx) || fail "no single primary"
-log "primary node$P"
+fo_up
 fo_wait_sync_published
 fo_writer_start w
 fo_wait_acks w 100 20
 tk=$(fo_now)
 node_kill_machine "$P"
-wait_until -t 30 fo_new_primary "$P" || {
-	pgw list >&2 || true
-	fail "no new primary within 30 s of the kill"
-}
-N=$(primary_idx)
-fo_wait_acks w 100 20 "$tk" "$(pg_port "$N")"
-log "node$N took over; write gap $(($(fo_first_ack_after w "$tk" "$(pg_port "$N")") / 1000)) ms"
+fo_await_failover "$P" "$tk" w 100 "the kill"
 
 nlines=$(wc -l <"$(node_log "$P")")
 tr=$(fo_now)

@@ -19,11 +19,7 @@
 FO_SYNC_MODE=${FO_SYNC_MODE:-off}
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/failover.sh"
 fo_init 32100
-pg_ports_free
-fo_start_all
-pg_wait_healthy 60
-fo_table
-P=$(primary_idx) || fail "no single primary"
+fo_up
 R=$((P % 3 + 1))
 K=$((R % 3 + 1))
 log "primary node$P; replica node$R will be removed, node$K kept"

@@ -12,11 +12,7 @@ FO_SYNC_MODE=strict
 PG_WITNESS=1
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/failover.sh"
 fo_init 32400
-pg_ports_free
-fo_start_all
-pg_wait_healthy 60
-fo_table
-P=$(primary_idx) || fail "no single primary"
+fo_up
 W=$((PG_NODES + 1))
 voters=$(pgw --timeout 3 members -o json | jq -r '[.members[] | select(.role == "voter") | .name] | sort | join(",")')
 assert_eq "node1,node2,node3,node$W" "$voters" "Raft voters"
@@ -37,13 +33,7 @@ fo_writer_start w
 fo_wait_acks w 100 20
 tk=$(fo_now)
 node_kill_machine "$P"
-wait_until -t 30 fo_new_primary "$P" || {
-	pgw list >&2 || true
-	fail "no new primary within 30 s of the kill (strict mode with a witness)"
-}
-N=$(primary_idx)
-fo_wait_acks w 50 20 "$tk" "$(pg_port "$N")"
-log "write gap: $(($(fo_first_ack_after w "$tk" "$(pg_port "$N")") / 1000)) ms from the kill to node$N's first acknowledged row"
+fo_await_failover "$P" "$tk" w 50 "the kill"
 fo_writer_stop w
 fo_check_lost "$N" w
 fo_check_overlap w

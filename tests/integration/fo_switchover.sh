@@ -11,11 +11,7 @@
 FO_SYNC_MODE=${FO_SYNC_MODE:-off}
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/failover.sh"
 fo_init 30700
-pg_ports_free
-fo_start_all
-pg_wait_healthy 60
-fo_table
-P=$(primary_idx) || fail "no single primary"
+fo_up
 C=$((P % 3 + 1))
 log "primary node$P, candidate node$C"
 fo_writer_start w

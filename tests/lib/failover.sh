@@ -139,7 +139,6 @@ fo_targets() {
 	echo "$out"
 }
 
-fo_client_exec() { if ((FO_NS)); then ip netns exec "$FO_NS_CLIENT" "$@"; else "$@"; fi; }
 
 # fo_writer_start NAME [FIRST_ID] [fo_writer options...]: a bounded writer
 # (60 s at most unless --max-ms is given) in the background; by default
@@ -151,7 +150,11 @@ fo_writer_start() {
 	local f=$PG_DIR/w.$name
 	: >"$f"
 	rm -f "$f.stop"
-	fo_client_exec "$FO_WRITER" --out "$f" --targets "$(fo_targets)" \
+	# no function or subshell in between: $! must be the writer itself
+	# (ip netns exec execs it), so that the cleanup's kill reaches it
+	local pre=()
+	((FO_NS)) && pre=(ip netns exec "$FO_NS_CLIENT")
+	"${pre[@]}" "$FO_WRITER" --out "$f" --targets "$(fo_targets)" \
 		--first-id "$first" --max-ms 60000 --stop-file "$f.stop" "$@" \
 		2>>"$PG_DIR/w.$name.err" &
 	FO_WPID[$name]=$!
@@ -319,6 +322,39 @@ fo_is_role_state() { [[ $(fo_role_state "$1") == "$2" ]]; }
 fo_primary_is() { [[ $(primary_idx 2>/dev/null) == "$1" ]]; }
 fo_new_primary() { local n; n=$(primary_idx 2>/dev/null) && [[ $n != "$1" ]]; }
 
+# fo_up: ports free, every node started, a healthy cluster within 60 s,
+# the writer's table; P is the primary
+P=
+fo_up() {
+	pg_ports_free
+	fo_start_all
+	pg_wait_healthy 60
+	fo_table
+	P=$(primary_idx) || fail "no single primary"
+	log "primary node$P"
+}
+
+# raft_leader: the Raft leader's name (endpoints exits 1 when a member does
+# not answer; its JSON still lists the others)
+raft_leader() { { pgw --timeout 3 endpoints -o json 2>/dev/null || true; } | jq -er '[.[] | select(.is_leader == true) | .name] | if length == 1 then .[0] else error("no single leader") end'; }
+raft_leader_is() { [[ $(raft_leader) == "$1" ]]; }
+
+# fo_await_failover OLD T_US WRITER ACKS WHAT: bounded wait (30 s) for a
+# primary other than node OLD, then for ACKS rows of WRITER acknowledged
+# by it after T_US; sets N to the new primary and logs the write gap from
+# WHAT (the event at T_US)
+N=
+fo_await_failover() {
+	local old=$1 t=$2 w=$3 acks=$4 what=$5
+	wait_until -t 30 fo_new_primary "$old" || {
+		pgw list >&2 || true
+		fail "no new primary within 30 s of $what"
+	}
+	N=$(primary_idx)
+	fo_wait_acks "$w" "$acks" 20 "$t" "$(pg_port "$N")"
+	log "write gap: $(($(fo_first_ack_after "$w" "$t" "$(pg_port "$N")") / 1000)) ms from $what to node$N's first acknowledged row"
+}
+
 # fo_rows_equal I J: nodes I and J hold the same writer rows
 fo_digest() { sql_at "$1" "SELECT count(*) || ':' || md5(coalesce(string_agg(id::text, ',' ORDER BY id), '')) FROM fo_w"; }
 fo_same_rows() { [[ $(fo_digest "$1" 2>/dev/null) == "$(fo_digest "$2" 2>/dev/null)" ]]; }
@@ -364,6 +400,8 @@ fo_wd_armed() { grep -q ' armed$' "$PG_DIR/wd$1.log" 2>/dev/null; }
 fo_fencer_fired_ms() {
 	sed -n 's/.* fencer\[[^]]*\] fired mono=\([0-9]*\).*/\1/p' "$(node_log "$1")" 2>/dev/null | head -n 1 | grep .
 }
+# fo_fencer_armed I: node I's fencer process was armed (it led)
+fo_fencer_armed() { grep -q "fencer\[node$1\] armed for postmaster" "$(node_log "$1")"; }
 # fo_fired_ms I / fo_fired_wall I: when node I was fenced from outside its
 # agent: by the watchdog stand-in (FO_WD=1) or else by the fencer process;
 # CLOCK_MONOTONIC ms, and the log's wall-clock time stamp
@@ -425,45 +463,12 @@ fo_ns_init() {
 			"host=10.200.0.$1 port=$(pg_port "$1") user=postgres dbname=postgres connect_timeout=3" -c "$2"
 	}
 	sql_rw() { ip netns exec "$FO_NS_CLIENT" psql -X -q -At -v ON_ERROR_STOP=1 "$(rw_conninfo)" -c "$1"; }
-	pg_peers() {
-		local i out=
-		for ((i = 1; i <= PG_NODES; i++)); do out+="${out:+, }node$i=10.200.0.$i:$(raft_port "$i")"; done
-		echo "$out"
-	}
-	pg_write_ini() {
-		local i=$1
-		cat >"$(ini "$i")" <<INI
-; pgwarden system test $PG_NAME, node $i in namespace ${FO_NS_PREFIX}$i (tests/lib/failover.sh)
-[cluster]
-name = $PG_CLUSTER
-[node]
-name = node$i
-data_dir = $(node_dir "$i")
-log_level = info
-[raft]
-listen = 10.200.0.$i:$(raft_port "$i")
-peers = $(pg_peers)
-[api]
-listen = 10.200.0.$i:$(api_port "$i")
-token_file = $PG_DIR/token
-[postgresql]
-data_dir = $(pg_data "$i")
-listen = 10.200.0.$i:$(pg_port "$i")
-socket_dir = $PG_DIR/run$i
-superuser_password_file = $PG_DIR/superuser.pw
-replication_password_file = $PG_DIR/replicator.pw
-[postgresql.parameters]
-shared_buffers = 16MB
-max_connections = 30
-wal_keep_size = 128MB
-[bootstrap]
-pg_hba = host all all 10.200.0.0/24 scram-sha-256
-         host all all 127.0.0.1/32 scram-sha-256
-         host replication replicator 10.200.0.0/24 scram-sha-256
-${PG_INI_EXTRA[$i]:-}
-INI
-		chown "$PG_USER:$PG_USER" "$(ini "$i")"
-		[[ -d $PG_DIR/run$i ]] || install -d -m 0700 -o "$PG_USER" -g "$PG_USER" "$PG_DIR/run$i"
+	node_addr() { echo "10.200.0.$1"; }
+	node_sock_dir() { echo "$PG_DIR/run$1"; }
+	pg_hba_lines() {
+		echo "host all all 10.200.0.0/24 scram-sha-256"
+		echo "         host all all 127.0.0.1/32 scram-sha-256"
+		echo "         host replication replicator 10.200.0.0/24 scram-sha-256"
 	}
 	# node_start as in pgcluster.sh, inside the node's namespace
 	# (ip netns exec and setsid do not fork, setpriv execs: $! is

@@ -102,10 +102,19 @@ pg_init() {
 	log "dir $PG_DIR, port base $PG_BASE"
 }
 
+# Where node I listens and what it trusts: loopback here; tests/lib/
+# failover.sh redefines these three for its network namespaces.
+node_addr() { echo 127.0.0.1; }
+node_sock_dir() { echo "$PG_DIR/run"; }
+pg_hba_lines() {
+	echo "host all all 127.0.0.1/32 scram-sha-256"
+	echo "         host replication replicator 127.0.0.1/32 scram-sha-256"
+}
+
 pg_peers() {
 	local i out=
 	for ((i = 1; i <= PG_NODES + PG_WITNESS; i++)); do
-		out+="${out:+, }node$i=127.0.0.1:$(raft_port "$i")"
+		out+="${out:+, }node$i=$(node_addr "$i"):$(raft_port "$i")"
 	done
 	echo "$out"
 }
@@ -113,10 +122,11 @@ pg_peers() {
 # pg_write_ini I: node I's ini; PG_INI_EXTRA[I] is appended verbatim. Node
 # PG_NODES+1 (with PG_WITNESS=1) is a store-only witness: no [postgresql].
 pg_write_ini() {
-	local i=$1
-	if ((i > PG_NODES)); then
-		cat >"$(ini "$i")" <<INI
-; pgwarden system test $PG_NAME, witness node $i (tests/lib/pgcluster.sh)
+	local i=$1 a
+	a=$(node_addr "$i")
+	{
+		cat <<INI
+; pgwarden system test $PG_NAME, node $i at $a (tests/lib/pgcluster.sh)
 [cluster]
 name = $PG_CLUSTER
 [node]
@@ -124,33 +134,17 @@ name = node$i
 data_dir = $(node_dir "$i")
 log_level = info
 [raft]
-listen = 127.0.0.1:$(raft_port "$i")
+listen = $a:$(raft_port "$i")
 peers = $(pg_peers)
 [api]
-listen = 127.0.0.1:$(api_port "$i")
+listen = $a:$(api_port "$i")
 token_file = $PG_DIR/token
 INI
-		chown "$PG_USER:$PG_USER" "$(ini "$i")"
-		return
-	fi
-	cat >"$(ini "$i")" <<INI
-; pgwarden system test $PG_NAME, node $i (tests/lib/pgcluster.sh)
-[cluster]
-name = $PG_CLUSTER
-[node]
-name = node$i
-data_dir = $(node_dir "$i")
-log_level = info
-[raft]
-listen = 127.0.0.1:$(raft_port "$i")
-peers = $(pg_peers)
-[api]
-listen = 127.0.0.1:$(api_port "$i")
-token_file = $PG_DIR/token
+		((i > PG_NODES)) || cat <<INI
 [postgresql]
 data_dir = $(pg_data "$i")
-listen = 127.0.0.1:$(pg_port "$i")
-socket_dir = $PG_DIR/run
+listen = $a:$(pg_port "$i")
+socket_dir = $(node_sock_dir "$i")
 superuser_password_file = $PG_DIR/superuser.pw
 replication_password_file = $PG_DIR/replicator.pw
 [postgresql.parameters]
@@ -158,11 +152,12 @@ shared_buffers = 16MB
 max_connections = 30
 wal_keep_size = 128MB
 [bootstrap]
-pg_hba = host all all 127.0.0.1/32 scram-sha-256
-         host replication replicator 127.0.0.1/32 scram-sha-256
+pg_hba = $(pg_hba_lines)
 ${PG_INI_EXTRA[$i]:-}
 INI
+	} >"$(ini "$i")"
 	chown "$PG_USER:$PG_USER" "$(ini "$i")"
+	[[ -d $(node_sock_dir "$i") ]] || install -d -m 0700 -o "$PG_USER" -g "$PG_USER" "$(node_sock_dir "$i")"
 }
 
 # ---------------------------------------------------------------- processes
