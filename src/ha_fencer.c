@@ -1,7 +1,10 @@
 /* ha_fencer.c - the agent's side of the fencer process (ha_fencer.h). */
 #include "ha_fencer.h"
 
+#include <dirent.h>
 #include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
 #include <stdio.h>
 #include <string.h>
 #include <unistd.h>
@@ -145,6 +148,62 @@ int ha_fencer_init(struct ha_fencer *f, uv_loop_t *loop, const char *data_dir,
 	return 0;
 }
 
+/* Is pid a fencer of our data directory ("pgwarden fencer --data-dir
+ * DIR ...", process name pgw-fencer)? */
+static bool is_our_fencer(const struct ha_fencer *f, const char *pid)
+{
+	char path[64], buf[4096];
+	snprintf(path, sizeof path, "/proc/%s/comm", pid);
+	FILE *fp = fopen(path, "re");
+	if (!fp)
+		return false;
+	bool named = fgets(buf, sizeof buf, fp) &&
+		     strcmp(buf, "pgw-fencer\n") == 0;
+	fclose(fp);
+	if (!named)
+		return false;
+	snprintf(path, sizeof path, "/proc/%s/cmdline", pid);
+	fp = fopen(path, "re");
+	if (!fp)
+		return false;
+	size_t n = fread(buf, 1, sizeof buf - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	/* NUL-separated arguments: find "--data-dir" then compare the next */
+	for (size_t i = 0; i < n;) {
+		const char *arg = buf + i;
+		size_t len = strlen(arg);
+		if (strcmp(arg, "--data-dir") == 0 && i + len + 1 < n)
+			return strcmp(arg + len + 1, f->data_dir) == 0;
+		i += len + 1;
+	}
+	return false;
+}
+
+/* A fencer an earlier pgwarden of this node left armed (it was SIGKILLed
+ * while primary and restarted within the lease) would kill the PostgreSQL
+ * this one adopted, at the old deadline. Called once this node's own
+ * fencer is armed: the old one is redundant from then on. */
+static void kill_stale_fencers(struct ha_fencer *f)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long v = strtol(e->d_name, &end, 10);
+		if (*end != '\0' || v <= 0 || (pid_t)v == f->proc.pid ||
+		    !is_our_fencer(f, e->d_name))
+			continue;
+		if (kill((pid_t)v, SIGKILL) == 0)
+			log_info("fencer[%s] ended fencer %ld of an earlier "
+				 "pgwarden",
+				 f->node, v);
+	}
+	closedir(d);
+}
+
 void ha_fencer_arm(struct ha_fencer *f, pid_t pid, uint64_t deadline_ms)
 {
 	if (pid <= 0)
@@ -153,6 +212,10 @@ void ha_fencer_arm(struct ha_fencer *f, pid_t pid, uint64_t deadline_ms)
 	f->want_pid = pid;
 	f->want_deadline_ms = deadline_ms;
 	sync_state(f);
+	if (!f->stale_checked && f->running && f->sent && f->sent_arm) {
+		f->stale_checked = true;
+		kill_stale_fencers(f);
+	}
 }
 
 void ha_fencer_disarm(struct ha_fencer *f)

@@ -11,6 +11,10 @@
  *
  * Writes never block: one short line with uv_try_write; a line that does
  * not fit (the fencer is not reading) is sent again at the next call.
+ * The first time it is armed, a fencer an earlier pgwarden of this data
+ * directory left behind (SIGKILLed while primary, restarted within the
+ * lease) is ended: it would otherwise kill the adopted PostgreSQL at the
+ * old deadline.
  * Thread: the loop thread.
  */
 #ifndef HA_FENCER_H
@@ -39,6 +43,7 @@ struct ha_fencer {
 	bool sent_arm;
 	pid_t sent_pid;
 	uint64_t sent_deadline_ms;
+	bool stale_checked; /* an earlier pgwarden's fencer was looked for */
 	int open_handles;
 	void (*close_cb)(void *);
 	void *close_arg;
