@@ -1332,11 +1332,14 @@ static void test_decide_scenarios(void **state)
 		do {
 			struct ha_member ms[MAXM];
 			char perm[MAXM * 8 + 1] = "";
+			size_t off = 0;
 			for (size_t i = 0; i < s->n; i++) {
 				ms[i] = base[idx[i]];
-				strncat(perm, ms[i].name,
-					sizeof perm - strlen(perm) - 2);
-				strcat(perm, ",");
+				/* "name," each, cut to the buffer */
+				int w = snprintf(perm + off, sizeof perm - off,
+						 "%.6s,", ms[i].name);
+				if (w > 0 && off + (size_t)w < sizeof perm)
+					off += (size_t)w;
 			}
 			check_scenario(s, ms, s->n, perm);
 			runs++;

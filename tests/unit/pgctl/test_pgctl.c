@@ -718,7 +718,7 @@ static void on_done(void *arg, int err, const char *errmsg)
 
 static void write_script(const char *dir, const char *name, const char *body)
 {
-	char path[256];
+	char path[512];
 	snprintf(path, sizeof path, "%s/%s", dir, name);
 	write_text(path, body);
 	assert_int_equal(chmod(path, 0755), 0);
