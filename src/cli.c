@@ -1402,7 +1402,11 @@ static int cmd_list(struct cli *c, char **args, int nargs)
 		goto out;
 	json_t *ms = json_object_get(r.json, "members");
 	if (c->fmt == F_JSON) {
-		cli_print_json(c, ms ? ms : json_array());
+		if (ms) {
+			cli_print_json(c, ms);
+		} else {
+			fputs("[]\n", c->out);
+		}
 		goto out;
 	}
 	const char *leader = js_str(r.json, "leader");
