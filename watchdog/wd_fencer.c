@@ -160,13 +160,74 @@ static pid_t pidfile_pid(const struct fencer *f)
 	return (pid_t)v;
 }
 
-/* SIGSTOP the postmaster, SIGKILL its children, then it. Returns the
- * number of children killed. */
-static int kill_tree(pid_t pm)
+struct killset {
+	pid_t pid[512];
+	int n;
+};
+
+/* SIGKILL pid once; 1 if it was not killed before */
+static int kill_once(struct killset *k, pid_t pid)
 {
+	kill(pid, SIGKILL);
+	for (int i = 0; i < k->n; i++)
+		if (k->pid[i] == pid)
+			return 0;
+	if (k->n < (int)(sizeof k->pid / sizeof k->pid[0]))
+		k->pid[k->n++] = pid;
+	return 1;
+}
+
+/* SIGKILL the live children of pm: from /proc/PM/task/PM/children (one
+ * read; the postmaster has one thread), or by scanning /proc when the
+ * kernel has no such file. Returns how many were not killed before. */
+static int kill_children(pid_t pm, struct killset *k, bool scan)
+{
+	int fresh = 0;
+	char path[96];
+	snprintf(path, sizeof path, "/proc/%ld/task/%ld/children", (long)pm,
+		 (long)pm);
+	FILE *fp = scan ? NULL : fopen(path, "re");
+	if (fp) {
+		long v;
+		while (fscanf(fp, "%ld", &v) == 1)
+			if (v > 0 && v <= INT_MAX)
+				fresh += kill_once(k, (pid_t)v);
+		fclose(fp);
+		return fresh;
+	}
+	DIR *d = opendir("/proc");
+	if (!d)
+		return 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long v = strtol(e->d_name, &end, 10);
+		pid_t pp;
+		char st = 0;
+		if (*end != '\0' || v <= 0 || v > INT_MAX ||
+		    proc_stat((pid_t)v, &st, &pp, NULL) != 0 || pp != pm ||
+		    st == 'Z' || st == 'X')
+			continue;
+		fresh += kill_once(k, (pid_t)v);
+	}
+	closedir(d);
+	return fresh;
+}
+
+/* SIGSTOP the postmaster (no more forks, no restart of what dies), SIGKILL
+ * its children at once (the backends: no commit is acknowledged after
+ * this), then again until none is new, then the postmaster. *stopped_ms:
+ * when the first round of SIGKILLs was sent. Returns the number of
+ * children killed. */
+static int kill_tree(pid_t pm, uint64_t *stopped_ms)
+{
+	struct killset k = { .n = 0 };
 	kill(pm, SIGSTOP);
-	/* it stops on its way back to user space: wait (bounded) so that a
-	 * fork in progress on another CPU has finished */
+	kill_children(pm, &k, false);
+	*stopped_ms = mono_ms();
+	/* the postmaster stops on its way back to user space: wait
+	 * (bounded) so that a fork in progress on another CPU has finished,
+	 * then look again, the last time by a full scan of /proc */
 	for (int i = 0; i < 50; i++) {
 		char st = 0;
 		if (proc_stat(pm, &st, NULL, NULL) != 0 || st == 'T' ||
@@ -175,41 +236,12 @@ static int kill_tree(pid_t pm)
 		struct timespec d = { 0, 1000000 };
 		nanosleep(&d, NULL);
 	}
-	/* SIGKILL every child; again until a round finds no live child
-	 * not killed before (a dying child may still show as running) */
-	pid_t killed[512];
-	int nkilled = 0;
-	for (int round = 0; round < 20; round++) {
-		DIR *d = opendir("/proc");
-		if (!d)
+	for (int round = 0; round < 20; round++)
+		if (kill_children(pm, &k, false) == 0)
 			break;
-		int fresh = 0;
-		struct dirent *e;
-		while ((e = readdir(d)) != NULL) {
-			char *end;
-			long v = strtol(e->d_name, &end, 10);
-			pid_t pp;
-			char st = 0;
-			if (*end != '\0' || v <= 0 || v > INT_MAX ||
-			    proc_stat((pid_t)v, &st, &pp, NULL) != 0 ||
-			    pp != pm || st == 'Z' || st == 'X')
-				continue;
-			kill((pid_t)v, SIGKILL);
-			bool seen = false;
-			for (int i = 0; i < nkilled && !seen; i++)
-				seen = killed[i] == (pid_t)v;
-			if (!seen && nkilled < (int)(sizeof killed /
-						     sizeof killed[0])) {
-				killed[nkilled++] = (pid_t)v;
-				fresh++;
-			}
-		}
-		closedir(d);
-		if (fresh == 0)
-			break;
-	}
+	kill_children(pm, &k, true);
 	kill(pm, SIGKILL);
-	return nkilled;
+	return k.n;
 }
 
 static void fence(struct fencer *f, uint64_t now)
@@ -223,12 +255,13 @@ static void fence(struct fencer *f, uint64_t now)
 		if (proc_stat(f->pid, &st, NULL, &start) == 0 && st != 'Z' &&
 		    (!f->start || start == f->start) &&
 		    in_data_dir(f, f->pid)) {
-			int c = kill_tree(f->pid);
+			uint64_t stopped;
+			int c = kill_tree(f->pid, &stopped);
 			log_warn("fencer[%s] fired mono=%" PRIu64
 				 " late_ms=%" PRIu64 ": killed postmaster %ld "
 				 "and %d children (the primary lease was not "
 				 "renewed in time)",
-				 f->node, now, now - f->deadline_ms,
+				 f->node, stopped, stopped - f->deadline_ms,
 				 (long)f->pid, c);
 			done[n++] = f->pid;
 		}
@@ -236,10 +269,11 @@ static void fence(struct fencer *f, uint64_t now)
 	/* and whatever postmaster runs in the data directory now */
 	pid_t p = pidfile_pid(f);
 	if (p > 0 && p != done[0] && in_data_dir(f, p)) {
-		int c = kill_tree(p);
+		uint64_t stopped;
+		int c = kill_tree(p, &stopped);
 		log_warn("fencer[%s] fired mono=%" PRIu64 ": killed postmaster "
 			 "%ld of postmaster.pid and %d children",
-			 f->node, now, (long)p, c);
+			 f->node, stopped, (long)p, c);
 		done[n++] = p;
 	}
 	if (n == 0)

@@ -30,10 +30,7 @@ node_kill_daemon "$P"
 pid_alive "$pm" || fail "node$P's postmaster $pm died with pgwarden"
 log "node$P's postmaster $pm runs on without its pgwarden"
 
-wait_until -t 10 fo_wd_fired_ms "$P" || fail "node$P's stand-in did not fire within 10 s"
-log "node$P's stand-in fired $(($(fo_wd_fired_ms "$P") - tk / 1000)) ms after pgwarden's SIGKILL"
-wait_until -t 5 not pid_alive "$pm" || fail "node$P's postmaster $pm survived the stand-in"
-wait_until -t 5 no_postmaster "$P" || fail "postgres processes of node$P survive: $(postmasters_of "$P")"
+fo_wait_fenced "$P" "$pm" "$tk" "pgwarden's SIGKILL"
 wdrc=0
 wait "${FO_WDPID[$P]}" || wdrc=$?
 unset "FO_WDPID[$P]"

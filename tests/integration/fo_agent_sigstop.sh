@@ -23,10 +23,7 @@ fo_wait_acks w 100 20
 tk=$(fo_now)
 kill -STOP "$pgwpid"
 log "SIGSTOPped pgwarden of node$P (pid $pgwpid)"
-wait_until -t 10 fo_wd_fired_ms "$P" || fail "node$P's stand-in did not fire within 10 s of the SIGSTOP"
-log "node$P's stand-in fired $(($(fo_wd_fired_ms "$P") - tk / 1000)) ms after the SIGSTOP"
-wait_until -t 5 not pid_alive "$pm" || fail "node$P's postmaster $pm survived the stand-in"
-wait_until -t 5 no_postmaster "$P" || fail "postgres processes of node$P survive: $(postmasters_of "$P")"
+fo_wait_fenced "$P" "$pm" "$tk" "the SIGSTOP"
 wait_until -t 5 not pid_alive "$pgwpid" || fail "node$P's stopped pgwarden $pgwpid survived the stand-in"
 reap "$P"
 wdrc=0

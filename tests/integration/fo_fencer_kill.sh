@@ -32,10 +32,7 @@ node_kill_daemon "$P"
 pid_alive "$pm" || fail "node$P's postmaster $pm died with pgwarden"
 log "node$P's postmaster $pm runs on without its pgwarden"
 
-wait_until -t 10 fo_fencer_fired_ms "$P" || fail "node$P's fencer did not fire within 10 s"
-log "node$P's fencer fired $(($(fo_fencer_fired_ms "$P") - tk / 1000)) ms after pgwarden's SIGKILL"
-wait_until -t 5 not pid_alive "$pm" || fail "node$P's postmaster $pm survived the fencer"
-wait_until -t 5 no_postmaster "$P" || fail "postgres processes of node$P survive: $(postmasters_of "$P")"
+fo_wait_fenced "$P" "$pm" "$tk" "pgwarden's SIGKILL"
 wait_until -t 5 not pid_alive "$fencer" || fail "node$P's fencer $fencer did not exit after firing"
 
 fo_await_failover "$P" "$tk" w 50 "pgwarden's SIGKILL"

@@ -21,10 +21,7 @@ fo_wait_acks w 100 20
 tk=$(fo_now)
 kill -STOP "$pgwpid"
 log "SIGSTOPped pgwarden of node$P (pid $pgwpid)"
-wait_until -t 10 fo_fencer_fired_ms "$P" || fail "node$P's fencer did not fire within 10 s of the SIGSTOP"
-log "node$P's fencer fired $(($(fo_fencer_fired_ms "$P") - tk / 1000)) ms after the SIGSTOP"
-wait_until -t 5 not pid_alive "$pm" || fail "node$P's postmaster $pm survived the fencer"
-wait_until -t 5 no_postmaster "$P" || fail "postgres processes of node$P survive: $(postmasters_of "$P")"
+fo_wait_fenced "$P" "$pm" "$tk" "the SIGSTOP"
 pid_alive "$pgwpid" || fail "node$P's stopped pgwarden $pgwpid is gone"
 
 fo_await_failover "$P" "$tk" w 50 "the SIGSTOP"

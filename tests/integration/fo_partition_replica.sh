@@ -25,7 +25,7 @@ fo_writer_start w 1 "${WOPTS[@]}"
 fo_wait_acks w 100 20
 tl0=$(fo_list_tl "$P")
 sqltl0=$(fo_timeline "$P")
-lk0=$(pgw --timeout 3 get "/service/$PG_CLUSTER/leader" -o json | jq -c '.kvs[0] | [.value, .create_revision, .lease]')
+lk0=$(fo_leader_key_state)
 fences0=$(fo_log_count "$P" 'fencing')
 pm0=$(sql_at "$P" "SELECT pg_postmaster_start_time()")
 
@@ -48,7 +48,7 @@ fo_writer_stop w
 read -r gap at < <(fo_max_gap w "$tk" "$tcut")
 log "longest write gap while node$R was cut: $gap ms (from $at ms)"
 ((gap <= 2000)) || fail "writes stalled for $gap ms while a replica was cut off"
-assert_eq "$lk0" "$(pgw --timeout 3 get "/service/$PG_CLUSTER/leader" -o json | jq -c '.kvs[0] | [.value, .create_revision, .lease]')" "leader key (value, create_revision, lease)"
+assert_eq "$lk0" "$(fo_leader_key_state)" "leader key (value, create_revision, lease)"
 assert_eq "$tl0" "$(fo_list_tl "$P")" "node$P's timeline in list"
 assert_eq "$sqltl0" "$(fo_timeline "$P")" "node$P's timeline"
 assert_eq "$pm0" "$(sql_at "$P" "SELECT pg_postmaster_start_time()")" "node$P's postmaster start time"

@@ -11,7 +11,7 @@ fo_init 30600
 fo_up
 fo_writer_start w
 fo_wait_acks w 100 20
-lk0=$(pgw --timeout 3 get "/service/$PG_CLUSTER/leader" -o json | jq -c '.kvs[0] | [.value, .create_revision, .lease]')
+lk0=$(fo_leader_key_state)
 tl0=$(fo_timeline "$P")
 pm0=$(postmaster_pid "$P") || fail "no postmaster for node$P"
 
@@ -31,7 +31,7 @@ fo_writer_stop w
 node_running "$P" || fail "node$P's pgwarden died"
 
 wait_until -t 10 fo_primary_is "$P" || fail "list does not show node$P as the running primary: $(pgw list 2>&1)"
-assert_eq "$lk0" "$(pgw --timeout 3 get "/service/$PG_CLUSTER/leader" -o json | jq -c '.kvs[0] | [.value, .create_revision, .lease]')" "leader key (value, create_revision, lease)"
+assert_eq "$lk0" "$(fo_leader_key_state)" "leader key (value, create_revision, lease)"
 assert_eq "$tl0" "$(fo_timeline "$P")" "node$P's timeline"
 assert_eq 0 "$(pgw history -o json | jq 'length')" "history entries"
 [[ $(fo_windows w | awk '{ print $1 }' | sort -u) == "$(pg_port "$P")" ]] || fail "rows were acknowledged by another node: $(fo_windows w)"

@@ -18,7 +18,7 @@ wait_until -t 10 fo_fencer_armed "$P" || fail "node$P (primary) never armed its 
 pm=$(postmaster_pid "$P") || fail "no postmaster for node$P"
 old_fencer=$(fencers_of "$P")
 [[ $old_fencer =~ ^[0-9]+$ ]] || fail "node$P runs not exactly one fencer: '$old_fencer'"
-lk0=$(pgw --timeout 3 get "/service/$PG_CLUSTER/leader" -o json | jq -c '.kvs[0] | [.value, .create_revision, .lease]')
+lk0=$(fo_leader_key_state)
 fences0=$(fo_log_count "$P" 'fencing|fencer\[.*\] fired')
 
 fo_writer_start w
@@ -34,7 +34,7 @@ while (($(fo_since "$tk") < 4000)); do
 	sleep 0.2
 done
 assert_eq "$pm" "$(postmaster_pid "$P")" "node$P's postmaster 4 s after the restart"
-assert_eq "$lk0" "$(pgw --timeout 3 get "/service/$PG_CLUSTER/leader" -o json | jq -c '.kvs[0] | [.value, .create_revision, .lease]')" "leader key (value, create revision, lease)"
+assert_eq "$lk0" "$(fo_leader_key_state)" "leader key (value, create revision, lease)"
 assert_eq "$fences0" "$(fo_log_count "$P" 'fencing|fencer\[.*\] fired')" "fencing lines in node$P's log"
 [[ -n $(fencers_of "$P") && $(fencers_of "$P") != "$old_fencer" ]] || fail "node$P runs no fencer of its own after the restart"
 fo_wait_acks w 50 20 "$(fo_now)" "$(pg_port "$P")"

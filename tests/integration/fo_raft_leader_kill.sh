@@ -20,7 +20,7 @@ log "primary node$P, Raft leader node$R"
 
 fo_writer_start w
 fo_wait_acks w 100 20
-lk0=$(pgw --timeout 3 get "/service/$PG_CLUSTER/leader" -o json | jq -c '.kvs[0] | [.value, .create_revision, .lease]')
+lk0=$(fo_leader_key_state)
 pm0=$(postmaster_pid "$P")
 fences0=$(fo_log_count "$P" 'fencing')
 renew0=$(fo_log_count "$P" 'lease renewal failed|not petted|renewal too slow')
@@ -42,7 +42,7 @@ log "longest write gap in the 6 s after the Raft leader's death: $gap ms (from $
 log "node$P's log since the kill: $(($(fo_log_count "$P" 'lease renewal failed|not petted|renewal too slow') - renew0)) slow or failed renewals"
 assert_eq "$fences0" "$(fo_log_count "$P" 'fencing')" "fencing lines in node$P's log"
 assert_eq "$P" "$(primary_idx)" "primary"
-assert_eq "$lk0" "$(pgw --timeout 3 get "/service/$PG_CLUSTER/leader" -o json | jq -c '.kvs[0] | [.value, .create_revision, .lease]')" "leader key (value, create_revision, lease)"
+assert_eq "$lk0" "$(fo_leader_key_state)" "leader key (value, create_revision, lease)"
 assert_eq "$pm0" "$(postmaster_pid "$P")" "node$P's postmaster"
 ((gap <= 2000)) || fail "writes stalled for $gap ms after the Raft leader's death (at most 2000 ms allowed)"
 

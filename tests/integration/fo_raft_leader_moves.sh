@@ -15,7 +15,7 @@ fo_up
 fo_wait_sync_published
 fo_writer_start w
 fo_wait_acks w 100 20
-lk0=$(pgw --timeout 3 get "/service/$PG_CLUSTER/leader" -o json | jq -c '.kvs[0] | [.value, .create_revision, .lease]')
+lk0=$(fo_leader_key_state)
 pm0=$(postmaster_pid "$P")
 fences0=$(fo_log_count "$P" 'fencing')
 moves0=$(fo_log_count "$P" 'handing Raft leadership')
@@ -30,7 +30,7 @@ off_primary() { local l; l=$(raft_leader) && [[ $l != "node$P" ]]; }
 wait_until -t 10 off_primary || fail "Raft leadership stayed on the primary's node node$P for 10 s"
 log "Raft leader moved to $(raft_leader) $(fo_since "$t0") ms after the transfer"
 (($(fo_log_count "$P" 'handing Raft leadership') > moves0)) || fail "node$P's controller did not log the move"
-assert_eq "$lk0" "$(pgw --timeout 3 get "/service/$PG_CLUSTER/leader" -o json | jq -c '.kvs[0] | [.value, .create_revision, .lease]')" "leader key (value, create revision, lease)"
+assert_eq "$lk0" "$(fo_leader_key_state)" "leader key (value, create revision, lease)"
 assert_eq "$pm0" "$(postmaster_pid "$P")" "node$P's postmaster"
 assert_eq "$fences0" "$(fo_log_count "$P" 'fencing')" "fencing lines in node$P's log"
 tm=$(fo_now)

@@ -66,7 +66,7 @@ fo_writer_start w 1 "${WOPTS[@]}"
 fo_wait_acks w 100 20
 tl0=$(fo_list_tl "$P")
 sqltl0=$(fo_timeline "$P")
-lk0=$(pgw --timeout 3 get "/service/$PG_CLUSTER/leader" -o json | jq -c '.kvs[0] | [.value, .create_revision, .lease]')
+lk0=$(fo_leader_key_state)
 pm0=$(sql_at "$P" "SELECT pg_postmaster_start_time()")
 
 tk=$(fo_now)
@@ -123,7 +123,7 @@ wait_until -t 20 sync_published_is "$BOTH" || fail "synchronous set after node$R
 ssn_is "$SSN" || fail "node$P runs with synchronous_standby_names '$(ssn 2>&1)' after node$R's return, not '$SSN'"
 fo_writer_stop w
 
-assert_eq "$lk0" "$(pgw --timeout 3 get "/service/$PG_CLUSTER/leader" -o json | jq -c '.kvs[0] | [.value, .create_revision, .lease]')" "leader key (value, create_revision, lease)"
+assert_eq "$lk0" "$(fo_leader_key_state)" "leader key (value, create_revision, lease)"
 assert_eq "$tl0" "$(fo_list_tl "$P")" "node$P's timeline in list"
 assert_eq "$sqltl0" "$(fo_timeline "$P")" "node$P's timeline"
 assert_eq "$pm0" "$(sql_at "$P" "SELECT pg_postmaster_start_time()")" "node$P's postmaster start time"

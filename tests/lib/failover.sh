@@ -413,6 +413,22 @@ fo_fired_wall() {
 		sed -n 's/^\([0-9T:.-]*Z\) . fencer\[[^]]*\] fired mono=.*/\1/p' "$(node_log "$1")" | head -n 1
 	fi
 }
+# fo_wait_fenced I PM T_US WHAT: node I was fenced from outside its agent
+# (fo_fence_what) within 10 s, its postmaster PM and every postgres
+# process of its data dir gone within 5 s more; logs the time from WHAT
+# (the event at T_US)
+fo_wait_fenced() {
+	local i=$1 pm=$2 t=$3 what=$4 by
+	by=$(fo_fence_what)
+	wait_until -t 10 fo_fired_ms "$i" || fail "node$i's $by did not fire within 10 s of $what"
+	log "node$i's $by fired $(($(fo_fired_ms "$i") - t / 1000)) ms after $what"
+	wait_until -t 5 not pid_alive "$pm" || fail "node$i's postmaster $pm survived the $by"
+	wait_until -t 5 no_postmaster "$i" || fail "postgres processes of node$i survive: $(postmasters_of "$i")"
+}
+
+# fo_leader_key_state: the leader key's value, create revision and lease
+fo_leader_key_state() { pgw --timeout 3 get "/service/$PG_CLUSTER/leader" -o json | jq -c '.kvs[0] | [.value, .create_revision, .lease]'; }
+
 fo_fence_what() { if ((FO_WD)); then echo "watchdog stand-in"; else echo "fencer process"; fi; }
 
 # fo_start_node I: node_start (or its namespace form) plus its stand-in
