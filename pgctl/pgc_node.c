@@ -549,10 +549,14 @@ static void on_ready_result(void *arg, int err, const char *errmsg,
 	op_finish(n, 0);
 }
 
-static void ready_try(struct pgc_node *n)
+/* One query of the running operation on its local connection (opened on
+ * first use as application_name appname), with READY_QUERY_MS or what is
+ * left of the operation's deadline, whichever is shorter. */
+static void op_local_query(struct pgc_node *n, const char *appname,
+			   const char *sql, pgc_query_cb cb)
 {
 	if (!n->op_conn)
-		n->op_conn = local_conn(n, "ready");
+		n->op_conn = local_conn(n, appname);
 	if (!n->op_conn) {
 		op_fail(n, ERR_NOMEM, "out of memory");
 		return;
@@ -560,10 +564,14 @@ static void ready_try(struct pgc_node *n)
 	uint64_t now = uv_now(n->loop);
 	uint64_t left = n->op_deadline > now ? n->op_deadline - now : 1;
 	unsigned t = left < READY_QUERY_MS ? (unsigned)left : READY_QUERY_MS;
-	int rc = pgc_conn_query(n->op_conn, "SELECT 1", 0, NULL, t ? t : 1,
-				on_ready_result, n);
+	int rc = pgc_conn_query(n->op_conn, sql, 0, NULL, t ? t : 1, cb, n);
 	if (rc < 0)
-		op_fail(n, rc, "ready query failed to start");
+		op_fail(n, rc, "query failed to start");
+}
+
+static void ready_try(struct pgc_node *n)
+{
+	op_local_query(n, "ready", "SELECT 1", on_ready_result);
 }
 
 static void start_spawn(struct pgc_node *n)
@@ -906,19 +914,8 @@ static void on_promote_probe(void *arg, int err, const char *errmsg,
 
 static void promote_check(struct pgc_node *n)
 {
-	if (!n->op_conn)
-		n->op_conn = local_conn(n, "promote");
-	if (!n->op_conn) {
-		op_fail(n, ERR_NOMEM, "out of memory");
-		return;
-	}
-	uint64_t now = uv_now(n->loop);
-	uint64_t left = n->op_deadline > now ? n->op_deadline - now : 1;
-	unsigned t = left < READY_QUERY_MS ? (unsigned)left : READY_QUERY_MS;
-	int rc = pgc_conn_query(n->op_conn, "SELECT pg_is_in_recovery()", 0,
-				NULL, t ? t : 1, on_promote_probe, n);
-	if (rc < 0)
-		op_fail(n, rc, "query failed to start");
+	op_local_query(n, "promote", "SELECT pg_is_in_recovery()",
+		       on_promote_probe);
 }
 
 static void on_promote_retry(uv_timer_t *t)
