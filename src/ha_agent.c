@@ -2139,6 +2139,24 @@ static void start_flow_checked(struct ha_agent *a, enum flow f, int rv)
 	}
 }
 
+/* Start PostgreSQL as the primary (detail: why, for the state line). */
+static void begin_start_primary(struct ha_agent *a, const char *detail)
+{
+	flow_begin(a, FLOW_START_PRIMARY);
+	set_state(a, HA_ST_STARTING, detail);
+	start_flow_checked(a, FLOW_START_PRIMARY, start_pg(a, false, NULL));
+}
+
+/* Promote the running replica (its synchronous set written first). */
+static void begin_promote(struct ha_agent *a)
+{
+	flow_begin(a, FLOW_PROMOTE);
+	set_state(a, HA_ST_PROMOTING, NULL);
+	sync_before_promote(a);
+	start_flow_checked(a, FLOW_PROMOTE,
+			   pgc_node_promote(a->pg, 0, on_op_done, a));
+}
+
 /* ------------------------------------------------------------------ */
 /* Switchover: this node, the primary, hands over to a replica           */
 /* ------------------------------------------------------------------ */
@@ -2559,20 +2577,11 @@ static void converge(struct ha_agent *a)
 				return;
 			}
 			if (pm == PGC_PM_RUNNING && a->probe_ok) {
-				flow_begin(a, FLOW_PROMOTE);
-				set_state(a, HA_ST_PROMOTING, NULL);
-				sync_before_promote(a);
-				start_flow_checked(
-					a, FLOW_PROMOTE,
-					pgc_node_promote(a->pg, 0, on_op_done,
-							 a));
+				begin_promote(a);
 				return;
 			}
 			if (pm == PGC_PM_STOPPED) {
-				flow_begin(a, FLOW_START_PRIMARY);
-				set_state(a, HA_ST_STARTING, NULL);
-				start_flow_checked(a, FLOW_START_PRIMARY,
-						   start_pg(a, false, NULL));
+				begin_start_primary(a, NULL);
 			}
 			return;
 		}
@@ -2650,26 +2659,15 @@ static void converge(struct ha_agent *a)
 			return; /* cannot happen: controller picks data */
 		if (a->crashed && pm == PGC_PM_STOPPED) {
 			a->crashed = false;
-			flow_begin(a, FLOW_START_PRIMARY);
-			set_state(a, HA_ST_STARTING, "crash recovery");
-			start_flow_checked(a, FLOW_START_PRIMARY,
-					   start_pg(a, false, NULL));
+			begin_start_primary(a, "crash recovery");
 			return;
 		}
 		if (pm == PGC_PM_STOPPED) {
-			flow_begin(a, FLOW_START_PRIMARY);
-			set_state(a, HA_ST_STARTING, NULL);
-			start_flow_checked(a, FLOW_START_PRIMARY,
-					   start_pg(a, false, NULL));
+			begin_start_primary(a, NULL);
 			return;
 		}
 		if (pm == PGC_PM_RUNNING && a->probe_ok && a->in_recovery) {
-			flow_begin(a, FLOW_PROMOTE);
-			set_state(a, HA_ST_PROMOTING, NULL);
-			sync_before_promote(a);
-			start_flow_checked(a, FLOW_PROMOTE,
-					   pgc_node_promote(a->pg, 0,
-							    on_op_done, a));
+			begin_promote(a);
 			return;
 		}
 		if (pm == PGC_PM_RUNNING && a->probe_ok) {
