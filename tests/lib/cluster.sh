@@ -13,6 +13,7 @@
 # WAIT_TIMEOUT seconds (default 15), or -t SECONDS.
 
 set -eEuo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 # a command that fails under set -e says which one it was
 trap 'cl_rc=$?; printf "[%s %s] command failed (status %s) at %s:%s: %s\\n" "$(date +%T.%3N)" "$CL_NAME" "$cl_rc" "${BASH_SOURCE[0]##*/}" "$LINENO" "$BASH_COMMAND" >&2' ERR
 
@@ -96,25 +97,6 @@ cl_write_ini() {
 		echo "listen = 127.0.0.1:$(api_port "$i")"
 		echo "token_file = $CL_DIR/token"
 	} >"$(ini "$i")"
-}
-
-# proc_state PID: the state letter from /proc/PID/stat, or "-" if gone.
-proc_state() {
-	local s
-	s=$(cat "/proc/$1/stat" 2>/dev/null) || {
-		echo -
-		return
-	}
-	s=${s##*) }
-	echo "${s%% *}"
-}
-
-# pid_alive PID: running (not a zombie, not gone)
-pid_alive() {
-	local st
-	kill -0 "$1" 2>/dev/null || return 1
-	st=$(proc_state "$1")
-	[[ $st != Z && $st != X && $st != - ]]
 }
 
 node_pid() { echo "${CL_PID[$1]:-}"; }
@@ -353,11 +335,6 @@ http_code() {
 	local m=$1 u=$2
 	shift 2
 	curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X "$m" "$@" "$u"
-}
-
-# port_bound PORT: something listens on 127.0.0.1:PORT
-port_bound() {
-	ss -Hltn "sport = :$1" 2>/dev/null | grep -q .
 }
 
 # cl_ports_free: fail early if another process holds one of our ports

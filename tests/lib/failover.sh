@@ -480,25 +480,12 @@ fo_ns_init() {
 	}
 	sql_rw() { ip netns exec "$FO_NS_CLIENT" psql -X -q -At -v ON_ERROR_STOP=1 "$(rw_conninfo)" -c "$1"; }
 	node_addr() { echo "10.200.0.$1"; }
+	node_netns() { echo "${FO_NS_PREFIX}$1"; }
 	node_sock_dir() { echo "$PG_DIR/run$1"; }
 	pg_hba_lines() {
 		echo "host all all 10.200.0.0/24 scram-sha-256"
 		echo "         host all all 127.0.0.1/32 scram-sha-256"
 		echo "         host replication replicator 10.200.0.0/24 scram-sha-256"
-	}
-	# node_start as in pgcluster.sh, inside the node's namespace
-	# (ip netns exec and setsid do not fork, setpriv execs: $! is
-	# pgwarden's own pid and the leader of its process group)
-	node_start() {
-		local i=$1
-		if node_running "$i"; then fail "node$i already running (pid ${PG_PID[$i]})"; fi
-		echo "===== $(date +%T.%3N) start node$i =====" >>"$(node_log "$i")"
-		(cd / && exec ip netns exec "${FO_NS_PREFIX}$i" setsid setpriv --reuid=$PG_USER --regid=$PG_USER --init-groups \
-			env HOME=$PG_HOME "$PG_DIR/bin/pgwarden" run -c "$(ini "$i")" \
-			>>"$(node_log "$i")" 2>&1 </dev/null) &
-		PG_PID[$i]=$!
-		PG_GROUPS+=("$!")
-		log "started node$i pid ${PG_PID[$i]} in ${FO_NS_PREFIX}$i"
 	}
 }
 

@@ -23,6 +23,7 @@
 # when there is no postgres user or no PostgreSQL 15.
 
 set -eEuo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/proc.sh"
 trap 'pg_rc=$?; printf "[%s %s] command failed (status %s) at %s:%s: %s\\n" "$(date +%T.%3N)" "$PG_NAME" "$pg_rc" "${BASH_SOURCE[0]##*/}" "$LINENO" "$BASH_COMMAND" >&2' ERR
 
 : "${PGWARDEN:?PGWARDEN must name the pgwarden binary}"
@@ -102,9 +103,10 @@ pg_init() {
 	log "dir $PG_DIR, port base $PG_BASE"
 }
 
-# Where node I listens and what it trusts: loopback here; tests/lib/
-# failover.sh redefines these three for its network namespaces.
+# Where node I runs, listens and what it trusts: loopback here; tests/lib/
+# failover.sh redefines these for its network namespaces.
 node_addr() { echo 127.0.0.1; }
+node_netns() { :; }   # the network namespace node I runs in ("" here)
 node_sock_dir() { echo "$PG_DIR/run"; }
 pg_hba_lines() {
 	echo "host all all 127.0.0.1/32 scram-sha-256"
@@ -162,25 +164,6 @@ INI
 
 # ---------------------------------------------------------------- processes
 
-proc_state() {
-	local s
-	s=$(cat "/proc/$1/stat" 2>/dev/null) || {
-		echo -
-		return
-	}
-	s=${s##*) }
-	echo "${s%% *}"
-}
-
-# pid_alive PID: running (a zombie still answers kill -0)
-pid_alive() {
-	local st
-	[[ -n $1 ]] || return 1
-	kill -0 "$1" 2>/dev/null || return 1
-	st=$(proc_state "$1")
-	[[ $st != Z && $st != X && $st != - ]]
-}
-
 node_pid() { echo "${PG_PID[$1]:-}"; }
 node_running() { pid_alive "${PG_PID[$1]:-}"; }
 
@@ -198,12 +181,16 @@ node_start() {
 		cwd=$PG_DIR
 		ulimit -c unlimited
 	fi
-	(cd "$cwd" && exec setsid setpriv --reuid=$PG_USER --regid=$PG_USER --init-groups \
+	# ip netns exec does not fork either
+	local ns pre=()
+	ns=$(node_netns "$i")
+	[[ -z $ns ]] || pre=(ip netns exec "$ns")
+	(cd "$cwd" && exec "${pre[@]}" setsid setpriv --reuid=$PG_USER --regid=$PG_USER --init-groups \
 		env HOME=$PG_HOME "$PG_DIR/bin/pgwarden" run -c "$(ini "$i")" \
 		>>"$(node_log "$i")" 2>&1 </dev/null) &
 	PG_PID[$i]=$!
 	PG_GROUPS+=("$!")
-	log "started node$i pid ${PG_PID[$i]}"
+	log "started node$i pid ${PG_PID[$i]}${ns:+ in $ns}"
 }
 
 pg_start_all() {
@@ -232,8 +219,6 @@ node_wait_exit() {
 	fi
 	return 1
 }
-
-not() { ! "$@"; }
 
 # node_stop I: SIGTERM; the node must exit 0 within 20 s.
 node_stop() {
@@ -516,8 +501,6 @@ http_code() {
 		curl -s -o /dev/null -w '%{http_code}' --max-time 5 -X "$m" "$@" "$u"
 	fi
 }
-
-port_bound() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
 
 # pg_ports_free: fail early if another process holds one of our ports
 pg_ports_free() {
