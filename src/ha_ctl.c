@@ -114,6 +114,17 @@ static void set_none(struct ha_action *out, const char *why)
 	snprintf(out->why, sizeof out->why, "%s", why);
 }
 
+/* The last primary, reporting with its data, leads again. */
+static void name_last_leader(const struct ha_view *v, struct ha_action *out)
+{
+	const struct ha_member *l = find(v, v->last_leader);
+	out->kind = HA_ACT_SET_CANDIDATE;
+	out->reason = "failover";
+	snprintf(out->name, sizeof out->name, "%s", l->name);
+	snprintf(out->why, sizeof out->why,
+		 "no leader; %s led last and still has its data", l->name);
+}
+
 void ha_decide(const struct ha_view *v, struct ha_action *out)
 {
 	memset(out, 0, sizeof *out);
@@ -218,13 +229,7 @@ void ha_decide(const struct ha_view *v, struct ha_action *out)
 	/* (also in synchronous mode: the last primary has every commit) */
 	if (v->initialized && v->sync_active && !v->has_failover &&
 	    last_leader_ok(v)) {
-		const struct ha_member *l = find(v, v->last_leader);
-		out->kind = HA_ACT_SET_CANDIDATE;
-		out->reason = "failover";
-		snprintf(out->name, sizeof out->name, "%s", l->name);
-		snprintf(out->why, sizeof out->why,
-			 "no leader; %s led last and still has its data",
-			 l->name);
+		name_last_leader(v, out);
 		return;
 	}
 	/* Synchronous mode: every acknowledged commit is on at least k of
@@ -368,13 +373,7 @@ void ha_decide(const struct ha_view *v, struct ha_action *out)
 	 * only ever had WAL from it): it leads again, keeping the timeline —
 	 * the whole-cluster stop and start case. */
 	if (last_leader_ok(v)) {
-		const struct ha_member *l = find(v, v->last_leader);
-		out->kind = HA_ACT_SET_CANDIDATE;
-		out->reason = "failover";
-		snprintf(out->name, sizeof out->name, "%s", l->name);
-		snprintf(out->why, sizeof out->why,
-			 "no leader; %s led last and still has its data",
-			 l->name);
+		name_last_leader(v, out);
 		return;
 	}
 	uint64_t ref = v->last_primary_lsn;
