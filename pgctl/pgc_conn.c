@@ -84,20 +84,25 @@ static void copy_pgmsg(char *dst, size_t cap, const char *prefix,
 		dst[--n] = '\0';
 }
 
+/* Free c and its connection keywords (no handle is open any more). */
+static void conn_release(struct pgc_conn *c)
+{
+	for (size_t i = 0; c->kw && c->kw[i]; i++) {
+		mem_free(c->kw[i]);
+		mem_free(c->vals[i]);
+	}
+	mem_free(c->kw);
+	mem_free(c->vals);
+	mem_free(c);
+}
+
 static void on_close(uv_handle_t *h)
 {
 	struct pgc_conn *c = h->data;
 	if (h != (uv_handle_t *)&c->timer)
 		mem_free((struct pollh *)(void *)h); /* h is the first member */
-	if (--c->open_handles == 0 && c->freeing) {
-		for (size_t i = 0; c->kw && c->kw[i]; i++) {
-			mem_free(c->kw[i]);
-			mem_free(c->vals[i]);
-		}
-		mem_free(c->kw);
-		mem_free(c->vals);
-		mem_free(c);
-	}
+	if (--c->open_handles == 0 && c->freeing)
+		conn_release(c);
 }
 
 static void poll_close(struct pgc_conn *c)
@@ -446,13 +451,7 @@ int pgc_conn_new(uv_loop_t *loop, const struct pgc_conn_opts *o,
 	*out = c;
 	return 0;
 nomem:
-	for (size_t i = 0; c->kw && c->kw[i]; i++) {
-		mem_free(c->kw[i]);
-		mem_free(c->vals[i]);
-	}
-	mem_free(c->kw);
-	mem_free(c->vals);
-	mem_free(c);
+	conn_release(c);
 	return ERR_NOMEM;
 }
 
