@@ -23,13 +23,13 @@
 
 #include <uv.h>
 
-#include "api.h"
+#include "api/api.h"
 #include "err.h"
-#include "ha_agent.h"
-#include "ha_ctl.h"
-#include "kv.h"
-#include "http_client.h"
-#include "http_server.h"
+#include "ha/ha_agent.h"
+#include "ha/ha_ctl.h"
+#include "api/kv.h"
+#include "api/http_client.h"
+#include "api/http_server.h"
 #include "log.h"
 #include "mem.h"
 #include "rs.h"

@@ -12,7 +12,7 @@
 
 #include <stdbool.h>
 
-#include "cfg.h"
+#include "config/cfg.h"
 
 /* Run until shutdown. Returns the process exit status (0 clean, 1 failed
  * start). Startup failures print one line to stderr. */

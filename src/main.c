@@ -7,8 +7,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "cfg.h"
-#include "cli.h"
+#include "config/cfg.h"
+#include "cli/cli.h"
 #include "daemon.h"
 #include "err.h"
 #include "log.h"

@@ -58,7 +58,7 @@
 #define WD_ERRMSG_MAX 256 /* bytes, with the NUL */
 #define WD_DEFAULT_DEVICE "/dev/watchdog"
 
-/* Same order and values as enum cfg_wd_mode in src/cfg.h. */
+/* Same order and values as enum cfg_wd_mode in src/config/cfg.h. */
 enum wd_mode { WD_MODE_OFF = 0, WD_MODE_AUTOMATIC, WD_MODE_REQUIRED };
 
 /* What the status JSON shows as "state". */

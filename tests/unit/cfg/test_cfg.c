@@ -1,4 +1,4 @@
-/* test_cfg.c - unit tests of the node configuration loader (src/cfg.c).
+/* test_cfg.c - unit tests of the node configuration loader (src/config/cfg.c).
  *
  * Every fixture is written to a mkdtemp() directory by the test itself and
  * removed at the end. Error cases are a table: each one is a whole ini file
@@ -12,7 +12,7 @@
 #include <stdint.h>
 #include <cmocka.h>
 
-#include "cfg.h"
+#include "config/cfg.h"
 #include "err.h"
 #include "log.h"
 #include "mem.h"

@@ -1,6 +1,6 @@
-/* test_cli.c - unit tests for the CLI's pure parts (src/cli.c, included
+/* test_cli.c - unit tests for the CLI's pure parts (src/cli/cli.c, included
  * so that its static functions can be called). */
-#include "cli.c"
+#include "cli/cli.c"
 
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,6 +1,6 @@
 /* test_ha.c - unit tests for the member record codec and store key names
- * (src/ha_member.c) and the controller's pure decision function
- * ha_decide() (src/ha_ctl.c).
+ * (src/ha/ha_member.c) and the controller's pure decision function
+ * ha_decide() (src/ha/ha_ctl.c).
  *
  * The decision tests are a table of scenarios, each run with every
  * permutation of its members (the order of member records in the store
@@ -22,8 +22,8 @@
 #include <jansson.h>
 
 #include "err.h"
-#include "ha_ctl.h"
-#include "ha_member.h"
+#include "ha/ha_ctl.h"
+#include "ha/ha_member.h"
 #include "mem.h"
 
 #define NROLES 4

@@ -1,5 +1,5 @@
 /* ha_fencer.c - the agent's side of the fencer process (ha_fencer.h). */
-#include "ha_fencer.h"
+#include "ha/ha_fencer.h"
 
 #include <dirent.h>
 #include <errno.h>

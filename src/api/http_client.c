@@ -10,7 +10,7 @@
  * http_client_request(): a request that fails to start is reported on the
  * next loop turn through the same timer path.
  */
-#include "http_client.h"
+#include "api/http_client.h"
 
 #include <stdbool.h>
 #include <stdio.h>

@@ -13,7 +13,7 @@
  * the connection limit MHD drops its listen socket from epoll and only
  * re-adds it during a later MHD_run.
  */
-#include "http_server.h"
+#include "api/http_server.h"
 
 #include <arpa/inet.h>
 #include <errno.h>

@@ -11,7 +11,7 @@
 
 #include <uv.h>
 
-#include "http_client.h"
+#include "api/http_client.h"
 #include "rs.h"
 
 struct kv;

@@ -30,7 +30,7 @@
  *          level are tried last from then on.
  *   5. The handler prints its result; exit 0.
  */
-#include "cli.h"
+#include "cli/cli.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -49,7 +49,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
-#include "base/mem.h"
+#include "mem.h"
 
 #define CLI_DEFAULT_ENDPOINT "http://127.0.0.1:8101"
 #define CLI_DEFAULT_TIMEOUT_MS 5000L

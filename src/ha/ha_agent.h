@@ -22,10 +22,10 @@
 
 #include <uv.h>
 
-#include "cfg.h"
-#include "ha_member.h"
-#include "http_client.h"
-#include "kv.h"
+#include "config/cfg.h"
+#include "ha/ha_member.h"
+#include "api/http_client.h"
+#include "api/kv.h"
 #include "rs.h"
 
 struct ha_agent;

@@ -7,7 +7,7 @@
  * A command whose forward fails to start is answered on the next loop turn
  * (never inside kv_submit) through a 0 ms timer.
  */
-#include "kv.h"
+#include "api/kv.h"
 
 #include <stdio.h>
 #include <stdlib.h>

@@ -33,7 +33,7 @@
  *     succeeded: the store expires the lease only ttl*(1+rho) after it
  *     applied the last renewal, so this node stops writing first.
  */
-#include "ha_agent.h"
+#include "ha/ha_agent.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -50,7 +50,7 @@
 #include <jansson.h>
 
 #include "err.h"
-#include "ha_fencer.h"
+#include "ha/ha_fencer.h"
 #include "log.h"
 #include "mem.h"
 #include "pgc.h"

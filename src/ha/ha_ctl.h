@@ -18,9 +18,9 @@
 
 #include <uv.h>
 
-#include "ha_member.h"
-#include "http_client.h"
-#include "kv.h"
+#include "ha/ha_member.h"
+#include "api/http_client.h"
+#include "api/kv.h"
 #include "rs.h"
 
 /* What the controller sees. */

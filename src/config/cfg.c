@@ -36,7 +36,7 @@
  * its name in sect_names[] and, unless it is required, SECT_OPTIONAL in
  * sect_flags[].
  */
-#include "cfg.h"
+#include "config/cfg.h"
 
 #include "err.h"
 #include "log.h"

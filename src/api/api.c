@@ -11,10 +11,10 @@
  * in the local state machine and, when it is missing or stale, sends it to
  * the leader (POST /internal/register).
  */
-#include "api.h"
+#include "api/api.h"
 
-#include "ha_agent.h"
-#include "ha_member.h"
+#include "ha/ha_agent.h"
+#include "ha/ha_member.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -1069,7 +1069,7 @@ static void h_register(struct api *a, struct http_req *req, json_t *b)
 		"register");
 }
 
-/* A store command encoded by a follower's kv client (src/kv.c). */
+/* A store command encoded by a follower's kv client (src/api/kv.c). */
 static void h_apply(struct api *a, struct http_req *req)
 {
 	size_t len;

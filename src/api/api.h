@@ -13,8 +13,8 @@
 
 #include <uv.h>
 
-#include "http_client.h"
-#include "http_server.h"
+#include "api/http_client.h"
+#include "api/http_server.h"
 #include "rs.h"
 
 struct api;

@@ -1,4 +1,4 @@
-#include "ha_member.h"
+#include "ha/ha_member.h"
 
 #include <stdio.h>
 #include <stdlib.h>

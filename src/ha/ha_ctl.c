@@ -9,7 +9,7 @@
  * most one write is in flight; a failed or conflicting write is simply
  * decided again at the next look.
  */
-#include "ha_ctl.h"
+#include "ha/ha_ctl.h"
 
 #include <inttypes.h>
 #include <stdio.h>
