@@ -1,0 +1,407 @@
+/* ha_decide.c - the controller's decision: who may take the primary lease.
+ *
+ * Pure: ha_decide() reads only the view it is given (store keys, live member
+ * records, the controller's clock ages) and writes one action. It is the
+ * part of the HA logic a reviewer must be able to trust, so it lives apart
+ * from the runtime (ha_ctl.c) that gathers the view and carries the action
+ * out, and it is unit-tested on its own (tests/unit/ha). The rules it
+ * implements are written in docs/architecture.md ("Choosing the primary").
+ */
+#include "ha/ha_decide.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+
+/* ------------------------------------------------------------------ */
+/* Decision                                                             */
+/* ------------------------------------------------------------------ */
+
+static const struct ha_member *find(const struct ha_view *v, const char *n)
+{
+	for (size_t i = 0; i < v->nmembers; i++)
+		if (strcmp(v->members[i].name, n) == 0)
+			return &v->members[i];
+	return NULL;
+}
+
+/* a better than b as the next primary? */
+static bool better(const struct ha_member *a, const struct ha_member *b,
+		   const char *last_leader)
+{
+	uint64_t la = ha_member_lsn(a), lb = ha_member_lsn(b);
+	if (la != lb)
+		return la > lb;
+	if (a->tags.failover_priority != b->tags.failover_priority)
+		return a->tags.failover_priority > b->tags.failover_priority;
+	/* equal data: the former primary keeps its role (no timeline
+	 * switch) */
+	bool al = strcmp(a->name, last_leader) == 0;
+	bool bl = strcmp(b->name, last_leader) == 0;
+	if (al != bl)
+		return al;
+	return strcmp(a->name, b->name) < 0;
+}
+
+static bool has_data(const struct ha_member *m)
+{
+	return (m->role == HA_ROLE_PRIMARY || m->role == HA_ROLE_REPLICA) &&
+	       m->sysid[0] != '\0';
+}
+
+/* A node whose watchdog is required but could not be opened never takes
+ * the lease: naming it would only cost a candidate timeout. */
+static bool watchdog_blocks(const struct ha_member *m)
+{
+	return strcmp(m->watchdog.mode, "required") == 0 &&
+	       strcmp(m->watchdog.state, "failed") == 0;
+}
+
+static bool busy(const struct ha_member *m)
+{
+	return m->state == HA_ST_CLONING || m->state == HA_ST_INITIALIZING ||
+	       m->state == HA_ST_REWINDING || m->state == HA_ST_REFUSED ||
+	       m->state == HA_ST_CRASHED || watchdog_blocks(m);
+}
+
+void ha_slot_name(const char *name, char *out, size_t len)
+{
+	size_t i = 0;
+	for (; name[i] && i + 1 < len; i++) {
+		unsigned char c = (unsigned char)name[i];
+		out[i] = (char)((c >= 'A' && c <= 'Z') ? c - 'A' + 'a'
+				: ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
+					? c
+					: '_');
+	}
+	out[i] = '\0';
+}
+
+static bool in_sync_set(const struct ha_view *v, const struct ha_member *m)
+{
+	char s[64];
+	ha_slot_name(m->name, s, sizeof s);
+	for (size_t i = 0; i < v->nsync; i++)
+		if (strcmp(v->sync_standbys[i], s) == 0)
+			return true;
+	return false;
+}
+
+/* The last leader reports (fresh), with this cluster's data, not busy,
+ * allowed to lead. */
+static bool last_leader_ok(const struct ha_view *v)
+{
+	if (!v->last_leader[0] || !v->last_leader_recent)
+		return false;
+	const struct ha_member *l = find(v, v->last_leader);
+	return l && has_data(l) && strcmp(l->sysid, v->sysid) == 0 &&
+	       !busy(l) && !l->tags.nofailover &&
+	       l->tags.failover_priority > 0;
+}
+
+static void set_none(struct ha_action *out, const char *why)
+{
+	out->kind = HA_ACT_NONE;
+	snprintf(out->why, sizeof out->why, "%s", why);
+}
+
+/* The last primary, reporting with its data, leads again. */
+static void name_last_leader(const struct ha_view *v, struct ha_action *out)
+{
+	const struct ha_member *l = find(v, v->last_leader);
+	out->kind = HA_ACT_SET_CANDIDATE;
+	out->reason = "failover";
+	snprintf(out->name, sizeof out->name, "%s", l->name);
+	snprintf(out->why, sizeof out->why,
+		 "no leader; %s led last and still has its data", l->name);
+}
+
+void ha_decide(const struct ha_view *v, struct ha_action *out)
+{
+	memset(out, 0, sizeof *out);
+	if (v->paused) {
+		set_none(out, "paused");
+		return;
+	}
+	if (v->has_leader) {
+		if (v->has_failover && strcmp(v->leader, v->failover_to) == 0 &&
+		    !v->has_candidate) {
+			out->kind = HA_ACT_DROP_FAILOVER;
+			snprintf(out->why, sizeof out->why,
+				 "manual failover to %s done", v->leader);
+			return;
+		}
+		if (v->has_candidate) {
+			out->kind = HA_ACT_CLEAR_CANDIDATE;
+			snprintf(out->why, sizeof out->why,
+				 "%s holds the leader key", v->leader);
+			return;
+		}
+		set_none(out, "leader present");
+		return;
+	}
+	if (v->has_candidate) {
+		const struct ha_member *c = find(v, v->candidate);
+		if (!c) {
+			out->kind = HA_ACT_CLEAR_CANDIDATE;
+			snprintf(out->why, sizeof out->why,
+				 "candidate %s stopped reporting", v->candidate);
+			return;
+		}
+		if (c->state == HA_ST_REFUSED || watchdog_blocks(c)) {
+			out->kind = HA_ACT_CLEAR_CANDIDATE;
+			snprintf(out->why, sizeof out->why,
+				 "candidate %s refused (%s)", v->candidate,
+				 c->detail);
+			return;
+		}
+		if (v->candidate_age_ms > v->candidate_timeout_ms) {
+			out->kind = HA_ACT_CLEAR_CANDIDATE;
+			snprintf(out->why, sizeof out->why,
+				 "candidate %s did not take the lease within "
+				 "%" PRIu64 " ms",
+				 v->candidate, v->candidate_timeout_ms);
+			return;
+		}
+		set_none(out, "waiting for the candidate");
+		return;
+	}
+
+	const struct ha_member *best = NULL;
+	if (!v->initialized) {
+		/* Data that exists wins over a fresh initdb (the store was
+		 * rebuilt under a running cluster); else any empty node. */
+		for (size_t i = 0; i < v->nmembers; i++) {
+			const struct ha_member *m = &v->members[i];
+			if (!has_data(m) || busy(m) || m->tags.nofailover)
+				continue;
+			if (!best || better(m, best, v->last_leader))
+				best = m;
+		}
+		if (best) {
+			out->kind = HA_ACT_SET_CANDIDATE;
+			out->reason = "existing_data";
+			snprintf(out->name, sizeof out->name, "%s", best->name);
+			snprintf(out->why, sizeof out->why,
+				 "not initialized; %s has data (lsn %" PRIu64
+				 ")",
+				 best->name, ha_member_lsn(best));
+			return;
+		}
+		for (size_t i = 0; i < v->nmembers; i++) {
+			const struct ha_member *m = &v->members[i];
+			if (m->role != HA_ROLE_UNINITIALIZED ||
+			    m->tags.nofailover || busy(m))
+				continue;
+			if (!best || strcmp(m->name, best->name) < 0)
+				best = m;
+		}
+		if (!best) {
+			set_none(out, "not initialized; no member can "
+				      "bootstrap yet");
+			return;
+		}
+		out->kind = HA_ACT_SET_CANDIDATE;
+		out->reason = "bootstrap";
+		snprintf(out->name, sizeof out->name, "%s", best->name);
+		snprintf(out->why, sizeof out->why, "%s bootstraps the cluster",
+			 best->name);
+		return;
+	}
+
+	/* Just after a Raft leader change (a whole-cluster restart, say) the
+	 * last primary may simply not have reported twice yet: give it that
+	 * chance before anyone else is promoted. */
+	if (v->initialized && !v->has_failover && v->last_leader_pending &&
+	    !v->last_leader_recent) {
+		set_none(out, "waiting for the last leader to report");
+		return;
+	}
+	/* (also in synchronous mode: the last primary has every commit) */
+	if (v->initialized && v->sync_active && !v->has_failover &&
+	    last_leader_ok(v)) {
+		name_last_leader(v, out);
+		return;
+	}
+	/* Synchronous mode: every acknowledged commit is on at least k of
+	 * the n published standbys. Hearing from n-k+1 of them, the most
+	 * advanced holds all of them; with fewer, promoting could lose one. */
+	if (v->initialized && v->sync_active) {
+		size_t heard = 0;
+		const struct ha_member *top = NULL;
+		for (size_t i = 0; i < v->nmembers; i++) {
+			const struct ha_member *m = &v->members[i];
+			if (!in_sync_set(v, m) || !has_data(m) ||
+			    strcmp(m->sysid, v->sysid) != 0 || busy(m))
+				continue;
+			heard++;
+			if (!top || better(m, top, v->last_leader))
+				top = m;
+		}
+		size_t need = v->nsync + 1 > v->sync_k
+				      ? v->nsync + 1 - v->sync_k
+				      : 1;
+		if (v->has_failover && (v->nsync == 0 || v->sync_k == 0)) {
+			/* The primary ran without a synchronous standby (none
+			 * was streaming): no automatic failover can be safe, but
+			 * an operator may accept the risk and name a node. */
+			const struct ha_member *m = find(v, v->failover_to);
+			if (m && has_data(m) && strcmp(m->sysid, v->sysid) == 0 &&
+			    !busy(m) && !m->tags.nofailover &&
+			    m->tags.failover_priority > 0) {
+				out->kind = HA_ACT_SET_CANDIDATE;
+				out->reason = "manual";
+				snprintf(out->name, sizeof out->name, "%s",
+					 m->name);
+				snprintf(out->why, sizeof out->why,
+					 "manual failover to %s while no "
+					 "standby was synchronous: commits the "
+					 "old primary acknowledged alone may be "
+					 "lost",
+					 m->name);
+				return;
+			}
+		}
+		if (v->nsync == 0 || v->sync_k == 0 || heard < need || !top) {
+			char why[160];
+			snprintf(why, sizeof why,
+				 "synchronous mode: heard from %zu of %zu "
+				 "synchronous standbys, need %zu before any "
+				 "promotion",
+				 heard, v->nsync, need);
+			if (v->has_failover) {
+				out->kind = HA_ACT_DROP_FAILOVER;
+				snprintf(out->why, sizeof out->why,
+					 "manual failover to %s refused: %s",
+					 v->failover_to, why);
+				return;
+			}
+			set_none(out, why);
+			return;
+		}
+		/* only a standby holding the most advanced position may lead:
+		 * anyone behind it could miss an acknowledged commit */
+		const struct ha_member *pick = NULL;
+		if (v->has_failover) {
+			const struct ha_member *m = find(v, v->failover_to);
+			if (!m || !in_sync_set(v, m) ||
+			    ha_member_lsn(m) < ha_member_lsn(top)) {
+				out->kind = HA_ACT_DROP_FAILOVER;
+				snprintf(out->why, sizeof out->why,
+					 "manual failover to %s refused: "
+					 "synchronous mode and it may lack "
+					 "acknowledged commits",
+					 v->failover_to);
+				return;
+			}
+			pick = m;
+		} else {
+			for (size_t i = 0; i < v->nmembers; i++) {
+				const struct ha_member *m = &v->members[i];
+				if (!in_sync_set(v, m) || !has_data(m) ||
+				    strcmp(m->sysid, v->sysid) != 0 ||
+				    busy(m) || m->tags.nofailover ||
+				    m->tags.failover_priority <= 0 ||
+				    ha_member_lsn(m) < ha_member_lsn(top))
+					continue;
+				if (!pick || better(m, pick, v->last_leader))
+					pick = m;
+			}
+		}
+		if (!pick || pick->tags.nofailover ||
+		    pick->tags.failover_priority <= 0) {
+			char why[256];
+			snprintf(why, sizeof why,
+				 "synchronous mode: the most advanced standby "
+				 "%s may not lead (nofailover)",
+				 top->name);
+			set_none(out, why);
+			return;
+		}
+		out->kind = HA_ACT_SET_CANDIDATE;
+		out->reason = v->has_failover ? "manual" : "failover";
+		snprintf(out->name, sizeof out->name, "%s", pick->name);
+		snprintf(out->why, sizeof out->why,
+			 "synchronous standby %s is the most advanced (lsn %"
+			 PRIu64 ", %zu of %zu standbys heard)",
+			 pick->name, ha_member_lsn(pick), heard, v->nsync);
+		return;
+	}
+
+	/* An operator named the next primary (no primary is running, or it
+	 * would have handed over itself): honour it if that node can lead,
+	 * whatever its lag — but never a nofailover node, never another
+	 * cluster's data. */
+	if (v->initialized && v->has_failover) {
+		const struct ha_member *m = find(v, v->failover_to);
+		const char *no = NULL;
+		if (!m)
+			no = "it does not report";
+		else if (!has_data(m) || strcmp(m->sysid, v->sysid) != 0)
+			no = "it has no data of this cluster";
+		else if (busy(m))
+			no = "it is busy (cloning, rewinding or refused)";
+		else if (m->tags.nofailover || m->tags.failover_priority <= 0)
+			no = "it is tagged nofailover";
+		if (no) {
+			out->kind = HA_ACT_DROP_FAILOVER;
+			snprintf(out->why, sizeof out->why,
+				 "manual failover to %s refused: %s",
+				 v->failover_to, no);
+			return;
+		}
+		out->kind = HA_ACT_SET_CANDIDATE;
+		out->reason = "manual";
+		snprintf(out->name, sizeof out->name, "%s", m->name);
+		snprintf(out->why, sizeof out->why,
+			 "manual failover to %s (lsn %" PRIu64 ")", m->name,
+			 ha_member_lsn(m));
+		return;
+	}
+
+	/* Initialized, nobody holds the lease. The last primary, if it still
+	 * reports with its data, holds everything any replica received (they
+	 * only ever had WAL from it): it leads again, keeping the timeline —
+	 * the whole-cluster stop and start case. */
+	if (last_leader_ok(v)) {
+		name_last_leader(v, out);
+		return;
+	}
+	uint64_t ref = v->last_primary_lsn;
+	for (size_t i = 0; i < v->nmembers; i++) {
+		const struct ha_member *m = &v->members[i];
+		if (strcmp(m->sysid, v->sysid) == 0 &&
+		    ha_member_lsn(m) > ref)
+			ref = ha_member_lsn(m);
+	}
+	size_t excluded = 0;
+	for (size_t i = 0; i < v->nmembers; i++) {
+		const struct ha_member *m = &v->members[i];
+		if (!has_data(m) || strcmp(m->sysid, v->sysid) != 0 ||
+		    busy(m)) {
+			continue;
+		}
+		if (m->tags.nofailover || m->tags.failover_priority <= 0 ||
+		    ref - ha_member_lsn(m) > v->maximum_lag) {
+			excluded++;
+			continue;
+		}
+		if (!best || better(m, best, v->last_leader))
+			best = m;
+	}
+	if (!best) {
+		char why[256];
+		snprintf(why, sizeof why,
+			 "no eligible member to lead (%zu excluded by "
+			 "nofailover or lag)",
+			 excluded);
+		set_none(out, why);
+		return;
+	}
+	out->kind = HA_ACT_SET_CANDIDATE;
+	out->reason = "failover";
+	snprintf(out->name, sizeof out->name, "%s", best->name);
+	snprintf(out->why, sizeof out->why,
+		 "no leader; %s is the most advanced (lsn %" PRIu64 ")",
+		 best->name, ha_member_lsn(best));
+}
