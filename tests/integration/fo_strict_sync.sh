@@ -21,7 +21,7 @@ FO_HA_EXTRA="synchronous_node_count = 2"
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/failover.sh"
 fo_init 30900
 # fo_init accepts blocks of 100 only; this test takes the free upper half
-PG_BASE=30950
+PG_BASE=$((30950 + PGW_TEST_PORT_SHIFT))
 for ((i = 1; i <= PG_NODES; i++)); do fo_write_ini "$i"; done
 log "port base $PG_BASE (the upper half of 30900's block)"
 pg_ports_free

@@ -43,6 +43,7 @@ cl_init() {
 		echo "port base $CL_BASE outside 24000..25900" >&2
 		exit 2
 	fi
+	CL_BASE=$((CL_BASE + PGW_TEST_PORT_SHIFT))
 	CL_DIR=$(mktemp -d "/tmp/pgw-it-$CL_NAME.XXXXXX")
 	trap cl_cleanup EXIT
 	printf 'it-token-%s\n' "$RANDOM$RANDOM" >"$CL_DIR/token"

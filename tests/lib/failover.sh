@@ -67,7 +67,7 @@ fo_init() {
 		exit 2
 	fi
 	PGW_PG_PORT_BASE= pg_init 28000
-	PG_BASE=$base
+	PG_BASE=$((base + PGW_TEST_PORT_SHIFT))
 	trap fo_cleanup EXIT
 	for ((i = 1; i <= PG_NODES; i++)); do fo_write_ini "$i"; done
 	for ((i = PG_NODES + 1; i <= PG_NODES + PG_WITNESS; i++)); do pg_write_ini "$i"; done
@@ -450,7 +450,7 @@ fo_start_all() {
 fo_ns_init() {
 	local tag=$1
 	FO_NS=1
-	FO_NS_PREFIX=pgwfo$tag
+	FO_NS_PREFIX=pgwfo$PGW_TEST_NS_TAG$tag
 	FO_NS_CLIENT=${FO_NS_PREFIX}c
 	FO_NS_LIST=("${FO_NS_PREFIX}1" "${FO_NS_PREFIX}2" "${FO_NS_PREFIX}3" "${FO_NS_PREFIX}c" "${FO_NS_PREFIX}sw")
 	command -v nft >/dev/null || skip "nft not installed"

@@ -74,6 +74,7 @@ pg_init() {
 		echo "port base $PG_BASE outside 28000..28950 (a block of 50 or 100)" >&2
 		exit 2
 	fi
+	PG_BASE=$((PG_BASE + PGW_TEST_PORT_SHIFT))
 	[[ $(id -u) == 0 ]] || skip "needs root (to run the nodes as postgres)"
 	id "$PG_USER" >/dev/null 2>&1 || skip "no $PG_USER user"
 	[[ -x $PG_BIN/postgres ]] || skip "no PostgreSQL 15 in $PG_BIN"

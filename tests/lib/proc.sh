@@ -27,3 +27,10 @@ not() { ! "$@"; }
 
 # port_bound PORT: something listens on TCP PORT
 port_bound() { ss -Hltn "sport = :$1" 2>/dev/null | grep -q .; }
+
+# PGW_TEST_PORT_SHIFT (default 0) moves every test's port block by that many
+# ports, and PGW_TEST_NS_TAG names its network namespaces apart, so that two
+# copies of the suite (two checkouts on one machine) never collide. The
+# blocks are checked before the shift.
+PGW_TEST_PORT_SHIFT=${PGW_TEST_PORT_SHIFT:-0}
+PGW_TEST_NS_TAG=${PGW_TEST_NS_TAG:-}
