@@ -52,8 +52,8 @@
 #include "err.h"
 #include "log.h"
 #include "mem.h"
+#include "timing.h"
 
-#define RHO_PERMILLE 1 /* clock-rate error bound, 0.1 % */
 #define REMOVED_MARKER "removed"
 
 struct lease_clock {
@@ -374,7 +374,7 @@ static void lease_sync_with_fsm(struct rs_store *s, bool restart_all)
 
 static uint64_t lease_deadline(uint64_t applied_ms, uint64_t ttl_ms)
 {
-	return applied_ms + ttl_ms + (ttl_ms * RHO_PERMILLE + 999) / 1000;
+	return applied_ms + timing_stretch(ttl_ms);
 }
 
 int64_t rs_store_lease_remaining(struct rs_store *s, uint64_t id)

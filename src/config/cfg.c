@@ -41,6 +41,7 @@
 #include "err.h"
 #include "log.h"
 #include "mem.h"
+#include "timing.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
@@ -1864,20 +1865,9 @@ static int check_pg(struct load *L)
 	return 0;
 }
 
-/* Thousandths of a millisecond shown as whole ms, rounded down / up. */
-static long long ms_down(long long milli)
-{
-	return milli >= 0 ? milli / 1000 : -((-milli + 999) / 1000);
-}
-
-static long long ms_up(long long milli)
-{
-	return milli >= 0 ? (milli + 999) / 1000 : -(-milli / 1000);
-}
-
-/* The HA timing inequalities (cfg.h, HA-PROTOCOL.md), with the clock-rate
- * bound rho = 0.001 and E = 3.5 * election_timeout. Computed in
- * thousandths of a millisecond, so exactly. */
+/* The HA timing inequalities (docs/architecture.md "Lease and fencing"),
+ * with rho and E from base/timing.h, the functions the agent and the store
+ * use at run time. */
 static int check_ha(struct load *L)
 {
 	const struct cfg *c = L->cfg;
@@ -1895,19 +1885,21 @@ static int check_ha(struct load *L)
 			    pg->loop_wait_ms, pg->ttl_ms);
 	}
 
-	long long ttl = 999LL * pg->ttl_ms; /* ttl * (1 - rho) */
-	long long margin = 1000LL * pg->safety_margin_ms;
-	long long loop = 1000LL * pg->loop_wait_ms;
+	long long ttl = (long long)timing_shrink(pg->ttl_ms);
+	long long margin = pg->safety_margin_ms;
+	long long loop = pg->loop_wait_ms;
 	long long avail = ttl - margin;
-	long long need = 3500LL * c->election_timeout_ms + loop;
+	long long need = (long long)timing_election(c->election_timeout_ms) + loop;
 	if (avail <= need) {
 		const int ids[] = { K_HA_TTL, K_HA_SAFETY_MARGIN, K_HA_LOOP_WAIT,
 				    K_RAFT_ELECTION };
 		return fail(L, later_line(L, ids, NELEM(ids), sects, 1),
-			    "[ha] ttl %ums is too short: ttl*0.999 - "
+			    "[ha] ttl %ums is too short: ttl*(1-rho) - "
 			    "safety_margin (%lldms) must exceed "
-			    "3.5*election_timeout + loop_wait (%lldms)",
-			    pg->ttl_ms, ms_down(avail), ms_up(need));
+			    "%u.%u*election_timeout + loop_wait (%lldms)",
+			    pg->ttl_ms, avail,
+			    TIMING_ELECTION_TENTHS / 10,
+			    TIMING_ELECTION_TENTHS % 10, need);
 	}
 
 	if (pg->wd_mode != CFG_WD_OFF) {
@@ -1919,7 +1911,7 @@ static int check_ha(struct load *L)
 				 " (%ums on the device, which counts whole "
 				 "seconds)",
 				 twd);
-		avail = ttl - 1000LL * twd - margin;
+		avail = ttl - (long long)twd - margin;
 		if (avail <= loop) {
 			const int ids[] = { K_HA_TTL, K_HA_SAFETY_MARGIN,
 					    K_HA_LOOP_WAIT, K_WD_TIMEOUT,
@@ -1927,9 +1919,9 @@ static int check_ha(struct load *L)
 			return fail(L,
 				    later_line(L, ids, NELEM(ids), sects, 2),
 				    "[watchdog] timeout %ums%s is too long: "
-				    "ttl*0.999 - timeout - safety_margin "
+				    "ttl*(1-rho) - timeout - safety_margin "
 				    "(%lldms) must exceed loop_wait (%ums)",
-				    pg->wd_timeout_ms, dev, ms_down(avail),
+				    pg->wd_timeout_ms, dev, avail,
 				    pg->loop_wait_ms);
 		}
 	}

@@ -54,9 +54,9 @@
 #include "log.h"
 #include "mem.h"
 #include "pgc.h"
+#include "timing.h"
 #include "wd.h"
 
-#define RHO_PERMILLE 1
 #define REPORT_INTERVAL_MS 1000u
 #define PROBE_TIMEOUT_MS 2000u
 #define LSN_WAITERS 8 /* GET /internal/lsn requests waiting for a probe */
@@ -1440,9 +1440,7 @@ static void flow_begin(struct ha_agent *a, enum flow f)
 
 static uint64_t lease_valid_span(struct ha_agent *a)
 {
-	uint64_t ttl = a->ttl;
-	uint64_t span = ttl - (ttl * RHO_PERMILLE + 999) / 1000;
-	return span > a->margin ? span - a->margin : 0;
+	return timing_valid_span(a->ttl, a->margin);
 }
 
 static void fence(struct ha_agent *a, const char *why);
@@ -2875,7 +2873,7 @@ int ha_agent_new(uv_loop_t *loop, const struct cfg *cfg,
 	a->kv = kv;
 	a->ttl = cfg->pg.ttl_ms ? cfg->pg.ttl_ms : 2500;
 	a->loop_wait = cfg->pg.loop_wait_ms ? cfg->pg.loop_wait_ms : 400;
-	a->margin = cfg->pg.safety_margin_ms ? cfg->pg.safety_margin_ms : 300;
+	a->margin = cfg->pg.safety_margin_ms; /* as checked at load (I1, I3) */
 	slot_name_of(cfg->node_name, a->appname, sizeof a->appname);
 	snprintf(a->slot, sizeof a->slot, "pgw_%.58s", a->appname);
 	snprintf(a->log_path, sizeof a->log_path, "%s/postgresql.log",

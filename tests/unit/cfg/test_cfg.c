@@ -16,6 +16,7 @@
 #include "err.h"
 #include "log.h"
 #include "mem.h"
+#include "timing.h"
 
 #include <errno.h>
 #include <ftw.h>
@@ -929,42 +930,42 @@ static const struct ecase cases[] = {
 	  "16: [ha] loop_wait (500ms) must be at most a third of ttl "
 	  "(1400ms)" },
 	{ "i1_ttl_too_short", LAST_P "[ha]\nttl = 2000\n",
-	  "15: [ha] ttl 2000ms is too short: ttl*0.999 - safety_margin "
+	  "15: [ha] ttl 2000ms is too short: ttl*(1-rho) - safety_margin "
 	  "(1698ms) must exceed 3.5*election_timeout + loop_wait (1800ms)" },
 	{ "i1_margin_too_big", LAST_P "[ha]\nsafety_margin = 700ms\n",
-	  "15: [ha] ttl 2500ms is too short: ttl*0.999 - safety_margin "
+	  "15: [ha] ttl 2500ms is too short: ttl*(1-rho) - safety_margin "
 	  "(1797ms) must exceed 3.5*election_timeout + loop_wait (1800ms)" },
 	{ "i1_loop_wait", LAST_P "[ha]\nloop_wait = 800\n",
-	  "15: [ha] ttl 2500ms is too short: ttl*0.999 - safety_margin "
+	  "15: [ha] ttl 2500ms is too short: ttl*(1-rho) - safety_margin "
 	  "(2197ms) must exceed 3.5*election_timeout + loop_wait (2200ms)" },
 	{ "i1_election_timeout", LAST_R "election_timeout = 600ms\n" PG,
-	  "12: [ha] ttl 2500ms is too short: ttl*0.999 - safety_margin "
+	  "12: [ha] ttl 2500ms is too short: ttl*(1-rho) - safety_margin "
 	  "(2197ms) must exceed 3.5*election_timeout + loop_wait (2500ms)" },
 	{ "i1_rounding",
 	  LAST_R "election_timeout = 401\n" PG "[ha]\nttl = 2100\n",
-	  "16: [ha] ttl 2100ms is too short: ttl*0.999 - safety_margin "
+	  "16: [ha] ttl 2100ms is too short: ttl*(1-rho) - safety_margin "
 	  "(1797ms) must exceed 3.5*election_timeout + loop_wait (1804ms)" },
 	{ "i1_negative",
 	  LAST_P "[ha]\nttl = 1000\nloop_wait = 100\nsafety_margin = 2s\n",
-	  "17: [ha] ttl 1000ms is too short: ttl*0.999 - safety_margin "
+	  "17: [ha] ttl 1000ms is too short: ttl*(1-rho) - safety_margin "
 	  "(-1001ms) must exceed 3.5*election_timeout + loop_wait (1500ms)" },
 	{ "i1_store_only_with_ha", LAST_A "[ha]\nttl = 2000\n",
-	  "13: [ha] ttl 2000ms is too short: ttl*0.999 - safety_margin "
+	  "13: [ha] ttl 2000ms is too short: ttl*(1-rho) - safety_margin "
 	  "(1698ms) must exceed 3.5*election_timeout + loop_wait (1800ms)" },
 	{ "i3_watchdog_timeout", LAST_P "[watchdog]\ntimeout = 2s\n",
-	  "15: [watchdog] timeout 2000ms is too long: ttl*0.999 - timeout - "
+	  "15: [watchdog] timeout 2000ms is too long: ttl*(1-rho) - timeout - "
 	  "safety_margin (197ms) must exceed loop_wait (400ms)" },
 	{ "i3_watchdog_rounded_up", LAST_P "[watchdog]\ntimeout = 1500\n",
 	  "15: [watchdog] timeout 1500ms (2000ms on the device, which counts "
-	  "whole seconds) is too long: ttl*0.999 - timeout - safety_margin "
+	  "whole seconds) is too long: ttl*(1-rho) - timeout - safety_margin "
 	  "(197ms) must exceed loop_wait (400ms)" },
 	{ "i3_mode_line_later",
 	  LAST_P "[watchdog]\ntimeout = 2s\nmode = required\n",
-	  "16: [watchdog] timeout 2000ms is too long: ttl*0.999 - timeout - "
+	  "16: [watchdog] timeout 2000ms is too long: ttl*(1-rho) - timeout - "
 	  "safety_margin (197ms) must exceed loop_wait (400ms)" },
 	{ "i3_ttl_line_later",
 	  LAST_P "[watchdog]\ntimeout = 2s\n[ha]\nttl = 2600\n",
-	  "17: [watchdog] timeout 2000ms is too long: ttl*0.999 - timeout - "
+	  "17: [watchdog] timeout 2000ms is too long: ttl*(1-rho) - timeout - "
 	  "safety_margin (297ms) must exceed loop_wait (400ms)" },
 };
 
@@ -1332,7 +1333,7 @@ static void test_store_only(void **state)
 	cfg_free(&c);
 	/* ... unless it has [ha] or [watchdog] */
 	expect_err(LAST_R "election_timeout = 2s\n[watchdog]\n",
-		   "12: [ha] ttl 2500ms is too short: ttl*0.999 - "
+		   "12: [ha] ttl 2500ms is too short: ttl*(1-rho) - "
 		   "safety_margin (2197ms) must exceed 3.5*election_timeout + "
 		   "loop_wait (7400ms)");
 }
@@ -1566,14 +1567,26 @@ static void test_pg_values(void **state)
 	expect_ok(LAST_P "[ha]\nttl = 3000\nloop_wait = 1000\n"
 			 "safety_margin = 0\n[watchdog]\ntimeout = 1s\n",
 		  &c);
+	/* 0 is no margin, the value checked and the value the agent uses
+	 * (timing_valid_span), never replaced by a default */
+	assert_int_equal(c.pg.safety_margin_ms, 0);
+	assert_int_equal(timing_valid_span(c.pg.ttl_ms, c.pg.safety_margin_ms),
+			 2997);
 	cfg_free(&c);
 	expect_ok(LAST_R "election_timeout = 400\n" PG
-			 "[ha]\nttl = 2003\nsafety_margin = 200\n",
-		  &c); /* 2000.997 - 200 = 1800.997 > 1800 */
+			 "[ha]\nttl = 2004\nsafety_margin = 200\n",
+		  &c); /* 2004 - ceil(2.004) = 2001; 2001 - 200 = 1801 > 1800 */
+	cfg_free(&c);
+	/* rounded as the run time rounds: 2003 - 3 - 200 = 1800, not above */
+	expect_err(LAST_R "election_timeout = 400\n" PG
+			  "[ha]\nttl = 2003\nsafety_margin = 200\n",
+		   "17: [ha] ttl 2003ms is too short: ttl*(1-rho) - "
+		   "safety_margin (1800ms) must exceed 3.5*election_timeout + "
+		   "loop_wait (1800ms)");
 	cfg_free(&c);
 	expect_err(LAST_R "election_timeout = 400\n" PG
 			  "[ha]\nttl = 2002\nsafety_margin = 200\n",
-		   "17: [ha] ttl 2002ms is too short: ttl*0.999 - "
+		   "17: [ha] ttl 2002ms is too short: ttl*(1-rho) - "
 		   "safety_margin (1799ms) must exceed 3.5*election_timeout + "
 		   "loop_wait (1800ms)");
 }
@@ -1744,6 +1757,30 @@ static void test_alloc_sweep(void **state)
 	sweep(LAST_P "[ha]\nttl = 2000\n", ERR_INVAL);
 }
 
+/* base/timing.h against the rules, in exact rationals: shrink(d) is the
+ * largest whole ms <= d*(1-rho), stretch(d) the smallest >= d*(1+rho),
+ * election(et) the smallest >= 3.5*et; rho = 1/1000. */
+static void test_timing(void **state)
+{
+	(void)state;
+	for (uint64_t d = 0; d <= 200000; d += (d < 5000 ? 1 : 997)) {
+		uint64_t lo = timing_shrink(d), hi = timing_stretch(d);
+		/* lo*1000 <= d*999 < (lo+1)*1000 */
+		assert_true(lo * 1000 <= d * 999);
+		assert_true((lo + 1) * 1000 > d * 999);
+		assert_true(hi * 1000 >= d * 1001);
+		assert_true(hi == 0 || (hi - 1) * 1000 < d * 1001);
+		uint64_t e = timing_election(d);
+		assert_true(e * 10 >= d * 35);
+		assert_true(e == 0 || (e - 1) * 10 < d * 35);
+		assert_int_equal(timing_valid_span(d, 0), lo);
+		assert_int_equal(timing_valid_span(d, lo), 0);
+		assert_int_equal(timing_valid_span(d, lo + 1), 0);
+		if (lo > 7)
+			assert_int_equal(timing_valid_span(d, 7), lo - 7);
+	}
+}
+
 int main(void)
 {
 	static const struct CMUnitTest fixed[] = {
@@ -1761,6 +1798,7 @@ int main(void)
 		cmocka_unit_test(test_store_only),
 		cmocka_unit_test(test_pg_all_keys),
 		cmocka_unit_test(test_pg_values),
+		cmocka_unit_test(test_timing),
 		cmocka_unit_test(test_users),
 		cmocka_unit_test(test_deploy_examples),
 		cmocka_unit_test(test_split_hostport),
