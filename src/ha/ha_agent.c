@@ -165,6 +165,7 @@ struct ha_agent {
 	uint64_t leader_rev;      /* store revision at which we took it */
 	uint64_t leader_lease;
 	uint64_t valid_until_ms;  /* self-fencing deadline */
+	uint64_t lease_ttl;       /* ms, the held lease's own ttl (store) */
 	bool renew_inflight;
 	uint64_t renew_sent_ms;
 	bool acquire_inflight;
@@ -1438,9 +1439,27 @@ static void flow_begin(struct ha_agent *a, enum flow f)
 /* Leases                                                               */
 /* ------------------------------------------------------------------ */
 
+/* How long after sending a grant or keepalive the lease may be counted
+ * ours. Computed from the ttl the store holds for that lease (as it
+ * answered the grant or keepalive), never from this node's ini: the
+ * store expires the lease by its own ttl, so a lease granted by another
+ * ttl (an adopted lease, a handed-over one, an ini edited since) must be
+ * fenced by that ttl too. */
 static uint64_t lease_valid_span(struct ha_agent *a)
 {
-	return timing_valid_span(a->ttl, a->margin);
+	return timing_valid_span(a->lease_ttl, a->margin);
+}
+
+/* Record the ttl the store answered for the held lease (0: an old store
+ * that does not say; then the ttl asked for at grant, else our own). */
+static void lease_ttl_from(struct ha_agent *a, const struct rs_result *res)
+{
+	uint64_t ttl = res->ttl_ms ? res->ttl_ms : a->ttl;
+	if (a->lease_ttl && ttl != a->lease_ttl)
+		log_warn("ha[%s] lease %016" PRIx64 " ttl=%" PRIu64
+			 "ms->%" PRIu64 "ms",
+			 a->cfg->node_name, res->lease, a->lease_ttl, ttl);
+	a->lease_ttl = ttl;
 }
 
 static void fence(struct ha_agent *a, const char *why);
@@ -1517,6 +1536,7 @@ static void on_renewed(void *arg, int status, const struct rs_result *res)
 	if (!a->leader || a->closing)
 		return;
 	if (status == 0 && res->code == 0) {
+		lease_ttl_from(a, res);
 		uint64_t until = a->renew_sent_ms + lease_valid_span(a);
 		if (until > a->valid_until_ms)
 			a->valid_until_ms = until;
@@ -1562,6 +1582,8 @@ static void on_acquire_grant(void *arg, int status, const struct rs_result *res)
 		return;
 	}
 	a->leader_lease = res->lease;
+	a->lease_ttl = 0;
+	lease_ttl_from(a, res);
 	char key[256];
 	ha_key(key, sizeof key, a->cfg->cluster_name, "leader");
 	struct rs_cmd c = {
@@ -1668,6 +1690,13 @@ static void on_adopt_renewed(void *arg, int status, const struct rs_result *res)
 	a->acquire_inflight = false;
 	if (status != 0 || res->code != 0 || a->closing)
 		return;
+	/* the lease keeps the ttl it was granted with, whoever granted it */
+	a->lease_ttl = 0;
+	lease_ttl_from(a, res);
+	if (a->lease_ttl != a->ttl)
+		log_info("ha[%s] adopted lease %016" PRIx64 " has ttl=%" PRIu64
+			 "ms (this node's ttl is %ums): fencing by the lease's",
+			 a->cfg->node_name, res->lease, a->lease_ttl, a->ttl);
 	if (wd_arm_for(&a->wd, a->acquire_sent_ms, lease_valid_span(a)) != 0 &&
 	    !wd_may_lead(&a->wd)) {
 		log_error("ha[%s] the watchdog is required but unavailable: "
