@@ -166,6 +166,7 @@ struct ha_agent {
 	uint64_t leader_lease;
 	uint64_t valid_until_ms;  /* self-fencing deadline */
 	uint64_t lease_ttl;       /* ms, the held lease's own ttl (store) */
+	bool last_leader_inflight; /* a last_leader put is in flight */
 	bool renew_inflight;
 	uint64_t renew_sent_ms;
 	bool acquire_inflight;
@@ -1606,11 +1607,41 @@ static void on_revoked(void *arg, int status, const struct rs_result *res)
 	(void)res;
 }
 
+/* last_leader names the node that holds the primary lease; the controller
+ * reads it when that lease is gone. While this node leads, every tick
+ * compares the key with our name and writes it again until it says so:
+ * a write lost to a Raft leader change, a timeout, or an older primary's
+ * put that committed late is repaired within a loop_wait (the controller
+ * does not trust the key blindly either: ha_decide.c). */
 static void on_last_leader(void *arg, int status, const struct rs_result *res)
 {
-	(void)arg;
-	(void)status;
-	(void)res;
+	struct ha_agent *a = arg;
+	a->last_leader_inflight = false;
+	int rv = status ? status : res->code;
+	if (rv != 0 && !a->closing)
+		log_warn("ha[%s] writing last_leader failed: %s (retried next "
+			 "tick)",
+			 a->cfg->node_name, err_str(rv));
+}
+
+static void last_leader_sync(struct ha_agent *a)
+{
+	if (!a->leader || a->last_leader_inflight || a->closing)
+		return;
+	char last[HA_NAME_MAX + 1] = "";
+	if (read_key(a, "last_leader", last, sizeof last, NULL, NULL) &&
+	    strcmp(last, a->cfg->node_name) == 0)
+		return;
+	char key[256];
+	ha_key(key, sizeof key, a->cfg->cluster_name, "last_leader");
+	struct rs_cmd c = {
+		.op = RS_OP_PUT,
+		.key = { key, (uint32_t)strlen(key) },
+		.value = { a->cfg->node_name,
+			   (uint32_t)strlen(a->cfg->node_name) },
+	};
+	if (agent_submit(a, &c, STORE_TIMEOUT_MS, on_last_leader, a) == 0)
+		a->last_leader_inflight = true;
 }
 
 static void on_leader_put(void *arg, int status, const struct rs_result *res)
@@ -1645,15 +1676,7 @@ static void on_leader_put(void *arg, int status, const struct rs_result *res)
 	arm_fence_timer(a);
 	log_info("ha[%s] took the primary lease %016" PRIx64,
 		 a->cfg->node_name, a->leader_lease);
-	char key[256];
-	ha_key(key, sizeof key, a->cfg->cluster_name, "last_leader");
-	struct rs_cmd c = {
-		.op = RS_OP_PUT,
-		.key = { key, (uint32_t)strlen(key) },
-		.value = { a->cfg->node_name,
-			   (uint32_t)strlen(a->cfg->node_name) },
-	};
-	agent_submit(a, &c, STORE_TIMEOUT_MS, on_last_leader, a);
+	last_leader_sync(a);
 	tick(a);
 }
 
@@ -1714,20 +1737,6 @@ static void on_adopt_renewed(void *arg, int status, const struct rs_result *res)
 		bool handed = last[0] && strcmp(last, a->cfg->node_name) != 0;
 		snprintf(a->promote_reason, sizeof a->promote_reason, "%s",
 			 handed ? "switchover" : "restart");
-		if (handed) {
-			/* record who leads now, as a lease taker does */
-			char key[256];
-			ha_key(key, sizeof key, a->cfg->cluster_name,
-			       "last_leader");
-			struct rs_cmd c = {
-				.op = RS_OP_PUT,
-				.key = { key, (uint32_t)strlen(key) },
-				.value = { a->cfg->node_name,
-					   (uint32_t)strlen(a->cfg->node_name) },
-			};
-			agent_submit(a, &c, STORE_TIMEOUT_MS, on_last_leader,
-				  a);
-		}
 	}
 	a->valid_until_ms = a->acquire_sent_ms + lease_valid_span(a);
 	arm_fence_timer(a);
@@ -2842,6 +2851,7 @@ static void tick(struct ha_agent *a)
 	refresh_view(a);
 	observe(a);
 	renew(a);
+	last_leader_sync(a);
 	if (pgc_node_state(a->pg) == PGC_PM_RUNNING && !a->probe_inflight) {
 		if (pgc_node_probe(a->pg, PROBE_TIMEOUT_MS, on_probe, a) == 0) {
 			a->probe_inflight = true;
