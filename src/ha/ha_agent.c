@@ -167,6 +167,12 @@ struct ha_agent {
 	uint64_t valid_until_ms;  /* self-fencing deadline */
 	uint64_t lease_ttl;       /* ms, the held lease's own ttl (store) */
 	bool last_leader_inflight; /* a last_leader put is in flight */
+	struct cfg_ha ha;         /* the cluster's [ha] in effect (store) */
+	uint64_t ha_rev;          /* mod revision of the config key read */
+	bool ha_known;            /* ha came from the store */
+	bool ha_bad;              /* the store's config fails our checks */
+	bool ha_inflight;         /* writing the config key */
+	bool ha_wait_logged;
 	bool renew_inflight;
 	uint64_t renew_sent_ms;
 	bool acquire_inflight;
@@ -312,9 +318,12 @@ static bool read_member(struct ha_agent *a, const char *name,
 	return ok;
 }
 
+static void cluster_ha_refresh(struct ha_agent *a);
+
 static void refresh_view(struct ha_agent *a)
 {
 	char buf[512];
+	cluster_ha_refresh(a);
 	a->initialized = read_key(a, "initialize", a->init_sysid,
 				  sizeof a->init_sysid, NULL, NULL);
 	a->has_leader = read_key(a, "leader", a->leader_name,
@@ -337,6 +346,116 @@ static void refresh_view(struct ha_agent *a)
 	}
 	a->leader_rec_ok = a->has_leader &&
 			   read_member(a, a->leader_name, &a->leader_rec);
+}
+
+/* ------------------------------------------------------------------ */
+/* The cluster-wide [ha]                                                */
+/* ------------------------------------------------------------------ */
+
+/* The config key holds the cluster's [ha] (src/config/cfg.h, cfg_ha_*).
+ * The first node that finds it missing writes its own ini's (create-only:
+ * of nodes starting together one wins), and no node takes or adopts the
+ * primary lease before it has read the key: every lease holder counts by
+ * the same ttl, loop_wait and safety_margin, whatever its ini says. A
+ * stored config this node's own settings refuse (its election_timeout or
+ * watchdog make I1/I3 fail) keeps this node from leading, loudly. */
+static void on_cluster_ha_written(void *arg, int status,
+				  const struct rs_result *res)
+{
+	struct ha_agent *a = arg;
+	a->ha_inflight = false;
+	int rv = status ? status : res->code;
+	if (rv == 0)
+		log_info("ha[%s] wrote the cluster's [ha] settings (from %s)",
+			 a->cfg->node_name, a->cfg->path ? a->cfg->path : "ini");
+	else if (rv != ERR_CONFLICT && !a->closing)
+		log_warn("ha[%s] writing the cluster's [ha] settings failed: "
+			 "%s (retried next tick)",
+			 a->cfg->node_name, err_str(rv));
+}
+
+static void cluster_ha_apply(struct ha_agent *a, const struct cfg_ha *h)
+{
+	struct cfg_ha ini;
+	char d[256];
+	cfg_ha_of(a->cfg, &ini);
+	cfg_ha_diff(&ini, h, d, sizeof d);
+	if (d[0])
+		log_warn("ha[%s] [ha] %s in %s differ from the cluster's: the "
+			 "cluster's values are used (key /service/%s/config)",
+			 a->cfg->node_name, d,
+			 a->cfg->path ? a->cfg->path : "the ini",
+			 a->cfg->cluster_name);
+	cfg_ha_diff(&a->ha, h, d, sizeof d);
+	if (d[0] && a->ha_known)
+		log_info("ha[%s] cluster [ha] changed: %s", a->cfg->node_name,
+			 d);
+	bool wait_changed = h->loop_wait_ms != a->loop_wait;
+	a->ha = *h;
+	a->ttl = h->ttl_ms;
+	a->loop_wait = h->loop_wait_ms;
+	a->margin = h->safety_margin_ms;
+	if (wait_changed && uv_is_active((uv_handle_t *)&a->tick))
+		uv_timer_set_repeat(&a->tick, a->loop_wait);
+	a->ha_known = true;
+	a->ha_bad = false;
+}
+
+static void cluster_ha_refresh(struct ha_agent *a)
+{
+	char key[256], err[256];
+	ha_key(key, sizeof key, a->cfg->cluster_name, "config");
+	struct rs_kv *kvs = NULL;
+	size_t n = 0;
+	uint64_t rev;
+	if (rs_fsm_range(rs_store_fsm(a->store), key, strlen(key), false, 1,
+			 &kvs, &n, &rev) != 0)
+		return;
+	if (n == 1 && kvs[0].mod_rev != a->ha_rev) {
+		struct cfg_ha h;
+		a->ha_rev = kvs[0].mod_rev;
+		if (cfg_ha_from_json(a->cfg, kvs[0].value, &h, err,
+				     sizeof err) == 0) {
+			cluster_ha_apply(a, &h);
+		} else {
+			a->ha_bad = true;
+			log_error("ha[%s] %s: this node will not lead until the "
+				  "cluster's [ha] or its own settings change",
+				  a->cfg->node_name, err);
+		}
+	} else if (n == 0 && !a->ha_inflight && !a->closing) {
+		char js[1024];
+		int len = cfg_ha_to_json(&a->ha, js, sizeof js);
+		struct rs_cmd c = {
+			.op = RS_OP_PUT,
+			.flags = RS_CMD_HAS_PREV,
+			.prev_rev = 0,
+			.key = { key, (uint32_t)strlen(key) },
+			.value = { js, len > 0 ? (uint32_t)len : 0 },
+		};
+		if (len > 0 && agent_submit(a, &c, STORE_TIMEOUT_MS,
+					    on_cluster_ha_written, a) == 0)
+			a->ha_inflight = true;
+	}
+	rs_kvs_free(kvs, n);
+}
+
+/* May this node take or adopt the primary lease, as far as the cluster's
+ * settings go? */
+static bool cluster_ha_ready(struct ha_agent *a)
+{
+	if (a->ha_known && !a->ha_bad) {
+		a->ha_wait_logged = false;
+		return true;
+	}
+	if (!a->ha_wait_logged)
+		log_info("ha[%s] not leading: %s", a->cfg->node_name,
+			 a->ha_bad ? "the cluster's [ha] settings fail this "
+				     "node's checks"
+				   : "the cluster's [ha] settings are not "
+				     "in the store yet");
+	a->ha_wait_logged = true;
+	return false;
 }
 
 /* ------------------------------------------------------------------ */
@@ -391,12 +510,12 @@ static void sync_format(struct ha_agent *a, char *buf, size_t len)
 {
 	if (!a->sync_applied_set || a->nsync_applied == 0 ||
 	    a->sync_applied_k == 0) {
-		if (a->cfg->pg.synchronous_mode == CFG_SYNC_STRICT)
+		if (a->ha.synchronous_mode == CFG_SYNC_STRICT)
 			snprintf(buf, len,
 				 "synchronous_standby_names=ANY %u "
 				 "(\"pgwarden_no_standby\")",
-				 a->cfg->pg.synchronous_node_count
-					 ? a->cfg->pg.synchronous_node_count
+				 a->ha.synchronous_node_count
+					 ? a->ha.synchronous_node_count
 					 : 1);
 		else
 			snprintf(buf, len, "synchronous_standby_names=");
@@ -440,7 +559,7 @@ static const char **build_params(struct ha_agent *a)
 	char cn[128];
 	snprintf(cn, sizeof cn, "cluster_name=%s", a->cfg->cluster_name);
 	p[k++] = mem_strdup(cn);
-	if (a->cfg->pg.synchronous_mode != CFG_SYNC_OFF && a->initialized) {
+	if (a->ha.synchronous_mode != CFG_SYNC_OFF && a->initialized) {
 		/* also on replicas: it takes effect the moment one is
 		 * promoted. Not while bootstrapping: there is no standby yet
 		 * and initdb's roles must commit. */
@@ -512,7 +631,7 @@ static void sync_desired(struct ha_agent *a, bool primary_view,
 			    m.tags.nosync)
 				continue;
 			if (primary_view &&
-			    a->cfg->pg.synchronous_mode == CFG_SYNC_ON &&
+			    a->ha.synchronous_mode == CFG_SYNC_ON &&
 			    !(m.role == HA_ROLE_REPLICA &&
 			      m.state == HA_ST_STREAMING))
 				continue;
@@ -521,7 +640,7 @@ static void sync_desired(struct ha_agent *a, bool primary_view,
 		}
 		rs_kvs_free(kvs, nk);
 	}
-	if (a->cfg->pg.synchronous_mode == CFG_SYNC_STRICT) {
+	if (a->ha.synchronous_mode == CFG_SYNC_STRICT) {
 		/* strict lists every member of the cluster, running or not:
 		 * a stopped node's record is gone, its membership is not */
 		struct rs_member *ms = NULL;
@@ -556,10 +675,10 @@ static void sync_desired(struct ha_agent *a, bool primary_view,
 		}
 	}
 	qsort(names, *n, 64, cmp_name);
-	unsigned want = a->cfg->pg.synchronous_node_count
-				? a->cfg->pg.synchronous_node_count
+	unsigned want = a->ha.synchronous_node_count
+				? a->ha.synchronous_node_count
 				: 1;
-	if (a->cfg->pg.synchronous_mode == CFG_SYNC_ON)
+	if (a->ha.synchronous_mode == CFG_SYNC_ON)
 		*k = *n == 0 ? 0 : (want < *n ? want : (unsigned)*n);
 	else
 		*k = want;
@@ -607,7 +726,7 @@ static void sync_publish(struct ha_agent *a, char names[][64], size_t n,
 		json_array_append_new(arr, json_string(names[i]));
 	json_t *o = json_pack(
 		"{s:s,s:s,s:i,s:o}", "leader", a->cfg->node_name, "mode",
-		a->cfg->pg.synchronous_mode == CFG_SYNC_STRICT ? "strict" : "on",
+		a->ha.synchronous_mode == CFG_SYNC_STRICT ? "strict" : "on",
 		"k", (int)k, "standbys", arr);
 	char *js = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
@@ -660,7 +779,7 @@ static int sync_apply(struct ha_agent *a, char names[][64], size_t n,
 /* On a replica: keep the set it would start with if promoted. */
 static void sync_follow(struct ha_agent *a)
 {
-	if (a->cfg->pg.synchronous_mode == CFG_SYNC_OFF)
+	if (a->ha.synchronous_mode == CFG_SYNC_OFF)
 		return;
 	char names[SYNC_MAX][64];
 	size_t n = 0;
@@ -668,7 +787,7 @@ static void sync_follow(struct ha_agent *a)
 	/* "on": a new primary starts asynchronous and lists standbys as they
 	 * stream from it (the set the old primary published keeps guarding
 	 * failovers meanwhile); "strict": it starts waiting for all others */
-	if (a->cfg->pg.synchronous_mode == CFG_SYNC_STRICT)
+	if (a->ha.synchronous_mode == CFG_SYNC_STRICT)
 		sync_desired(a, false, names, &n, &k);
 	memcpy(a->sync_applied, names, n * 64);
 	a->nsync_applied = n;
@@ -683,7 +802,7 @@ static void sync_follow(struct ha_agent *a)
  * will commit with, so its first commit already waits for a standby. */
 static void sync_before_promote(struct ha_agent *a)
 {
-	if (a->cfg->pg.synchronous_mode == CFG_SYNC_OFF)
+	if (a->ha.synchronous_mode == CFG_SYNC_OFF)
 		return;
 	sync_follow(a);
 	const char **params = build_params(a);
@@ -705,7 +824,7 @@ static void sync_before_promote(struct ha_agent *a)
 /* On the running primary, every tick. */
 static void sync_manage(struct ha_agent *a)
 {
-	if (a->cfg->pg.synchronous_mode == CFG_SYNC_OFF || a->sync_inflight)
+	if (a->ha.synchronous_mode == CFG_SYNC_OFF || a->sync_inflight)
 		return;
 	char names[SYNC_MAX][64];
 	size_t n;
@@ -1682,7 +1801,7 @@ static void on_leader_put(void *arg, int status, const struct rs_result *res)
 
 static void acquire(struct ha_agent *a)
 {
-	if (a->acquire_inflight || a->leader)
+	if (a->acquire_inflight || a->leader || !cluster_ha_ready(a))
 		return;
 	/* The watchdog is armed before the lease is asked for (I3); a node
 	 * whose required watchdog cannot be opened never leads. */
@@ -1747,7 +1866,7 @@ static void on_adopt_renewed(void *arg, int status, const struct rs_result *res)
 
 static void adopt_lease(struct ha_agent *a)
 {
-	if (a->acquire_inflight)
+	if (a->acquire_inflight || !cluster_ha_ready(a))
 		return;
 	struct rs_cmd c = { .op = RS_OP_LEASE_KEEPALIVE,
 			    .lease = a->leader_key_lease };
@@ -2665,9 +2784,7 @@ static void converge(struct ha_agent *a)
 			a->down_since_ms = 0;
 		else if (a->down_since_ms == 0)
 			a->down_since_ms = now;
-		unsigned limit = a->cfg->pg.crash_restart_timeout_ms
-					 ? a->cfg->pg.crash_restart_timeout_ms
-					 : 5000;
+		unsigned limit = a->ha.crash_restart_timeout_ms;
 		if (!up && a->down_since_ms && now - a->down_since_ms > limit &&
 		    a->initialized) {
 			log_error("ha[%s] PostgreSQL did not come back within %u "
@@ -2910,9 +3027,11 @@ int ha_agent_new(uv_loop_t *loop, const struct cfg *cfg,
 	a->cfg = cfg;
 	a->store = store;
 	a->kv = kv;
-	a->ttl = cfg->pg.ttl_ms ? cfg->pg.ttl_ms : 2500;
-	a->loop_wait = cfg->pg.loop_wait_ms ? cfg->pg.loop_wait_ms : 400;
-	a->margin = cfg->pg.safety_margin_ms; /* as checked at load (I1, I3) */
+	/* the ini's [ha] until the store's is read (cluster_ha_refresh) */
+	cfg_ha_of(cfg, &a->ha);
+	a->ttl = a->ha.ttl_ms;
+	a->loop_wait = a->ha.loop_wait_ms;
+	a->margin = a->ha.safety_margin_ms; /* as checked at load (I1, I3) */
 	slot_name_of(cfg->node_name, a->appname, sizeof a->appname);
 	snprintf(a->slot, sizeof a->slot, "pgw_%.58s", a->appname);
 	snprintf(a->log_path, sizeof a->log_path, "%s/postgresql.log",
