@@ -50,6 +50,7 @@
 #include <jansson.h>
 
 #include "err.h"
+#include "failpoint.h"
 #include "ha/ha_fencer.h"
 #include "log.h"
 #include "mem.h"
@@ -197,8 +198,13 @@ struct ha_agent {
 	uint64_t sw_final_lsn;
 	uint64_t sw_deadline_ms;
 	uint64_t sw_key_rev;      /* mod revision of the request handled */
+	uint64_t sw_leader_rev;   /* mod revision of our leader key that the
+				     handover put compares with */
 	struct pgc_conn *sw_conn; /* to the target's PostgreSQL */
 	uv_timer_t sw_timer;
+	uv_timer_t fp_timer;      /* failpoint handover_commit_late */
+	struct rs_cmd fp_cmd;     /* its put (key in fp_key) */
+	char fp_key[256];
 	bool clean_handover;      /* stopped cleanly and handed over: the next
 				     start as a replica needs no pg_rewind */
 	char promote_reason[32];  /* for the history entry */
@@ -2361,13 +2367,9 @@ static void sw_fail(struct ha_agent *a, const char *why)
 	flow_end(a, ERR_CANCELED, why);
 }
 
-static void on_handed_over(void *arg, int status, const struct rs_result *res)
+/* The leader key now names the target: this node no longer leads. */
+static void sw_handed_over(struct ha_agent *a)
 {
-	struct ha_agent *a = arg;
-	if (status != 0 || res->code != 0) {
-		sw_fail(a, "the leader key could not be moved");
-		return;
-	}
 	a->leader = false;
 	a->leader_lease = 0;
 	uv_timer_stop(&a->fence_timer);
@@ -2381,6 +2383,119 @@ static void on_handed_over(void *arg, int status, const struct rs_result *res)
 	flow_end(a, 0, NULL);
 }
 
+/* Resuming as primary after a handover put whose outcome is unknown (a
+ * timeout, a Raft leader change: it may still commit) would let the
+ * target promote beside us. So the outcome is settled first, through the
+ * Raft log: put our own name with the revision the handover compared
+ * with. If that commits, the handover did not, and never can (the
+ * revision moved on): resume. If the compare fails, the key moved: the
+ * handover committed (or the lease went); never resume. Unknown again:
+ * ask again, PostgreSQL stays stopped meanwhile. */
+static void sw_settle(struct ha_agent *a);
+static void on_sw_settle_timer(uv_timer_t *t);
+
+static void on_sw_settled(void *arg, int status, const struct rs_result *res)
+{
+	struct ha_agent *a = arg;
+	if (a->flow != FLOW_SWITCHOVER || a->closing)
+		return;
+	if (status == 0 && res->code == 0) {
+		a->leader_rev = res->revision;
+		sw_fail(a, "the handover did not commit (the leader key was "
+			   "claimed back)");
+		return;
+	}
+	if ((status == 0 && res->code != 0) || !a->leader) {
+		/* ERR_CONFLICT: the key moved; ERR_NOTFOUND: the lease is
+		 * gone; !leader: fenced meanwhile */
+		char cur[HA_NAME_MAX + 1] = "";
+		read_key(a, "leader", cur, sizeof cur, NULL, NULL);
+		log_warn("ha[%s] the handover's outcome: the leader key moved "
+			 "(now '%s'): not resuming as primary",
+			 a->cfg->node_name, cur);
+		if (strcmp(cur, a->sw_target) == 0) {
+			sw_handed_over(a);
+			return;
+		}
+		/* gone or someone else's: not ours in any case; rejoin by the
+		 * usual path (pg_rewind if needed) */
+		a->leader = false;
+		a->leader_lease = 0;
+		uv_timer_stop(&a->fence_timer);
+		wd_disarm(&a->wd);
+		sw_cleanup(a);
+		flow_end(a, ERR_CANCELED, "the leader key moved during the "
+					  "handover");
+		return;
+	}
+	log_warn("ha[%s] settling the handover: %s; asking again",
+		 a->cfg->node_name, err_str(status));
+	sw_settle(a);
+}
+
+static void on_sw_settle_timer(uv_timer_t *t)
+{
+	struct ha_agent *a = t->data;
+	if (a->flow == FLOW_SWITCHOVER && !a->closing)
+		sw_settle(a);
+}
+
+static void sw_settle(struct ha_agent *a)
+{
+	char key[256];
+	ha_key(key, sizeof key, a->cfg->cluster_name, "leader");
+	struct rs_cmd c = {
+		.op = RS_OP_PUT,
+		.flags = RS_CMD_HAS_PREV,
+		.prev_rev = a->sw_leader_rev,
+		.key = { key, (uint32_t)strlen(key) },
+		.value = { a->cfg->node_name,
+			   (uint32_t)strlen(a->cfg->node_name) },
+		.lease = a->leader_lease,
+	};
+	if (agent_submit(a, &c, STORE_TIMEOUT_MS, on_sw_settled, a) != 0) {
+		/* not even submitted: nothing can commit from this attempt,
+		 * but the handover's own put still may: try again */
+		uv_timer_start(&a->sw_timer, on_sw_settle_timer, 200, 0);
+	}
+}
+
+static void on_handed_over(void *arg, int status, const struct rs_result *res)
+{
+	struct ha_agent *a = arg;
+	/* tests: the put committed, its answer is lost on the way */
+	if (status == 0 && res->code == 0 && failpoint("handover_reply_lost"))
+		status = ERR_TIMEOUT;
+	if (status == 0 && res->code == 0) {
+		sw_handed_over(a);
+		return;
+	}
+	if (status == 0) {
+		/* applied and refused (the compare failed): it did not commit */
+		sw_fail(a, "the leader key could not be moved");
+		return;
+	}
+	log_warn("ha[%s] handover to %s: %s, its outcome is unknown: "
+		 "settling it before anything else",
+		 a->cfg->node_name, a->sw_target, err_str(status));
+	sw_settle(a);
+}
+
+static void on_fp_late_put(uv_timer_t *t)
+{
+	struct ha_agent *a = t->data;
+	if (!a->closing)
+		agent_submit(a, &a->fp_cmd, STORE_TIMEOUT_MS, on_revoked, a);
+}
+
+static void on_fp_handover_timeout(uv_timer_t *t)
+{
+	struct ha_agent *a = t->data;
+	struct rs_result res = { 0 };
+	if (a->flow == FLOW_SWITCHOVER && !a->closing)
+		on_handed_over(a, ERR_TIMEOUT, &res);
+}
+
 static void hand_over(struct ha_agent *a)
 {
 	char key[256], cur[HA_NAME_MAX + 1];
@@ -2390,6 +2505,7 @@ static void hand_over(struct ha_agent *a)
 		sw_fail(a, "the leader key changed meanwhile");
 		return;
 	}
+	a->sw_leader_rev = rev;
 	ha_key(key, sizeof key, a->cfg->cluster_name, "leader");
 	struct rs_cmd c = {
 		.op = RS_OP_PUT,
@@ -2399,6 +2515,19 @@ static void hand_over(struct ha_agent *a)
 		.value = { a->sw_target, (uint32_t)strlen(a->sw_target) },
 		.lease = a->leader_lease,
 	};
+	if (failpoint("handover_commit_late")) {
+		/* tests: the put is held back (as in a Raft leader that stops
+		 * before it answers) and commits after the primary's wait for
+		 * it timed out */
+		a->fp_cmd = c;
+		snprintf(a->fp_key, sizeof a->fp_key, "%s", key);
+		a->fp_cmd.key.p = a->fp_key;
+		uv_timer_start(&a->fp_timer, on_fp_late_put, STORE_TIMEOUT_MS + 2500,
+			       0);
+		uv_timer_start(&a->sw_timer, on_fp_handover_timeout,
+			       STORE_TIMEOUT_MS, 0);
+		return;
+	}
 	if (agent_submit(a, &c, STORE_TIMEOUT_MS, on_handed_over, a) != 0)
 		sw_fail(a, "the store refused the handover");
 }
@@ -3078,7 +3207,9 @@ int ha_agent_new(uv_loop_t *loop, const struct cfg *cfg,
 	a->watch.data = a;
 	uv_timer_init(loop, &a->sw_timer);
 	a->sw_timer.data = a;
-	a->open_handles = 4;
+	uv_timer_init(loop, &a->fp_timer);
+	a->fp_timer.data = a;
+	a->open_handles = 5;
 	*out = a;
 	return 0;
 }
@@ -3228,6 +3359,8 @@ static void close_handles(struct ha_agent *a)
 	uv_close((uv_handle_t *)&a->watch, on_handle_closed);
 	uv_timer_stop(&a->sw_timer);
 	uv_close((uv_handle_t *)&a->sw_timer, on_handle_closed);
+	uv_timer_stop(&a->fp_timer);
+	uv_close((uv_handle_t *)&a->fp_timer, on_handle_closed);
 	pgc_conn_free(a->sw_conn);
 	a->sw_conn = NULL;
 	uv_close((uv_handle_t *)&a->tick, on_handle_closed);
