@@ -296,6 +296,17 @@ fo_window_of() {
 	fo_windows "$@" | awk -v p="$port" -v c="$col" '$1 == p { n++; v = $c } END { if (n != 1) exit 1; print v }'
 }
 
+# fo_check_pg_conf: no PostgreSQL log of this test says its configuration
+# contains errors (pgwarden's reloads never ask for a restart-only change)
+fo_check_pg_conf() {
+	local i bad
+	for ((i = 1; i <= PG_NODES; i++)); do
+		bad=$(grep -h -B1 'contains errors' "$(pg_log "$i")" 2>/dev/null | head -n 4 || true)
+		[[ -z $bad ]] || fail "node$i's PostgreSQL log: $bad"
+	done
+	log "no PostgreSQL log reports a configuration error"
+}
+
 # fo_max_gap NAME FROM_US TO_US: the longest time without an
 # acknowledgement between FROM_US and TO_US (ms), and where it started
 fo_max_gap() {
