@@ -33,7 +33,7 @@ struct ha_ctl {
 	char *cluster;
 	unsigned interval_ms;
 	uint64_t maximum_lag;
-	unsigned candidate_timeout_ms;
+	struct ha_ctl_timing t; /* derived from ttl and loop_wait */
 	uv_timer_t timer;
 	bool inflight;
 	bool closing;
@@ -50,7 +50,6 @@ struct ha_ctl {
 		uint64_t changed_ms;
 	} *fresh;
 	size_t nfresh;
-	unsigned stale_ms;
 	/* steady state: a leader holds the key and nothing is pending; while
 	 * the store does not change, there is nothing to look at */
 	bool steady;
@@ -62,7 +61,6 @@ struct ha_ctl {
 	/* the WAL positions asked of the replicas once the lease is gone */
 	struct http_client *client;
 	char *token;
-	unsigned lsn_timeout_ms;
 	enum { POLL_IDLE, POLL_RUNNING, POLL_DONE } poll;
 	uint64_t poll_gen;     /* requests of older polls are ignored */
 	uint64_t poll_start_ms, poll_done_ms;
@@ -71,7 +69,7 @@ struct ha_ctl {
 	struct poll_res {
 		char name[HA_NAME_MAX + 1];
 		bool ok;
-		uint64_t received, replayed;
+		struct ha_lsn_pos pos;
 		char err[96];
 	} *poll_res;
 	size_t npoll;
@@ -121,7 +119,7 @@ static bool is_fresh(struct ha_ctl *c, const struct ha_member *m, uint64_t now)
 			f->seq = m->seq;
 			f->changed_ms = now;
 		}
-		return f->changed_ms != 0 && now - f->changed_ms <= c->stale_ms;
+		return f->changed_ms != 0 && now - f->changed_ms <= c->t.stale_ms;
 	}
 	struct fresh *n = mem_realloc(c->fresh, (c->nfresh + 1) * sizeof *n);
 	if (!n)
@@ -140,10 +138,22 @@ static bool is_fresh(struct ha_ctl *c, const struct ha_member *m, uint64_t now)
 static void look(struct ha_ctl *c);
 static void maybe_closed(struct ha_ctl *c);
 
-/* The Raft leader moves off the primary's node this long after it became
- * the ready leader, and tries again at most this often. */
-#define MOVE_AFTER_MS 2000u
-#define MOVE_RETRY_MS 5000u
+void ha_ctl_timing(unsigned ttl_ms, unsigned loop_wait_ms, unsigned interval_ms,
+		   struct ha_ctl_timing *t)
+{
+	/* docs/architecture.md, "Controller timing": each formula's reason */
+	unsigned report = HA_REPORT_INTERVAL_MS;
+	t->stale_ms = ttl_ms > 2 * report ? ttl_ms : 2 * report;
+	t->candidate_timeout_ms = 4 * ttl_ms;
+	t->lsn_timeout_ms = 3 * loop_wait_ms / 4 > 100 ? 3 * loop_wait_ms / 4
+							: 100;
+	t->poll_reuse_ms = report;
+	t->pending_ms = report + loop_wait_ms + interval_ms;
+	t->move_after_ms = 5 * loop_wait_ms;
+	t->move_retry_ms = 2 * ttl_ms;
+	t->move_check_ms = report;
+	t->write_timeout_ms = 4 * ttl_ms / 5;
+}
 
 static void on_moved(void *arg, int status, const struct rs_result *res)
 {
@@ -163,9 +173,9 @@ static void on_moved(void *arg, int status, const struct rs_result *res)
 static void move_leader_off_primary(struct ha_ctl *c, uint64_t now)
 {
 	if (!c->move_raft_leader || !c->self || c->move_inflight ||
-	    now - c->ready_ms < MOVE_AFTER_MS ||
-	    (c->move_tried_ms && now - c->move_tried_ms < MOVE_RETRY_MS) ||
-	    now - c->move_checked_ms < 1000)
+	    now - c->ready_ms < c->t.move_after_ms ||
+	    (c->move_tried_ms && now - c->move_tried_ms < c->t.move_retry_ms) ||
+	    now - c->move_checked_ms < c->t.move_check_ms)
 		return;
 	c->move_checked_ms = now;
 	char *leader = get_key(c, "leader", NULL);
@@ -202,9 +212,6 @@ static void move_leader_off_primary(struct ha_ctl *c, uint64_t now)
 		c->move_inflight++;
 }
 
-/* How long the answers of one poll stand in for the members' records. */
-#define POLL_REUSE_MS 1000u
-
 struct poll_req {
 	struct ha_ctl *c;
 	uint64_t gen;
@@ -223,10 +230,10 @@ static void poll_finish(struct ha_ctl *c)
 		int n = r->ok ? snprintf(line + off, sizeof line - off,
 					 "%s%s=%X/%X,%X/%X", i ? " " : "",
 					 r->name,
-					 (unsigned)(r->received >> 32),
-					 (unsigned)r->received,
-					 (unsigned)(r->replayed >> 32),
-					 (unsigned)r->replayed)
+					 (unsigned)(r->pos.received >> 32),
+					 (unsigned)r->pos.received,
+					 (unsigned)(r->pos.replayed >> 32),
+					 (unsigned)r->pos.replayed)
 			      : snprintf(line + off, sizeof line - off,
 					 "%s%s=(%s)", i ? " " : "", r->name,
 					 r->err);
@@ -238,6 +245,40 @@ static void poll_finish(struct ha_ctl *c)
 		 c->npoll, c->poll_done_ms - c->poll_start_ms, line);
 }
 
+int ha_ctl_parse_lsn(const char *body, size_t len, struct ha_lsn_pos *out,
+		     char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	json_t *o = json_loadb(body, len, 0, NULL);
+	json_t *rv = o ? json_object_get(o, "lsn_received") : NULL;
+	json_t *pv = o ? json_object_get(o, "lsn_replayed") : NULL;
+	json_t *tv = o ? json_object_get(o, "timeline") : NULL;
+	json_t *ir = o ? json_object_get(o, "in_recovery") : NULL;
+	const char *why = NULL;
+	if (!json_is_object(o))
+		why = "answer is not a JSON object";
+	else if (!json_is_integer(rv) || !json_is_integer(pv))
+		why = "LSN missing or not an integer";
+	else if (json_integer_value(rv) < 0 || json_integer_value(pv) < 0)
+		/* a negative LSN cast to uint64 would win every ranking */
+		why = "negative LSN";
+	else if (tv && (!json_is_integer(tv) || json_integer_value(tv) < 0 ||
+			json_integer_value(tv) > UINT32_MAX))
+		why = "timeline not a 32-bit unsigned integer";
+	else if (!json_is_true(ir))
+		why = "not in recovery";
+	if (why) {
+		snprintf(err, errlen, "%s", why);
+		json_decref(o);
+		return ERR_CORRUPT;
+	}
+	out->received = (uint64_t)json_integer_value(rv);
+	out->replayed = (uint64_t)json_integer_value(pv);
+	out->timeline = tv ? (uint32_t)json_integer_value(tv) : 0;
+	json_decref(o);
+	return 0;
+}
+
 static void on_lsn_answer(void *arg, int err, long status, const char *body,
 			  size_t len)
 {
@@ -247,25 +288,13 @@ static void on_lsn_answer(void *arg, int err, long status, const char *body,
 	if (q->gen == c->poll_gen && c->poll == POLL_RUNNING &&
 	    q->idx < c->npoll) {
 		struct poll_res *r = &c->poll_res[q->idx];
-		json_t *o = err == 0 && status == 200
-				    ? json_loadb(body, len, 0, NULL)
-				    : NULL;
-		json_t *rv = o ? json_object_get(o, "lsn_received") : NULL;
-		json_t *pv = o ? json_object_get(o, "lsn_replayed") : NULL;
-		json_t *ir = o ? json_object_get(o, "in_recovery") : NULL;
-		if (json_is_integer(rv) && json_is_integer(pv) &&
-		    json_is_true(ir)) {
-			r->ok = true;
-			r->received = (uint64_t)json_integer_value(rv);
-			r->replayed = (uint64_t)json_integer_value(pv);
-		} else if (err != 0) {
+		if (err != 0)
 			snprintf(r->err, sizeof r->err, "%s", err_str(err));
-		} else if (status != 200) {
+		else if (status != 200)
 			snprintf(r->err, sizeof r->err, "HTTP %ld", status);
-		} else {
-			snprintf(r->err, sizeof r->err, "not in recovery");
-		}
-		json_decref(o);
+		else
+			r->ok = ha_ctl_parse_lsn(body, len, &r->pos, r->err,
+						 sizeof r->err) == 0;
 		if (--c->poll_pending == 0) {
 			poll_finish(c);
 			if (!c->closing)
@@ -313,7 +342,7 @@ static void poll_start(struct ha_ctl *c, const struct ha_member *ms, size_t n)
 					.idx = c->npoll };
 		c->npoll++;
 		if (http_client_request(c->client, "GET", url, headers, NULL, 0,
-					c->lsn_timeout_ms, on_lsn_answer,
+					c->t.lsn_timeout_ms, on_lsn_answer,
 					q) != 0) {
 			snprintf(r->err, sizeof r->err, "not sent");
 			mem_free(q);
@@ -326,21 +355,35 @@ static void poll_start(struct ha_ctl *c, const struct ha_member *ms, size_t n)
 		poll_finish(c);
 }
 
-/* What the replicas answered, over their records: a position only grows */
+/* What the replicas answered, over their records: a position only grows.
+ * An answer on a newer timeline replaces the record's position; one on an
+ * older timeline than the record (a record written after the answer) is
+ * ignored. An answer without a timeline (0, unknown) only raises LSNs. */
+void ha_ctl_apply_lsn(struct ha_member *m, const struct ha_lsn_pos *p)
+{
+	if (p->timeline && m->timeline && p->timeline < m->timeline)
+		return;
+	if (p->timeline > m->timeline) {
+		m->timeline = p->timeline;
+		m->lsn_received = p->received;
+		m->lsn_replayed = p->replayed;
+		return;
+	}
+	if (p->received > m->lsn_received)
+		m->lsn_received = p->received;
+	if (p->replayed > m->lsn_replayed)
+		m->lsn_replayed = p->replayed;
+}
+
 static void poll_apply(const struct ha_ctl *c, struct ha_member *ms, size_t n)
 {
 	for (size_t i = 0; i < c->npoll; i++) {
 		const struct poll_res *r = &c->poll_res[i];
 		if (!r->ok)
 			continue;
-		for (size_t j = 0; j < n; j++) {
-			if (strcmp(ms[j].name, r->name) != 0)
-				continue;
-			if (r->received > ms[j].lsn_received)
-				ms[j].lsn_received = r->received;
-			if (r->replayed > ms[j].lsn_replayed)
-				ms[j].lsn_replayed = r->replayed;
-		}
+		for (size_t j = 0; j < n; j++)
+			if (strcmp(ms[j].name, r->name) == 0)
+				ha_ctl_apply_lsn(&ms[j], &r->pos);
 	}
 }
 
@@ -382,7 +425,7 @@ static void look(struct ha_ctl *c)
 	struct ha_view v;
 	memset(&v, 0, sizeof v);
 	v.maximum_lag = c->maximum_lag;
-	v.candidate_timeout_ms = c->candidate_timeout_ms;
+	v.candidate_timeout_ms = c->t.candidate_timeout_ms;
 	char *s;
 	if ((s = get_key(c, "pause", NULL))) {
 		v.paused = true;
@@ -498,7 +541,7 @@ static void look(struct ha_ctl *c)
 			if (c->fresh[i].changed_ms > c->leader_gone_ms)
 				v.last_leader_recent = true;
 			/* its record exists (seen, maybe not yet changed) */
-			if (now - c->ready_ms < 1500)
+			if (now - c->ready_ms < c->t.pending_ms)
 				v.last_leader_pending = true;
 		}
 	}
@@ -511,7 +554,7 @@ static void look(struct ha_ctl *c)
 			c->poll = POLL_IDLE;
 	} else {
 		if (c->poll == POLL_DONE &&
-		    now_ms() - c->poll_done_ms > POLL_REUSE_MS)
+		    now_ms() - c->poll_done_ms > c->t.poll_reuse_ms)
 			c->poll = POLL_IDLE;
 		if (c->poll == POLL_IDLE)
 			poll_start(c, ms, nm);
@@ -577,7 +620,7 @@ static void look(struct ha_ctl *c)
 	}
 	cmd.key.p = key;
 	cmd.key.len = (uint32_t)strlen(key);
-	if (kv_submit(c->kv, &cmd, 2000, on_written, c) == 0)
+	if (kv_submit(c->kv, &cmd, c->t.write_timeout_ms, on_written, c) == 0)
 		c->inflight = true;
 	mem_free(val);
 	mem_free(ms);
@@ -603,13 +646,14 @@ int ha_ctl_new(uv_loop_t *loop, struct rs_store *store, struct kv *kv,
 		return ERR_NOMEM;
 	}
 	c->interval_ms = o->interval_ms ? o->interval_ms : 100;
-	c->stale_ms = o->stale_ms ? o->stale_ms : 2500;
 	c->maximum_lag = o->maximum_lag;
-	c->candidate_timeout_ms = o->candidate_timeout_ms;
+	/* the configuration's defaults when a caller (a test) gives none */
+	ha_ctl_timing(o->ttl_ms ? o->ttl_ms : 2500,
+		      o->loop_wait_ms ? o->loop_wait_ms : 400, c->interval_ms,
+		      &c->t);
 	c->client = o->client;
 	c->self = o->self;
 	c->move_raft_leader = o->move_raft_leader;
-	c->lsn_timeout_ms = o->lsn_timeout_ms ? o->lsn_timeout_ms : 300;
 	if (o->token && !(c->token = mem_strdup(o->token))) {
 		mem_free(c->cluster);
 		mem_free(c);

@@ -2431,6 +2431,204 @@ static void test_decide_matches_oracle(void **state)
 	assert_true(manual > 150);
 }
 
+/* ------------------------------------------------------------------ */
+/* Controller: the answer to GET /internal/lsn, and the timing          */
+/* ------------------------------------------------------------------ */
+
+static int parse_lsn(const char *s, struct ha_lsn_pos *p, char *err)
+{
+	memset(p, 0x5A, sizeof *p);
+	return ha_ctl_parse_lsn(s, strlen(s), p, err, 96);
+}
+
+static void test_ctl_parse_lsn(void **state)
+{
+	(void)state;
+	struct ha_lsn_pos p;
+	char err[96];
+	assert_int_equal(parse_lsn("{\"name\":\"b\",\"in_recovery\":true,"
+				   "\"timeline\":3,\"lsn_received\":5000,"
+				   "\"lsn_replayed\":4000,\"lsn_current\":0}",
+				   &p, err),
+			 0);
+	assert_int_equal(p.timeline, 3);
+	assert_true(p.received == 5000 && p.replayed == 4000);
+	/* the largest LSN JSON can carry */
+	assert_int_equal(parse_lsn("{\"in_recovery\":true,\"lsn_received\":"
+				   "9223372036854775807,\"lsn_replayed\":0}",
+				   &p, err),
+			 0);
+	assert_true(p.received == INT64_MAX && p.timeline == 0);
+	/* refused: each of these would rank the member by a number it never
+	 * reported; a negative one cast to uint64 would win any ranking */
+	static const char *const bad[] = {
+		"{\"in_recovery\":true,\"lsn_received\":-1,\"lsn_replayed\":0}",
+		"{\"in_recovery\":true,\"lsn_received\":0,\"lsn_replayed\":-5}",
+		"{\"in_recovery\":true,\"lsn_received\":-9223372036854775808,"
+		"\"lsn_replayed\":1}",
+		"{\"in_recovery\":true,\"lsn_received\":\"0/3000060\","
+		"\"lsn_replayed\":1}",
+		"{\"in_recovery\":true,\"lsn_received\":1.5e20,"
+		"\"lsn_replayed\":1}",
+		"{\"in_recovery\":true,\"lsn_received\":18446744073709551615,"
+		"\"lsn_replayed\":1}",
+		"{\"in_recovery\":true,\"lsn_replayed\":1}",
+		"{\"in_recovery\":true,\"lsn_received\":null,"
+		"\"lsn_replayed\":1}",
+		"{\"in_recovery\":true,\"lsn_received\":1,\"lsn_replayed\":1,"
+		"\"timeline\":-1}",
+		"{\"in_recovery\":true,\"lsn_received\":1,\"lsn_replayed\":1,"
+		"\"timeline\":4294967296}",
+		"{\"in_recovery\":true,\"lsn_received\":1,\"lsn_replayed\":1,"
+		"\"timeline\":\"2\"}",
+		"{\"in_recovery\":false,\"lsn_received\":1,\"lsn_replayed\":1}",
+		"{\"lsn_received\":1,\"lsn_replayed\":1}",
+		"[1,2]",
+		"",
+		"not json",
+		"{\"in_recovery\":true,\"lsn_received\":1,\"lsn_replayed\":1",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		err[0] = '\0';
+		if (parse_lsn(bad[i], &p, err) != ERR_CORRUPT) {
+			print_error("accepted: %s\n", bad[i]);
+			fail();
+		}
+		assert_true(err[0] != '\0');
+		assert_true(p.received == 0 && p.replayed == 0 &&
+			    p.timeline == 0);
+	}
+	assert_int_equal(parse_lsn("{\"in_recovery\":true,\"lsn_received\":-1,"
+				   "\"lsn_replayed\":0}",
+				   &p, err),
+			 ERR_CORRUPT);
+	assert_string_equal(err, "negative LSN");
+}
+
+/* A refused answer is never applied, so a replica with a negative answer
+ * is ranked by its record; and a record with a negative LSN decodes to 0
+ * (ha_member.c): neither wins a failover. */
+static void test_ctl_negative_lsn_never_wins(void **state)
+{
+	(void)state;
+	struct ha_member ms[2];
+	const char *rec_a = "{\"name\":\"a\",\"role\":\"replica\",\"state\":"
+			    "\"streaming\",\"sysid\":\"" SYS "\",\"lsn\":"
+			    "{\"received\":-1,\"replayed\":-1,\"current\":-7}}";
+	const char *rec_b = "{\"name\":\"b\",\"role\":\"replica\",\"state\":"
+			    "\"streaming\",\"sysid\":\"" SYS "\",\"lsn\":"
+			    "{\"received\":300,\"replayed\":300}}";
+	assert_int_equal(ha_member_decode(rec_a, strlen(rec_a), &ms[0]), 0);
+	assert_int_equal(ha_member_decode(rec_b, strlen(rec_b), &ms[1]), 0);
+	assert_true(ha_member_lsn(&ms[0]) == 0);
+	struct ha_lsn_pos p;
+	char err[96];
+	if (parse_lsn("{\"in_recovery\":true,\"lsn_received\":-2,"
+		      "\"lsn_replayed\":-2}",
+		      &p, err) == 0)
+		ha_ctl_apply_lsn(&ms[0], &p);
+	struct ha_view v = { INIT, .maximum_lag = UINT64_MAX,
+			     .candidate_timeout_ms = 1 };
+	v.members = ms;
+	v.nmembers = 2;
+	struct ha_action act;
+	decide(&v, &act);
+	assert_int_equal(act.kind, HA_ACT_SET_CANDIDATE);
+	assert_string_equal(act.name, "b");
+}
+
+static void test_ctl_apply_lsn(void **state)
+{
+	(void)state;
+	struct ha_member m;
+	memset(&m, 0, sizeof m);
+	m.timeline = 2;
+	m.lsn_received = 500;
+	m.lsn_replayed = 400;
+	/* same timeline: only grows */
+	struct ha_lsn_pos p = { 2, 450, 450 };
+	ha_ctl_apply_lsn(&m, &p);
+	assert_true(m.lsn_received == 500 && m.lsn_replayed == 450);
+	/* no timeline in the answer: only grows */
+	p = (struct ha_lsn_pos){ 0, 600, 10 };
+	ha_ctl_apply_lsn(&m, &p);
+	assert_true(m.timeline == 2 && m.lsn_received == 600 &&
+		    m.lsn_replayed == 450);
+	/* older timeline than the record: ignored */
+	p = (struct ha_lsn_pos){ 1, 9000, 9000 };
+	ha_ctl_apply_lsn(&m, &p);
+	assert_true(m.timeline == 2 && m.lsn_received == 600);
+	/* newer timeline: replaces */
+	p = (struct ha_lsn_pos){ 3, 100, 90 };
+	ha_ctl_apply_lsn(&m, &p);
+	assert_true(m.timeline == 3 && m.lsn_received == 100 &&
+		    m.lsn_replayed == 90);
+}
+
+/* The controller's constants follow ttl and loop_wait; the defaults give
+ * the values used before they were derived. */
+static void test_ctl_timing_follows_config(void **state)
+{
+	(void)state;
+	struct ha_ctl_timing t;
+	ha_ctl_timing(2500, 400, 100, &t);
+	assert_int_equal(t.stale_ms, 2500);
+	assert_int_equal(t.candidate_timeout_ms, 10000);
+	assert_int_equal(t.lsn_timeout_ms, 300);
+	assert_int_equal(t.poll_reuse_ms, 1000);
+	assert_int_equal(t.pending_ms, 1500);
+	assert_int_equal(t.move_after_ms, 2000);
+	assert_int_equal(t.move_retry_ms, 5000);
+	assert_int_equal(t.move_check_ms, 1000);
+	assert_int_equal(t.write_timeout_ms, 2000);
+
+	/* a longer lease and loop: everything that depends on them grows */
+	ha_ctl_timing(6000, 1000, 100, &t);
+	assert_int_equal(t.stale_ms, 6000);
+	assert_int_equal(t.candidate_timeout_ms, 24000);
+	assert_int_equal(t.lsn_timeout_ms, 750);
+	assert_int_equal(t.pending_ms, 2100);
+	assert_int_equal(t.move_after_ms, 5000);
+	assert_int_equal(t.move_retry_ms, 12000);
+	assert_int_equal(t.write_timeout_ms, 4800);
+
+	/* the shortest lease the configuration accepts (500 ms, loop_wait
+	 * at most ttl/3): a record is never counted stale before the agent
+	 * could have written it twice, and the poll keeps a floor */
+	ha_ctl_timing(500, 100, 100, &t);
+	assert_int_equal(t.stale_ms, 2 * HA_REPORT_INTERVAL_MS);
+	assert_int_equal(t.lsn_timeout_ms, 100);
+	assert_int_equal(t.candidate_timeout_ms, 2000);
+	assert_int_equal(t.move_after_ms, 500);
+	assert_int_equal(t.move_retry_ms, 1000);
+
+	/* the orderings the docs rely on, over a range of settings */
+	for (unsigned ttl = 500; ttl <= 60000; ttl += 250) {
+		for (unsigned loop = 10; loop <= ttl / 3; loop += 97) {
+			ha_ctl_timing(ttl, loop, 100, &t);
+			/* a live node is never stale between two reports */
+			assert_true(t.stale_ms > HA_REPORT_INTERVAL_MS);
+			/* the agents' record of a node outlives its lease
+			 * only briefly: staleness is at most a lease or two
+			 * reports */
+			assert_true(t.stale_ms <= ttl ||
+				    t.stale_ms == 2 * HA_REPORT_INTERVAL_MS);
+			/* waiting for the candidate outlasts a lease */
+			assert_true(t.candidate_timeout_ms > t.stale_ms ||
+				    ttl < 2 * HA_REPORT_INTERVAL_MS);
+			assert_true(t.candidate_timeout_ms > ttl);
+			/* the poll costs less than an agent loop (or 100 ms) */
+			assert_true(t.lsn_timeout_ms < loop ||
+				    t.lsn_timeout_ms == 100);
+			/* a decision write ends before a lease could lapse */
+			assert_true(t.write_timeout_ms < ttl);
+			/* the pending wait covers a report plus a loop */
+			assert_true(t.pending_ms >
+				    HA_REPORT_INTERVAL_MS + loop);
+		}
+	}
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -2455,6 +2653,10 @@ int main(void)
 		cmocka_unit_test(test_decide_reason_strings),
 		cmocka_unit_test(test_decide_long_strings),
 		cmocka_unit_test(test_decide_matches_oracle),
+		cmocka_unit_test(test_ctl_parse_lsn),
+		cmocka_unit_test(test_ctl_negative_lsn_never_wins),
+		cmocka_unit_test(test_ctl_apply_lsn),
+		cmocka_unit_test(test_ctl_timing_follows_config),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
