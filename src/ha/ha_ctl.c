@@ -119,7 +119,8 @@ static bool is_fresh(struct ha_ctl *c, const struct ha_member *m, uint64_t now)
 			f->seq = m->seq;
 			f->changed_ms = now;
 		}
-		return f->changed_ms != 0 && now - f->changed_ms <= c->t.stale_ms;
+		return f->changed_ms != 0 &&
+		       now - f->changed_ms <= c->t.stale_ms;
 	}
 	struct fresh *n = mem_realloc(c->fresh, (c->nfresh + 1) * sizeof *n);
 	if (!n)

@@ -178,9 +178,9 @@ static void decide_sync(const struct ha_view *v, struct ha_action *out)
 	const struct ha_member *top = most_advanced(v, sync_heard);
 	size_t need = v->nsync + 1 > v->sync_k ? v->nsync + 1 - v->sync_k : 1;
 	if (v->has_failover && (v->nsync == 0 || v->sync_k == 0)) {
-		/* The primary ran without a synchronous standby (none was
-		 * streaming): no automatic failover can be safe, but an
-		 * operator may accept the risk and name a node. */
+		/* 9.1: the primary ran without a synchronous standby
+		 * (none was streaming): no automatic failover can be safe,
+		 * but an operator may accept the risk and name a node. */
 		const struct ha_member *m = find(v, v->failover_to);
 		if (m && ours(v, m) && may_lead(m)) {
 			out->kind = HA_ACT_SET_CANDIDATE;
@@ -195,6 +195,7 @@ static void decide_sync(const struct ha_view *v, struct ha_action *out)
 		}
 	}
 	if (v->nsync == 0 || v->sync_k == 0 || heard < need || !top) {
+		/* 9.1, 9.2 */
 		char why[160];
 		snprintf(why, sizeof why,
 			 "synchronous mode: heard from %zu of %zu synchronous "
@@ -210,8 +211,8 @@ static void decide_sync(const struct ha_view *v, struct ha_action *out)
 		set_none(out, why);
 		return;
 	}
-	/* only a standby at the most advanced position may lead: anyone
-	 * behind it could miss an acknowledged commit */
+	/* 9.3: only a standby at the most advanced position may lead:
+	 * anyone behind it could miss an acknowledged commit */
 	if (v->has_failover) {
 		const struct ha_member *m = find(v, v->failover_to);
 		const char *no = NULL;
@@ -237,15 +238,16 @@ static void decide_sync(const struct ha_view *v, struct ha_action *out)
 			 m->name, ha_member_lsn(m), heard, v->nsync);
 		return;
 	}
-	/* The last leader only when it is itself a published standby at the
-	 * top: a last_leader key left stale (its writer's put failed) names
-	 * a node that may lack what the real last primary acknowledged. */
+	/* 9.4: the last leader only when it is itself a published standby
+	 * at the top: a last_leader key left stale (its writer's put failed)
+	 * names a node that may lack what the real last primary
+	 * acknowledged. */
 	const struct ha_member *ll = live_last_leader(v);
 	if (ll && sync_heard(v, ll) && pos_cmp(ll, top) == 0) {
 		name_last_leader(ll, out);
 		return;
 	}
-	const struct ha_member *pick = NULL;
+	const struct ha_member *pick = NULL; /* 9.5 */
 	for (size_t i = 0; i < v->nmembers; i++) {
 		const struct ha_member *m = &v->members[i];
 		if (!ours(v, m) || !sync_heard(v, m) || !may_lead(m) ||
@@ -365,7 +367,7 @@ void ha_decide(const struct ha_view *v, struct ha_action *out)
 		return;
 	}
 
-	/* Just after a Raft leader change (a whole-cluster restart, say) the
+	/* 7: just after a Raft leader change (a whole-cluster restart, say) the
 	 * last primary may simply not have reported twice yet: give it that
 	 * chance before anyone else is promoted. */
 	if (!v->has_failover && v->last_leader_pending &&
@@ -378,7 +380,7 @@ void ha_decide(const struct ha_view *v, struct ha_action *out)
 		return;
 	}
 
-	/* Asynchronous mode. The reference: the most advanced member of this
+	/* 8: asynchronous mode. The reference: the most advanced member of this
 	 * cluster; WAL on an older timeline does not count, and the last LSN
 	 * a primary reported bounds the lag too. */
 	const struct ha_member *top = most_advanced(v, NULL);
@@ -386,10 +388,11 @@ void ha_decide(const struct ha_view *v, struct ha_action *out)
 	if (top && ha_member_lsn(top) > ref)
 		ref = ha_member_lsn(top);
 
-	/* An operator named the next primary (no primary is running, or it
-	 * would have handed over itself): honour it if that node can lead,
-	 * whatever its lag — but never a nofailover node, never another
-	 * cluster's data, never a node on a timeline the cluster left. */
+	/* 8.1: an operator named the next primary (no primary is running,
+	 * or it would have handed over itself): honour it if that node can
+	 * lead, whatever its lag — but never a nofailover node, never
+	 * another cluster's data, never a node on a timeline the cluster
+	 * left. */
 	if (v->has_failover) {
 		const struct ha_member *m = find(v, v->failover_to);
 		const char *no = NULL;
@@ -419,7 +422,7 @@ void ha_decide(const struct ha_view *v, struct ha_action *out)
 		return;
 	}
 
-	/* The last primary, if it reports again with its data and nobody
+	/* 8.2: the last primary, if it reports again with its data and nobody
 	 * holds more WAL, leads again, keeping the timeline — the
 	 * whole-cluster stop and start case. Only then: a last_leader key
 	 * left stale (the put after taking the lease failed) names the
@@ -429,7 +432,7 @@ void ha_decide(const struct ha_view *v, struct ha_action *out)
 		name_last_leader(ll, out);
 		return;
 	}
-	size_t excluded = 0;
+	size_t excluded = 0; /* 8.3 */
 	for (size_t i = 0; i < v->nmembers; i++) {
 		const struct ha_member *m = &v->members[i];
 		if (!ours(v, m) || busy(m))

@@ -1382,7 +1382,8 @@ static const struct scenario scenarios[] = {
 	{ "manual failover to another cluster's data is refused",
 	  { INIT, LAG, .has_failover = true, .failover_to = "b" },
 	  { REP("a", 100),
-	    { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, OTHER, 900, 1, false, 0 } },
+	    { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, OTHER, 900, 1, false,
+	      0 } },
 	  2,
 	  HA_ACT_DROP_FAILOVER,
 	  NULL,
@@ -1703,7 +1704,8 @@ static const struct scenario scenarios[] = {
 	  "refused: synchronous mode: heard from 1 of 2" },
 	{ "sync: empty set, the operator's manual failover is carried out "
 	  "with a warning",
-	  { INIT, LAG, SYNC_EMPTY(1), .has_failover = true, .failover_to = "b" },
+	  { INIT, LAG, SYNC_EMPTY(1), .has_failover = true,
+	    .failover_to = "b" },
 	  { REP("b", 300), REP("c", 400) },
 	  2,
 	  HA_ACT_SET_CANDIDATE,
@@ -1711,7 +1713,8 @@ static const struct scenario scenarios[] = {
 	  "manual",
 	  "may be lost" },
 	{ "sync: empty set, manual failover to a nofailover node is refused",
-	  { INIT, LAG, SYNC_EMPTY(1), .has_failover = true, .failover_to = "b" },
+	  { INIT, LAG, SYNC_EMPTY(1), .has_failover = true,
+	    .failover_to = "b" },
 	  { { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 300, 1, true, 0 } },
 	  1,
 	  HA_ACT_DROP_FAILOVER,
@@ -2078,7 +2081,8 @@ static bool o_in_set(const struct ha_view *v, const struct ha_member *m)
 		char ch = m->name[i];
 		if (ch >= 'A' && ch <= 'Z')
 			ch = (char)(ch - 'A' + 'a');
-		else if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9')))
+		else if (!(ch >= 'a' && ch <= 'z') &&
+			 !(ch >= '0' && ch <= '9'))
 			ch = '_';
 		slot[i] = ch;
 	}
@@ -2329,7 +2333,8 @@ static void random_view(struct ha_view *v, struct ha_member *ms, size_t *n)
 
 static void print_view(const struct ha_view *v)
 {
-	print_error("view: paused=%d init=%d leader=%d:%s cand=%d:%s age=%" PRIu64
+	print_error("view: paused=%d init=%d leader=%d:%s cand=%d:%s "
+		    "age=%" PRIu64
 		    " last=%s recent=%d pending=%d last_lsn=%" PRIu64
 		    " max_lag=%" PRIu64 " failover=%d:%s sync=%d k=%u n=%zu\n",
 		    v->paused, v->initialized, v->has_leader, v->leader,
