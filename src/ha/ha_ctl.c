@@ -667,6 +667,11 @@ int ha_ctl_new(uv_loop_t *loop, struct rs_store *store, struct kv *kv,
 	return 0;
 }
 
+const struct ha_ctl_timing *ha_ctl_timing_of(const struct ha_ctl *c)
+{
+	return &c->t;
+}
+
 void ha_ctl_poke(struct ha_ctl *c)
 {
 	look(c);

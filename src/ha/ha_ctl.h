@@ -102,6 +102,8 @@ struct ha_ctl_options {
 
 int ha_ctl_new(uv_loop_t *loop, struct rs_store *store, struct kv *kv,
 	       const struct ha_ctl_options *o, struct ha_ctl **out);
+/* The constants c runs with (derived from its options at ha_ctl_new). */
+const struct ha_ctl_timing *ha_ctl_timing_of(const struct ha_ctl *c);
 /* Look now (a store change happened); cheap when not the ready leader. */
 void ha_ctl_poke(struct ha_ctl *c);
 void ha_ctl_close(struct ha_ctl *c, void (*cb)(void *arg), void *arg);

@@ -2570,6 +2570,35 @@ static void test_ctl_apply_lsn(void **state)
 		    m.lsn_replayed == 90);
 }
 
+static void on_ctl_closed(void *arg)
+{
+	*(bool *)arg = true;
+}
+
+/* The controller runs with the constants its options' ttl and loop_wait
+ * give (the daemon passes [ha] ttl and loop_wait). */
+static void test_ctl_uses_configured_timing(void **state)
+{
+	(void)state;
+	uv_loop_t loop;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	struct ha_ctl_options o = { .cluster = "main", .ttl_ms = 6000,
+				    .loop_wait_ms = 1000 };
+	struct ha_ctl *c = NULL;
+	assert_int_equal(ha_ctl_new(&loop, NULL, NULL, &o, &c), 0);
+	struct ha_ctl_timing want;
+	ha_ctl_timing(6000, 1000, 100, &want);
+	assert_memory_equal(ha_ctl_timing_of(c), &want, sizeof want);
+	assert_int_equal(ha_ctl_timing_of(c)->candidate_timeout_ms, 24000);
+	bool closed = false;
+	ha_ctl_close(c, on_ctl_closed, &closed);
+	for (int i = 0; i < 100 && !closed; i++)
+		uv_run(&loop, UV_RUN_ONCE);
+	assert_true(closed);
+	ha_ctl_free(c);
+	assert_int_equal(uv_loop_close(&loop), 0);
+}
+
 /* The controller's constants follow ttl and loop_wait; the defaults give
  * the values used before they were derived. */
 static void test_ctl_timing_follows_config(void **state)
@@ -2662,6 +2691,7 @@ int main(void)
 		cmocka_unit_test(test_ctl_negative_lsn_never_wins),
 		cmocka_unit_test(test_ctl_apply_lsn),
 		cmocka_unit_test(test_ctl_timing_follows_config),
+		cmocka_unit_test(test_ctl_uses_configured_timing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
