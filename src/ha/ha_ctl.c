@@ -32,8 +32,10 @@ struct ha_ctl {
 	struct kv *kv;
 	char *cluster;
 	unsigned interval_ms;
-	uint64_t maximum_lag;
-	struct ha_ctl_timing t; /* derived from ttl and loop_wait */
+	const struct cfg *cfg;  /* borrowed */
+	struct cfg_ha ha;       /* the cluster's [ha] in force */
+	uint64_t ha_rev;        /* mod revision of the config key applied */
+	struct ha_ctl_timing t; /* derived from ha's ttl and loop_wait */
 	uv_timer_t timer;
 	bool inflight;
 	bool closing;
@@ -76,7 +78,6 @@ struct ha_ctl {
 	bool timer_closed;
 	/* Raft leadership moved off the primary's node */
 	const char *self;
-	bool move_raft_leader;
 	uint64_t move_tried_ms, move_checked_ms;
 	unsigned move_inflight;
 	void (*close_cb)(void *);
@@ -138,6 +139,7 @@ static bool is_fresh(struct ha_ctl *c, const struct ha_member *m, uint64_t now)
 
 static void look(struct ha_ctl *c);
 static void maybe_closed(struct ha_ctl *c);
+static void follow_stored_config(struct ha_ctl *c);
 
 void ha_ctl_timing(unsigned ttl_ms, unsigned loop_wait_ms, unsigned interval_ms,
 		   struct ha_ctl_timing *t)
@@ -173,7 +175,7 @@ static void on_moved(void *arg, int status, const struct rs_result *res)
  * replica (the record lives on that node's lease: the node is alive). */
 static void move_leader_off_primary(struct ha_ctl *c, uint64_t now)
 {
-	if (!c->move_raft_leader || !c->self || c->move_inflight ||
+	if (!c->ha.move_raft_leader || !c->self || c->move_inflight ||
 	    now - c->ready_ms < c->t.move_after_ms ||
 	    (c->move_tried_ms && now - c->move_tried_ms < c->t.move_retry_ms) ||
 	    now - c->move_checked_ms < c->t.move_check_ms)
@@ -418,6 +420,7 @@ static void look(struct ha_ctl *c)
 		c->leader_gone_ms = 0;
 		c->ready_ms = now_ms();
 	}
+	follow_stored_config(c);
 	move_leader_off_primary(c, now_ms());
 	if (c->steady && st.revision == c->steady_rev)
 		return;
@@ -425,7 +428,7 @@ static void look(struct ha_ctl *c)
 
 	struct ha_view v;
 	memset(&v, 0, sizeof v);
-	v.maximum_lag = c->maximum_lag;
+	v.maximum_lag = c->ha.maximum_lag_on_failover;
 	v.candidate_timeout_ms = c->t.candidate_timeout_ms;
 	char *s;
 	if ((s = get_key(c, "pause", NULL))) {
@@ -627,6 +630,42 @@ static void look(struct ha_ctl *c)
 	mem_free(ms);
 }
 
+static void use_ha(struct ha_ctl *c, const struct cfg_ha *h)
+{
+	c->ha = *h;
+	ha_ctl_timing(h->ttl_ms, h->loop_wait_ms, c->interval_ms, &c->t);
+}
+
+int ha_ctl_follow_config(struct ha_ctl *c, const char *json)
+{
+	struct cfg_ha h;
+	char err[256];
+	if (cfg_ha_from_json(c->cfg, json, &h, err, sizeof err) != 0) {
+		log_error("ha-ctl %s: deciding with the [ha] in force (ttl "
+			  "%ums, loop_wait %ums)",
+			  err, c->ha.ttl_ms, c->ha.loop_wait_ms);
+		return ERR_INVAL;
+	}
+	char d[256];
+	cfg_ha_diff(&c->ha, &h, d, sizeof d);
+	if (d[0])
+		log_info("ha-ctl following the cluster's [ha]: %s", d);
+	use_ha(c, &h);
+	return 0;
+}
+
+/* The config key changed (or was seen for the first time): follow it. */
+static void follow_stored_config(struct ha_ctl *c)
+{
+	uint64_t rev = 0;
+	char *s = get_key(c, "config", &rev);
+	if (s && rev != c->ha_rev) {
+		c->ha_rev = rev;
+		(void)ha_ctl_follow_config(c, s);
+	}
+	mem_free(s);
+}
+
 static void on_timer(uv_timer_t *t)
 {
 	look(t->data);
@@ -647,14 +686,12 @@ int ha_ctl_new(uv_loop_t *loop, struct rs_store *store, struct kv *kv,
 		return ERR_NOMEM;
 	}
 	c->interval_ms = o->interval_ms ? o->interval_ms : 100;
-	c->maximum_lag = o->maximum_lag;
-	/* the configuration's defaults when a caller (a test) gives none */
-	ha_ctl_timing(o->ttl_ms ? o->ttl_ms : 2500,
-		      o->loop_wait_ms ? o->loop_wait_ms : 400, c->interval_ms,
-		      &c->t);
+	c->cfg = o->cfg;
+	struct cfg_ha h;
+	cfg_ha_of(o->cfg, &h);
+	use_ha(c, &h);
 	c->client = o->client;
 	c->self = o->self;
-	c->move_raft_leader = o->move_raft_leader;
 	if (o->token && !(c->token = mem_strdup(o->token))) {
 		mem_free(c->cluster);
 		mem_free(c);
@@ -670,6 +707,11 @@ int ha_ctl_new(uv_loop_t *loop, struct rs_store *store, struct kv *kv,
 const struct ha_ctl_timing *ha_ctl_timing_of(const struct ha_ctl *c)
 {
 	return &c->t;
+}
+
+const struct cfg_ha *ha_ctl_ha_of(const struct ha_ctl *c)
+{
+	return &c->ha;
 }
 
 void ha_ctl_poke(struct ha_ctl *c)

@@ -18,6 +18,7 @@
 
 #include <uv.h>
 
+#include "config/cfg.h"
 #include "ha/ha_decide.h"
 #include "ha/ha_member.h"
 #include "api/http_client.h"
@@ -31,7 +32,7 @@ struct ha_ctl;
 #define HA_REPORT_INTERVAL_MS 1000u
 
 /* The controller's time constants, all derived from the cluster's ttl and
- * loop_wait (docs/architecture.md, "Controller timing", gives each
+ * loop_wait (the store's config key; this node's ini until it has one) (docs/architecture.md, "Controller timing", gives each
  * formula and why). Defaults ttl 2500, loop_wait 400, interval 100 give
  * the values in brackets. */
 struct ha_ctl_timing {
@@ -83,27 +84,35 @@ void ha_ctl_apply_lsn(struct ha_member *m, const struct ha_lsn_pos *p);
 struct ha_ctl_options {
 	const char *cluster;      /* borrowed for the controller's life */
 	unsigned interval_ms;     /* how often to look; default 100 */
-	unsigned ttl_ms;          /* the primary lease ([ha] ttl) */
-	unsigned loop_wait_ms;    /* the agents' loop ([ha] loop_wait) */
-	uint64_t maximum_lag;
+	/* This node's configuration (borrowed for the controller's life):
+	 * its [ha] (ttl, loop_wait, maximum_lag_on_failover,
+	 * move_raft_leader) is used until the store holds the cluster's
+	 * (key config, src/config/cfg.h cfg_ha_*), which then wins; its
+	 * election_timeout and watchdog check the stored values. */
+	const struct cfg *cfg;
 	/* Before naming a failover candidate, ask every live replica for
 	 * its WAL position now (GET <api_url>/internal/lsn with the token):
 	 * its member record may be up to a report interval old. NULL
 	 * client: use the records only. */
 	struct http_client *client;
 	const char *token;        /* borrowed for the controller's life */
-	/* this node's name; with move_raft_leader, while this node is both
-	 * the Raft leader and the PostgreSQL primary, hand Raft leadership
-	 * to a streaming replica's node (docs/architecture.md, "Where the
-	 * Raft leader sits") */
+	/* this node's name; with [ha] move_raft_leader, while this node is
+	 * both the Raft leader and the PostgreSQL primary, hand Raft
+	 * leadership to a streaming replica's node (docs/architecture.md,
+	 * "Where the Raft leader sits") */
 	const char *self;         /* borrowed for the controller's life */
-	bool move_raft_leader;
 };
 
 int ha_ctl_new(uv_loop_t *loop, struct rs_store *store, struct kv *kv,
 	       const struct ha_ctl_options *o, struct ha_ctl **out);
-/* The constants c runs with (derived from its options at ha_ctl_new). */
+/* The constants c runs with, and the [ha] they come from. */
 const struct ha_ctl_timing *ha_ctl_timing_of(const struct ha_ctl *c);
+const struct cfg_ha *ha_ctl_ha_of(const struct ha_ctl *c);
+/* Follow the cluster's [ha] as stored (json as cfg_ha_to_json writes it):
+ * 0, or ERR_INVAL with the reason logged and the settings in force kept
+ * (a value this node's own election_timeout or watchdog refuse). The
+ * controller calls it whenever the config key changes. */
+int ha_ctl_follow_config(struct ha_ctl *c, const char *json);
 /* Look now (a store change happened); cheap when not the ready leader. */
 void ha_ctl_poke(struct ha_ctl *c);
 void ha_ctl_close(struct ha_ctl *c, void (*cb)(void *arg), void *arg);

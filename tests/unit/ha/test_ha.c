@@ -2575,28 +2575,98 @@ static void on_ctl_closed(void *arg)
 	*(bool *)arg = true;
 }
 
-/* The controller runs with the constants its options' ttl and loop_wait
- * give (the daemon passes [ha] ttl and loop_wait). */
+/* A node's configuration with the ini's defaults for what the controller
+ * and the [ha] checks read. */
+static void test_cfg_defaults(struct cfg *c)
+{
+	memset(c, 0, sizeof *c);
+	c->cluster_name = "main";
+	c->node_name = "node1";
+	c->election_timeout_ms = CFG_DEFAULT_ELECTION_MS;
+	c->heartbeat_ms = CFG_DEFAULT_HEARTBEAT_MS;
+	c->pg.ttl_ms = 2500;
+	c->pg.loop_wait_ms = 400;
+	c->pg.safety_margin_ms = 300;
+	c->pg.maximum_lag_on_failover = 1048576;
+	c->pg.synchronous_node_count = 1;
+	c->pg.crash_restart_timeout_ms = 5000;
+	c->pg.move_raft_leader = true;
+	c->pg.wd_mode = CFG_WD_OFF;
+	c->pg.wd_timeout_ms = 1000;
+}
+
+struct ctl_fixture {
+	uv_loop_t loop;
+	struct cfg cfg;
+	struct ha_ctl *c;
+};
+
+static void ctl_open(struct ctl_fixture *f)
+{
+	assert_int_equal(uv_loop_init(&f->loop), 0);
+	struct ha_ctl_options o = { .cluster = "main", .cfg = &f->cfg };
+	f->c = NULL;
+	assert_int_equal(ha_ctl_new(&f->loop, NULL, NULL, &o, &f->c), 0);
+}
+
+static void ctl_close(struct ctl_fixture *f)
+{
+	bool closed = false;
+	ha_ctl_close(f->c, on_ctl_closed, &closed);
+	for (int i = 0; i < 100 && !closed; i++)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	assert_true(closed);
+	ha_ctl_free(f->c);
+	assert_int_equal(uv_loop_close(&f->loop), 0);
+}
+
+/* The controller runs with the constants this node's [ha] gives until
+ * the store holds the cluster's, and then with the cluster's. */
 static void test_ctl_uses_configured_timing(void **state)
 {
 	(void)state;
-	uv_loop_t loop;
-	assert_int_equal(uv_loop_init(&loop), 0);
-	struct ha_ctl_options o = { .cluster = "main", .ttl_ms = 6000,
-				    .loop_wait_ms = 1000 };
-	struct ha_ctl *c = NULL;
-	assert_int_equal(ha_ctl_new(&loop, NULL, NULL, &o, &c), 0);
+	struct ctl_fixture f;
+	test_cfg_defaults(&f.cfg);
+	f.cfg.pg.ttl_ms = 6000;
+	f.cfg.pg.loop_wait_ms = 1000;
+	f.cfg.pg.maximum_lag_on_failover = 0; /* explicit 0: kept */
+	ctl_open(&f);
 	struct ha_ctl_timing want;
 	ha_ctl_timing(6000, 1000, 100, &want);
-	assert_memory_equal(ha_ctl_timing_of(c), &want, sizeof want);
-	assert_int_equal(ha_ctl_timing_of(c)->candidate_timeout_ms, 24000);
-	bool closed = false;
-	ha_ctl_close(c, on_ctl_closed, &closed);
-	for (int i = 0; i < 100 && !closed; i++)
-		uv_run(&loop, UV_RUN_ONCE);
-	assert_true(closed);
-	ha_ctl_free(c);
-	assert_int_equal(uv_loop_close(&loop), 0);
+	assert_memory_equal(ha_ctl_timing_of(f.c), &want, sizeof want);
+	assert_int_equal(ha_ctl_timing_of(f.c)->candidate_timeout_ms, 24000);
+	assert_true(ha_ctl_ha_of(f.c)->maximum_lag_on_failover == 0);
+
+	/* the cluster's [ha] as the first node wrote it */
+	struct cfg_ha h;
+	cfg_ha_of(&f.cfg, &h);
+	h.ttl_ms = 10000;
+	h.loop_wait_ms = 2000;
+	h.maximum_lag_on_failover = 4096;
+	h.move_raft_leader = false;
+	char js[1024];
+	assert_true(cfg_ha_to_json(&h, js, sizeof js) > 0);
+	assert_int_equal(ha_ctl_follow_config(f.c, js), 0);
+	ha_ctl_timing(10000, 2000, 100, &want);
+	assert_memory_equal(ha_ctl_timing_of(f.c), &want, sizeof want);
+	assert_int_equal(ha_ctl_timing_of(f.c)->stale_ms, 10000);
+	assert_true(ha_ctl_ha_of(f.c)->maximum_lag_on_failover == 4096);
+	assert_false(ha_ctl_ha_of(f.c)->move_raft_leader);
+
+	/* a stored value this node's checks refuse (I1 with its election
+	 * timeout) or garbage: the settings in force stay */
+	static const char *const bad[] = {
+		"{\"ha\":{\"ttl\":\"500ms\"}}",
+		"{\"ha\":{\"ttl\":-1}}",
+		"{\"ha\":{\"bogus\":\"1\"}}",
+		"not json",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(ha_ctl_follow_config(f.c, bad[i]), ERR_INVAL);
+		assert_memory_equal(ha_ctl_timing_of(f.c), &want, sizeof want);
+		assert_true(ha_ctl_ha_of(f.c)->ttl_ms == 10000);
+	}
+	ctl_close(&f);
 }
 
 /* The controller's constants follow ttl and loop_wait; the defaults give
