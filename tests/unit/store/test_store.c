@@ -18,6 +18,9 @@
  *     refuses to start again;
  *   - promote right after a leader change (the learner has not answered the
  *     new leader yet): the promotion completes;
+ *   - replace_node's sequence: a voter down, a write the leader cannot
+ *     commit, the leader steps down, the voter restarts; the learner is
+ *     promoted as soon as a leader takes requests;
  *   - kv.c: kv_submit on the leader goes to the store; on a node that knows
  *     no leader API it fails with ERR_UNAVAILABLE, never before it returns.
  *
@@ -728,6 +731,63 @@ static void test_promote_after_leader_change(void **state)
 	WAIT_KEY("/p-end", "v", 1, 2, 3, 4);
 }
 
+/* replace_node's sequence, at in-process speed: with a voter down, a
+ * write proposed on the leader cannot commit and the leader steps down;
+ * the voter restarts, a leader is elected, and the learner is promoted as
+ * soon as a leader takes requests (503-style refusals retried, as the CLI
+ * does). */
+static void test_promote_after_quorum_loss(void **state)
+{
+	(void)state;
+	C.nvoters = 2; /* node1, node2 voters; node3 the learner */
+	for (int i = 1; i <= 2; i++)
+		node_start(i);
+	int l = wait_leader(0);
+	for (int k = 0; k < 30; k++) {
+		char key[16];
+		snprintf(key, sizeof key, "/q%d", k);
+		put(l, key, "v");
+	}
+	struct done d = member_op(l, 0, "node3", C.n[3].addr);
+	assert_int_equal(d.status, 0);
+	C.n[3].join = true;
+	node_start(3);
+	WAIT_KEY("/q29", "v", 1, 2, 3);
+	int other = l == 1 ? 2 : 1;
+	node_stop(other);
+	/* the leader takes the write but cannot commit it; it steps down */
+	struct rs_cmd c = put_cmd("/q-lost", "x");
+	struct done w = { 0 };
+	int rv = rs_store_submit(C.n[l].s, &c, on_done, &w);
+	if (rv == 0) {
+		assert_true(run_until(done_fired, &w, WAIT_MS));
+		assert_int_not_equal(w.status, 0);
+	}
+	node_start(other);
+	int l2 = wait_leader(0);
+	/* promote at once; refusals that mean "not now" are retried */
+	uv_update_time(&C.loop);
+	uint64_t t0 = uv_now(&C.loop);
+	for (;;) {
+		l2 = wait_leader(0);
+		d = member_op(l2, 1, "node3", NULL);
+		if (d.status != ERR_UNAVAILABLE && d.status != ERR_NOTLEADER)
+			break;
+		uv_update_time(&C.loop);
+		if (uv_now(&C.loop) - t0 > WAIT_MS)
+			fail_msg("promote refused for %u ms: %s", WAIT_MS,
+				 err_str(d.status));
+		run_for(50);
+	}
+	uv_update_time(&C.loop);
+	if (d.status != 0)
+		fail_msg("promote after the restart: %s: %s (after %u ms)",
+			 err_str(d.status), rs_store_errmsg(C.n[l2].s),
+			 (unsigned)(uv_now(&C.loop) - t0));
+	struct role_want rw = { "node3", RS_VOTER, l2 };
+	assert_true(run_until(role_is, &rw, WAIT_MS));
+}
+
 struct kv_done {
 	bool fired;
 	int status;
@@ -802,6 +862,8 @@ int main(void)
 						teardown),
 		cmocka_unit_test_setup_teardown(
 			test_promote_after_leader_change, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_promote_after_quorum_loss,
+						setup, teardown),
 		cmocka_unit_test_setup_teardown(test_kv, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
