@@ -97,3 +97,34 @@ sanitizer_reports() {
 	done
 	return "$bad"
 }
+
+# daemons_stop_all MAP LOGFN: SIGTERM to every node of MAP at once (as at
+# a machine's shutdown), then each must exit 0 within 20 s; a sanitized
+# daemon runs its exit checks (LeakSanitizer) then. Reports (stderr) a
+# node that exits non-zero or does not exit; returns 1 if any. Nodes that
+# exited are reaped and taken out of MAP.
+daemons_stop_all() {
+	local -n __ds=$1
+	local logfn=$2 i p st bad=0 end
+	for i in "${!__ds[@]}"; do kill -TERM "${__ds[$i]}" 2>/dev/null; done
+	end=$((SECONDS + 20))
+	for i in "${!__ds[@]}"; do
+		p=${__ds[$i]}
+		while pid_alive "$p" && ((SECONDS < end)); do sleep 0.1; done
+		if pid_alive "$p"; then
+			printf '[%s] FAIL: node%s (pid %s) did not exit within 20 s of SIGTERM\n' "$(date +%T.%3N)" "$i" "$p" >&2
+			bad=1
+			continue
+		fi
+		st=0
+		wait "$p" 2>/dev/null || st=$?
+		unset "__ds[$i]"
+		if ((st != 0)); then
+			printf '[%s] FAIL: node%s (pid %s) exited with %s after SIGTERM; the last 30 lines of %s:\n' \
+				"$(date +%T.%3N)" "$i" "$p" "$(signal_desc "$st")" "$("$logfn" "$i")" >&2
+			tail -n 30 "$("$logfn" "$i")" 2>/dev/null | sed 's/^/    /' >&2
+			bad=1
+		fi
+	done
+	return "$bad"
+}
