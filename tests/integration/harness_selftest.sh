@@ -18,7 +18,7 @@
 #              fails the test
 #   writer_ok  (control) a writer with nobody to write to, stopped: passes
 # Ports: cluster.sh block 25800, pgcluster.sh block 28850, failover.sh
-# block 32900 (all moved by PGW_TEST_PORT_SHIFT).
+# block 33900 (all moved by PGW_TEST_PORT_SHIFT).
 set -uo pipefail
 : "${PGWARDEN:?PGWARDEN must name the pgwarden binary}"
 LIB=$(cd "$(dirname "${BASH_SOURCE[0]}")/../lib" && pwd)
@@ -103,7 +103,7 @@ EOF
 
 	: "${FO_WRITER:?FO_WRITER must name the fo_writer binary}"
 	FO_HEAD="source '$LIB/failover.sh'
-fo_init 32900"
+fo_init 33900"
 	case_ writer nonzero 'FAIL: writer w \(pid [0-9]+\) exited with status 2: usage: fo_writer' <<EOF
 $FO_HEAD
 fo_writer_start w 1 --no-such-option 1
