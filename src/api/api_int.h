@@ -1,0 +1,150 @@
+/* api_int.h - what the API's source files share (not a public header):
+ * the api object, the asynchronous store operation, the request/response
+ * helpers of api.c and the route handlers of routes_*.c. Loop thread only.
+ *
+ * Helpers that answer a request on failure (api_check_auth, api_get_*,
+ * api_only_fields, api_body_object) return nonzero/NULL once they have
+ * answered; the caller then must not touch req again.
+ */
+#ifndef PGW_API_INT_H
+#define PGW_API_INT_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include <jansson.h>
+
+#include "api/api.h"
+#include "ha/ha_agent.h"
+
+struct api {
+	uv_loop_t *loop;
+	struct rs_store *store;
+	struct http_client *client;
+	char *cluster, *name, *token, *api_url, *peer_url, *version;
+	uv_timer_t reg_timer;
+	bool reg_inflight;
+	api_status_fn agent_status; /* NULL on a store-only node */
+	/* the last probe body, reused while the status is byte-identical
+	 * (building it costs most of a probe: HAProxy asks often) */
+	struct ha_status probe_st;
+	char *probe_body; /* owned */
+	size_t probe_len;
+	int (*agent_reinit)(void *ctx);
+	api_lsn_fn agent_lsn;
+	void *agent_ctx;
+	bool closing;
+	void (*close_cb)(void *);
+	void *close_arg;
+};
+
+/* One asynchronous operation waiting for the store or a peer. */
+struct op {
+	struct api *a;
+	struct http_req *req;
+	int kind;
+	char name[RS_MAX_NAME + 1];
+	char api[RS_MAX_ADDR + 1];
+	uint64_t id;
+	bool prefix;
+	size_t limit;
+	char *key; /* owned */
+	char msg[256]; /* OP_ACTION: the success message */
+};
+
+enum op_kind {
+	OP_PUT,
+	OP_DELETE,
+	OP_GRANT,
+	OP_KEEPALIVE,
+	OP_REVOKE,
+	OP_GET,
+	OP_ADD,
+	OP_PROMOTE,
+	OP_REMOVE,
+	OP_TRANSFER,
+	OP_REGISTER,
+	OP_APPLY,
+	OP_ACTION, /* an HA request written as a key: answered with msg */
+};
+
+enum probe_kind {
+	P_PRIMARY,
+	P_REPLICA,
+	P_READ_ONLY,
+	P_HEALTH,
+	P_READINESS,
+	P_ROOT,
+};
+
+/* ---- api.c: responses ---- */
+void api_respond_json(struct http_req *req, unsigned status, json_t *obj);
+void api_respond_error(struct http_req *req, unsigned status, int code,
+		       const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+unsigned api_status_of(int err);
+void api_respond_err(struct http_req *req, int err, const char *what);
+json_t *api_json_hex(uint64_t v);
+json_t *api_json_ttl(uint64_t ttl_ms);
+
+/* ---- api.c: request parsing ---- */
+bool api_is_mutating(const char *method);
+int api_check_auth(struct api *a, struct http_req *req);
+json_t *api_body_object(struct http_req *req);
+int api_only_fields(struct http_req *req, json_t *o,
+		    const char *const *allowed);
+int api_get_str(struct http_req *req, json_t *o, const char *field,
+		bool required, size_t maxlen, const char **out, size_t *outlen);
+int api_get_u64(struct http_req *req, json_t *o, const char *field,
+		bool *present, uint64_t *out);
+bool api_parse_hex_id(const char *s, uint64_t *out);
+int api_get_id(struct http_req *req, json_t *o, const char *field,
+	       bool required, uint64_t *out);
+bool api_valid_name(const char *s);
+int api_query_bool(struct http_req *req, const char *name);
+
+/* ---- api.c: forwarding and store operations ---- */
+void api_forward(struct api *a, struct http_req *req);
+struct op *api_op_new(struct api *a, struct http_req *req, int kind);
+void api_op_free(struct op *o);
+json_t *api_member_json(const struct rs_member *m, uint64_t leader);
+bool api_find_member(struct api *a, const char *name, struct rs_member *out);
+void api_on_store_done(void *arg, int status, const struct rs_result *res);
+void api_started(struct op *o, int rv, const char *what);
+void api_submit(struct api *a, struct http_req *req, int kind,
+		const struct rs_cmd *c, const char *what);
+struct ha_member;
+json_t *api_member_obj(const struct ha_member *m);
+
+/* ---- routes_kv.c ---- */
+void api_route_kv_get(struct api *a, struct http_req *req);
+void api_route_kv_put(struct api *a, struct http_req *req, json_t *b);
+void api_route_kv_delete(struct api *a, struct http_req *req, json_t *b);
+void api_route_lease_grant(struct api *a, struct http_req *req, json_t *b);
+void api_route_lease_id_op(struct api *a, struct http_req *req, json_t *b,
+			   int kind);
+void api_route_lease_list(struct api *a, struct http_req *req);
+
+/* ---- routes_cluster.c ---- */
+void api_route_members(struct api *a, struct http_req *req);
+void api_route_member_change(struct api *a, struct http_req *req, json_t *b,
+			     int kind);
+void api_route_switchover(struct api *a, struct http_req *req, json_t *b);
+void api_route_failover(struct api *a, struct http_req *req, json_t *b);
+void api_route_pause(struct api *a, struct http_req *req, bool pause);
+void api_route_history(struct api *a, struct http_req *req);
+void api_route_reinit(struct api *a, struct http_req *req);
+void api_route_cluster(struct api *a, struct http_req *req);
+
+/* ---- routes_probe.c ---- */
+void api_route_status(struct api *a, struct http_req *req);
+void api_route_probe(struct api *a, struct http_req *req, enum probe_kind k);
+
+/* ---- routes_internal.c ---- */
+void api_route_register(struct api *a, struct http_req *req, json_t *b);
+void api_route_apply(struct api *a, struct http_req *req);
+void api_route_removed(struct api *a, struct http_req *req, json_t *b);
+void api_route_lsn(struct api *a, struct http_req *req);
+
+#endif
