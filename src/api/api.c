@@ -693,232 +693,165 @@ json_t *api_member_obj(const struct ha_member *m)
 /* Router                                                               */
 /* ------------------------------------------------------------------ */
 
-enum route_id {
-	R_LIVENESS,
-	R_STATUS,
-	R_KV,
-	R_KV_PUT,
-	R_KV_DELETE,
-	R_LEASE_GRANT,
-	R_LEASE_KEEPALIVE,
-	R_LEASE_REVOKE,
-	R_LEASE_LIST,
-	R_MEMBERS,
-	R_MEMBERS_ADD,
-	R_MEMBERS_PROMOTE,
-	R_MEMBERS_REMOVE,
-	R_TRANSFER,
-	R_REGISTER,
-	R_REMOVED,
-	R_APPLY,
-	R_PRIMARY,
-	R_REPLICA,
-	R_READ_ONLY,
-	R_HEALTH,
-	R_READINESS,
-	R_ROOT,
-	R_CLUSTER,
-	R_SWITCHOVER,
-	R_FAILOVER,
-	R_PAUSE,
-	R_RESUME,
-	R_HISTORY,
-	R_REINIT,
-	R_LSN,
+/* Methods a route takes; HEAD goes with GET. */
+enum {
+	M_GET = 1u << 0,
+	M_POST = 1u << 1,
+	M_PUT = 1u << 2,
+	M_DELETE = 1u << 3,
+	M_OPTIONS = 1u << 4,
+};
+
+/* What is read from the body before the handler runs. */
+enum route_body {
+	B_NONE,  /* ignored; the handler gets b NULL */
+	B_JSON,  /* a JSON object, else 400 */
+	B_EMPTY, /* a JSON object, else 400; an empty body counts as {} */
+	B_RAW,   /* the handler reads it (http_req_body); b NULL */
 };
 
 struct route {
 	const char *path;
-	enum route_id id;
-	bool write; /* POST (or PUT) with a JSON body and the token */
+	unsigned methods;      /* M_* */
+	bool token;            /* needs the cluster token: 401/403 */
+	enum route_body body;
+	api_route_fn *fn;
 };
 
+#define TOKEN true
+#define OPEN false
+
+/* Every route, one a row (docs/http-api.md). A path may have several rows
+ * with different methods; a path with no row for the request's method
+ * answers 405 with the methods its rows take. Checked in this order: path
+ * (404), method (405), token (401/403), body (400), then the handler. */
 static const struct route routes[] = {
-	{ "/liveness", R_LIVENESS, false },
-	{ "/status", R_STATUS, false },
-	{ "/v1/kv", R_KV, false },
-	{ "/v1/kv/put", R_KV_PUT, true },
-	{ "/v1/kv/delete", R_KV_DELETE, true },
-	{ "/v1/lease/grant", R_LEASE_GRANT, true },
-	{ "/v1/lease/keepalive", R_LEASE_KEEPALIVE, true },
-	{ "/v1/lease/revoke", R_LEASE_REVOKE, true },
-	{ "/v1/lease/list", R_LEASE_LIST, false },
-	{ "/v1/members", R_MEMBERS, false },
-	{ "/v1/members/add", R_MEMBERS_ADD, true },
-	{ "/v1/members/promote", R_MEMBERS_PROMOTE, true },
-	{ "/v1/members/remove", R_MEMBERS_REMOVE, true },
-	{ "/v1/transfer-leader", R_TRANSFER, true },
-	{ "/internal/register", R_REGISTER, true },
-	{ "/internal/removed", R_REMOVED, true },
-	{ "/internal/apply", R_APPLY, true },
-	{ "/internal/lsn", R_LSN, false },
-	{ "/primary", R_PRIMARY, false },
-	{ "/master", R_PRIMARY, false },
-	{ "/leader", R_PRIMARY, false },
-	{ "/read-write", R_PRIMARY, false },
-	{ "/replica", R_REPLICA, false },
-	{ "/read-only", R_READ_ONLY, false },
-	{ "/health", R_HEALTH, false },
-	{ "/readiness", R_READINESS, false },
-	{ "/", R_ROOT, false },
-	{ "/patroni", R_ROOT, false },
-	{ "/cluster", R_CLUSTER, false },
-	{ "/switchover", R_SWITCHOVER, true },
-	{ "/failover", R_FAILOVER, true },
-	{ "/pause", R_PAUSE, true },
-	{ "/resume", R_RESUME, true },
-	{ "/history", R_HISTORY, false },
-	{ "/reinitialize", R_REINIT, true },
+	/* path, methods, token, body, handler */
+	/* routes_probe.c: this node */
+	{ "/liveness",            M_GET,          OPEN,  B_NONE,  api_route_liveness },
+	{ "/status",              M_GET,          OPEN,  B_NONE,  api_route_status },
+	{ "/primary",             M_GET|M_OPTIONS, OPEN, B_NONE,  api_route_primary },
+	{ "/master",              M_GET|M_OPTIONS, OPEN, B_NONE,  api_route_primary },
+	{ "/leader",              M_GET|M_OPTIONS, OPEN, B_NONE,  api_route_primary },
+	{ "/read-write",          M_GET|M_OPTIONS, OPEN, B_NONE,  api_route_primary },
+	{ "/replica",             M_GET|M_OPTIONS, OPEN, B_NONE,  api_route_replica },
+	{ "/read-only",           M_GET|M_OPTIONS, OPEN, B_NONE,  api_route_read_only },
+	{ "/health",              M_GET|M_OPTIONS, OPEN, B_NONE,  api_route_health },
+	{ "/readiness",           M_GET|M_OPTIONS, OPEN, B_NONE,  api_route_readiness },
+	{ "/",                    M_GET|M_OPTIONS, OPEN, B_NONE,  api_route_root },
+	{ "/patroni",             M_GET|M_OPTIONS, OPEN, B_NONE,  api_route_root },
+	/* routes_kv.c: keys and leases */
+	{ "/v1/kv",               M_GET,          OPEN,  B_NONE,  api_route_kv_get },
+	{ "/v1/kv/put",           M_POST|M_PUT,   TOKEN, B_JSON,  api_route_kv_put },
+	{ "/v1/kv/delete",        M_POST,         TOKEN, B_JSON,  api_route_kv_delete },
+	{ "/v1/lease/grant",      M_POST,         TOKEN, B_JSON,  api_route_lease_grant },
+	{ "/v1/lease/keepalive",  M_POST,         TOKEN, B_JSON,  api_route_lease_keepalive },
+	{ "/v1/lease/revoke",     M_POST,         TOKEN, B_JSON,  api_route_lease_revoke },
+	{ "/v1/lease/list",       M_GET,          OPEN,  B_NONE,  api_route_lease_list },
+	/* routes_cluster.c: Raft membership */
+	{ "/v1/members",          M_GET,          OPEN,  B_NONE,  api_route_members },
+	{ "/v1/members/add",      M_POST,         TOKEN, B_JSON,  api_route_member_add },
+	{ "/v1/members/promote",  M_POST,         TOKEN, B_JSON,  api_route_member_promote },
+	{ "/v1/members/remove",   M_POST,         TOKEN, B_JSON,  api_route_member_remove },
+	{ "/v1/transfer-leader",  M_POST,         TOKEN, B_JSON,  api_route_transfer_leader },
+	/* routes_cluster.c: PostgreSQL cluster and operator actions */
+	{ "/cluster",             M_GET,          OPEN,  B_NONE,  api_route_cluster },
+	{ "/history",             M_GET,          OPEN,  B_NONE,  api_route_history },
+	{ "/switchover",          M_POST,         TOKEN, B_JSON,  api_route_switchover },
+	{ "/switchover",          M_DELETE,       TOKEN, B_EMPTY, api_route_switchover_cancel },
+	{ "/failover",            M_POST,         TOKEN, B_JSON,  api_route_failover },
+	{ "/pause",               M_POST,         TOKEN, B_EMPTY, api_route_pause },
+	{ "/resume",              M_POST,         TOKEN, B_EMPTY, api_route_resume },
+	{ "/reinitialize",        M_POST,         TOKEN, B_EMPTY, api_route_reinit },
+	/* routes_internal.c: node to node */
+	{ "/internal/register",   M_POST,         TOKEN, B_JSON,  api_route_register },
+	{ "/internal/removed",    M_POST,         TOKEN, B_JSON,  api_route_removed },
+	{ "/internal/apply",      M_POST,         TOKEN, B_RAW,   api_route_apply },
+	{ "/internal/lsn",        M_GET,          TOKEN, B_NONE,  api_route_lsn },
 };
+
+static unsigned method_bit(const char *m)
+{
+	if (strcmp(m, "GET") == 0 || strcmp(m, "HEAD") == 0)
+		return M_GET;
+	if (strcmp(m, "POST") == 0)
+		return M_POST;
+	if (strcmp(m, "PUT") == 0)
+		return M_PUT;
+	if (strcmp(m, "DELETE") == 0)
+		return M_DELETE;
+	if (strcmp(m, "OPTIONS") == 0)
+		return M_OPTIONS;
+	return 0;
+}
+
+/* The Allow header of a 405: the methods of every row of the path. */
+static void allow_list(unsigned methods, char *buf, size_t len)
+{
+	static const struct {
+		unsigned bit;
+		const char *names;
+	} names[] = { { M_GET, "GET, HEAD" }, { M_POST, "POST" },
+		      { M_PUT, "PUT" },       { M_DELETE, "DELETE" },
+		      { M_OPTIONS, "OPTIONS" } };
+	size_t o = 0;
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof names / sizeof names[0]; i++) {
+		if (!(methods & names[i].bit))
+			continue;
+		int n = snprintf(buf + o, len - o, "%s%s", o ? ", " : "",
+				 names[i].names);
+		if (n < 0 || (size_t)n >= len - o)
+			break;
+		o += (size_t)n;
+	}
+}
 
 void api_handle(void *arg, struct http_req *req)
 {
 	struct api *a = arg;
 	const char *path = http_req_path(req);
 	const char *method = http_req_method(req);
+	unsigned bit = method_bit(method);
 	const struct route *r = NULL;
-	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++)
-		if (strcmp(routes[i].path, path) == 0)
+	unsigned allowed = 0;
+	for (size_t i = 0; i < sizeof routes / sizeof routes[0]; i++) {
+		if (strcmp(routes[i].path, path) != 0)
+			continue;
+		allowed |= routes[i].methods;
+		if (routes[i].methods & bit)
 			r = &routes[i];
-	if (!r) {
-		api_respond_error(req, 404, ERR_NOTFOUND, "no such path: %s", path);
+	}
+	if (!allowed) {
+		api_respond_error(req, 404, ERR_NOTFOUND, "no such path: %s",
+				  path);
 		return;
 	}
-	bool is_get = strcmp(method, "GET") == 0 || strcmp(method, "HEAD") == 0 ||
-		      (r->id >= R_PRIMARY && r->id <= R_ROOT &&
-		       strcmp(method, "OPTIONS") == 0);
-	bool is_post = strcmp(method, "POST") == 0 ||
-		       (r->id == R_KV_PUT && strcmp(method, "PUT") == 0) ||
-		       (r->id == R_SWITCHOVER && strcmp(method, "DELETE") == 0);
-	if (r->write ? !is_post : !is_get) {
+	if (!r) {
 		static const char msg[] =
 			"{\"error\":\"method not allowed\",\"code\":"
 			"\"ERR_INVAL\"}\n";
+		char allow[64];
+		allow_list(allowed, allow, sizeof allow);
 		http_respond(req, 405, "application/json", msg, sizeof msg - 1,
-			     "Allow",
-			     r->write ? (r->id == R_KV_PUT	   ? "POST, PUT"
-					 : r->id == R_SWITCHOVER ? "POST, DELETE"
-								 : "POST")
-				      : "GET, HEAD");
+			     "Allow", allow);
 		return;
 	}
-	if (r->id == R_LIVENESS) {
-		static const char ok[] = "{\"status\":\"ok\"}\n";
-		http_respond(req, 200, "application/json", ok, sizeof ok - 1,
-			     NULL, NULL);
+	if (r->token && api_check_auth(a, req) != 0)
 		return;
-	}
-	if ((r->write || r->id == R_LSN) && api_check_auth(a, req) != 0)
-		return;
-	if (r->id == R_LSN) {
-		api_route_lsn(a, req);
-		return;
-	}
-	if (r->id == R_APPLY) {
-		api_route_apply(a, req);
-		return;
-	}
 	json_t *b = NULL;
 	size_t blen = 0;
 	http_req_body(req, &blen);
-	bool empty_ok = r->id == R_PAUSE || r->id == R_RESUME ||
-			r->id == R_REINIT ||
-			(r->id == R_SWITCHOVER &&
-			 strcmp(method, "DELETE") == 0);
-	if (r->write && empty_ok && blen == 0)
+	if (r->body == B_EMPTY && blen == 0)
 		b = json_object();
-	else if (r->write && !(b = api_body_object(req)))
+	else if ((r->body == B_JSON || r->body == B_EMPTY) &&
+		 !(b = api_body_object(req)))
 		return;
-	switch (r->id) {
-	case R_STATUS:
-		api_route_status(a, req);
-		break;
-	case R_KV:
-		api_route_kv_get(a, req);
-		break;
-	case R_KV_PUT:
-		api_route_kv_put(a, req, b);
-		break;
-	case R_KV_DELETE:
-		api_route_kv_delete(a, req, b);
-		break;
-	case R_LEASE_GRANT:
-		api_route_lease_grant(a, req, b);
-		break;
-	case R_LEASE_KEEPALIVE:
-		api_route_lease_id_op(a, req, b, OP_KEEPALIVE);
-		break;
-	case R_LEASE_REVOKE:
-		api_route_lease_id_op(a, req, b, OP_REVOKE);
-		break;
-	case R_LEASE_LIST:
-		api_route_lease_list(a, req);
-		break;
-	case R_MEMBERS:
-		api_route_members(a, req);
-		break;
-	case R_MEMBERS_ADD:
-		api_route_member_change(a, req, b, OP_ADD);
-		break;
-	case R_MEMBERS_PROMOTE:
-		api_route_member_change(a, req, b, OP_PROMOTE);
-		break;
-	case R_MEMBERS_REMOVE:
-		api_route_member_change(a, req, b, OP_REMOVE);
-		break;
-	case R_TRANSFER:
-		api_route_member_change(a, req, b, OP_TRANSFER);
-		break;
-	case R_REGISTER:
-		api_route_register(a, req, b);
-		break;
-	case R_REMOVED:
-		api_route_removed(a, req, b);
-		break;
-	case R_PRIMARY:
-		api_route_probe(a, req, P_PRIMARY);
-		break;
-	case R_REPLICA:
-		api_route_probe(a, req, P_REPLICA);
-		break;
-	case R_READ_ONLY:
-		api_route_probe(a, req, P_READ_ONLY);
-		break;
-	case R_HEALTH:
-		api_route_probe(a, req, P_HEALTH);
-		break;
-	case R_READINESS:
-		api_route_probe(a, req, P_READINESS);
-		break;
-	case R_ROOT:
-		api_route_probe(a, req, P_ROOT);
-		break;
-	case R_CLUSTER:
-		api_route_cluster(a, req);
-		break;
-	case R_SWITCHOVER:
-		api_route_switchover(a, req, b);
-		break;
-	case R_FAILOVER:
-		api_route_failover(a, req, b);
-		break;
-	case R_PAUSE:
-		api_route_pause(a, req, true);
-		break;
-	case R_RESUME:
-		api_route_pause(a, req, false);
-		break;
-	case R_HISTORY:
-		api_route_history(a, req);
-		break;
-	case R_REINIT:
-		api_route_reinit(a, req);
-		break;
-	case R_LIVENESS:
-	case R_APPLY:
-	case R_LSN:
-		break;
+	if (r->body == B_EMPTY && !b) {
+		api_respond_err(req, ERR_NOMEM, "request");
+		return;
 	}
+	r->fn(a, req, b);
 	json_decref(b);
 }
 

@@ -69,14 +69,6 @@ enum op_kind {
 	OP_ACTION, /* an HA request written as a key: answered with msg */
 };
 
-enum probe_kind {
-	P_PRIMARY,
-	P_REPLICA,
-	P_READ_ONLY,
-	P_HEALTH,
-	P_READINESS,
-	P_ROOT,
-};
 
 /* ---- api.c: responses ---- */
 void api_respond_json(struct http_req *req, unsigned status, json_t *obj);
@@ -117,34 +109,46 @@ void api_submit(struct api *a, struct http_req *req, int kind,
 struct ha_member;
 json_t *api_member_obj(const struct ha_member *m);
 
-/* ---- routes_kv.c ---- */
-void api_route_kv_get(struct api *a, struct http_req *req);
-void api_route_kv_put(struct api *a, struct http_req *req, json_t *b);
-void api_route_kv_delete(struct api *a, struct http_req *req, json_t *b);
-void api_route_lease_grant(struct api *a, struct http_req *req, json_t *b);
-void api_route_lease_id_op(struct api *a, struct http_req *req, json_t *b,
-			   int kind);
-void api_route_lease_list(struct api *a, struct http_req *req);
-
-/* ---- routes_cluster.c ---- */
-void api_route_members(struct api *a, struct http_req *req);
-void api_route_member_change(struct api *a, struct http_req *req, json_t *b,
-			     int kind);
-void api_route_switchover(struct api *a, struct http_req *req, json_t *b);
-void api_route_failover(struct api *a, struct http_req *req, json_t *b);
-void api_route_pause(struct api *a, struct http_req *req, bool pause);
-void api_route_history(struct api *a, struct http_req *req);
-void api_route_reinit(struct api *a, struct http_req *req);
-void api_route_cluster(struct api *a, struct http_req *req);
-
-/* ---- routes_probe.c ---- */
-void api_route_status(struct api *a, struct http_req *req);
-void api_route_probe(struct api *a, struct http_req *req, enum probe_kind k);
-
-/* ---- routes_internal.c ---- */
-void api_route_register(struct api *a, struct http_req *req, json_t *b);
-void api_route_apply(struct api *a, struct http_req *req);
-void api_route_removed(struct api *a, struct http_req *req, json_t *b);
-void api_route_lsn(struct api *a, struct http_req *req);
+/* ---- the route handlers, one per row of api.c's route table ----
+ * Each answers req, now or later. b is the request body parsed as a JSON
+ * object for routes that read one (borrowed: freed after the handler
+ * returns), NULL otherwise. */
+typedef void api_route_fn(struct api *a, struct http_req *req, json_t *b);
+/* routes_kv.c */
+api_route_fn api_route_kv_get;
+api_route_fn api_route_kv_put;
+api_route_fn api_route_kv_delete;
+api_route_fn api_route_lease_grant;
+api_route_fn api_route_lease_keepalive;
+api_route_fn api_route_lease_revoke;
+api_route_fn api_route_lease_list;
+/* routes_cluster.c */
+api_route_fn api_route_members;
+api_route_fn api_route_member_add;
+api_route_fn api_route_member_promote;
+api_route_fn api_route_member_remove;
+api_route_fn api_route_transfer_leader;
+api_route_fn api_route_cluster;
+api_route_fn api_route_switchover;
+api_route_fn api_route_switchover_cancel;
+api_route_fn api_route_failover;
+api_route_fn api_route_pause;
+api_route_fn api_route_resume;
+api_route_fn api_route_history;
+api_route_fn api_route_reinit;
+/* routes_probe.c */
+api_route_fn api_route_liveness;
+api_route_fn api_route_status;
+api_route_fn api_route_primary;
+api_route_fn api_route_replica;
+api_route_fn api_route_read_only;
+api_route_fn api_route_health;
+api_route_fn api_route_readiness;
+api_route_fn api_route_root;
+/* routes_internal.c */
+api_route_fn api_route_register;
+api_route_fn api_route_removed;
+api_route_fn api_route_apply;
+api_route_fn api_route_lsn;
 
 #endif

@@ -22,8 +22,9 @@
 #include "ha/ha_agent.h"
 #include "ha/ha_member.h"
 
-void api_route_members(struct api *a, struct http_req *req)
+void api_route_members(struct api *a, struct http_req *req, json_t *b)
 {
+	(void)b;
 	if (!rs_store_is_leader(a->store)) {
 		api_forward(a, req);
 		return;
@@ -51,8 +52,8 @@ void api_route_members(struct api *a, struct http_req *req)
 			       lname, "members", arr));
 }
 
-void api_route_member_change(struct api *a, struct http_req *req, json_t *b,
-			    int kind)
+static void member_change(struct api *a, struct http_req *req, json_t *b,
+			  int kind)
 {
 	static const char *const add_fields[] = { "name", "peer_url",
 						  "api_url", NULL };
@@ -228,9 +229,9 @@ static int parse_when(json_t *v, int64_t *out)
 	return -1;
 }
 
-void api_route_switchover(struct api *a, struct http_req *req, json_t *b)
+static void switchover(struct api *a, struct http_req *req, json_t *b,
+		       bool del)
 {
-	bool del = strcmp(http_req_method(req), "DELETE") == 0;
 	if (!rs_store_is_leader(a->store)) {
 		api_forward(a, req);
 		return;
@@ -396,7 +397,7 @@ void api_route_failover(struct api *a, struct http_req *req, json_t *b)
 	free(js);
 }
 
-void api_route_pause(struct api *a, struct http_req *req, bool pause)
+static void pause_resume(struct api *a, struct http_req *req, bool pause)
 {
 	if (!rs_store_is_leader(a->store)) {
 		api_forward(a, req);
@@ -421,8 +422,9 @@ void api_route_pause(struct api *a, struct http_req *req, bool pause)
 			 "maintenance mode off");
 }
 
-void api_route_history(struct api *a, struct http_req *req)
+void api_route_history(struct api *a, struct http_req *req, json_t *b)
 {
+	(void)b;
 	char *h = ha_get(a, "history", NULL);
 	json_t *arr = h ? json_loads(h, 0, NULL) : NULL;
 	mem_free(h);
@@ -434,8 +436,9 @@ void api_route_history(struct api *a, struct http_req *req)
 					 "history", arr));
 }
 
-void api_route_reinit(struct api *a, struct http_req *req)
+void api_route_reinit(struct api *a, struct http_req *req, json_t *b)
 {
+	(void)b;
 	if (!a->agent_reinit) {
 		api_respond_error(req, 503, ERR_UNAVAILABLE,
 			      "this node runs no PostgreSQL");
@@ -458,8 +461,9 @@ void api_route_reinit(struct api *a, struct http_req *req)
 			       "is wiped and cloned from the primary"));
 }
 
-void api_route_cluster(struct api *a, struct http_req *req)
+void api_route_cluster(struct api *a, struct http_req *req, json_t *b)
 {
+	(void)b;
 	char prefix[256], key[256];
 	ha_key(prefix, sizeof prefix, a->cluster, "members/");
 	struct rs_fsm *f = rs_store_fsm(a->store);
@@ -497,4 +501,47 @@ void api_route_cluster(struct api *a, struct http_req *req)
 		rs_kvs_free(kvs, n);
 	}
 	api_respond_json(req, 200, o);
+}
+
+void api_route_member_add(struct api *a, struct http_req *req, json_t *b)
+{
+	member_change(a, req, b, OP_ADD);
+}
+
+void api_route_member_promote(struct api *a, struct http_req *req, json_t *b)
+{
+	member_change(a, req, b, OP_PROMOTE);
+}
+
+void api_route_member_remove(struct api *a, struct http_req *req, json_t *b)
+{
+	member_change(a, req, b, OP_REMOVE);
+}
+
+void api_route_transfer_leader(struct api *a, struct http_req *req, json_t *b)
+{
+	member_change(a, req, b, OP_TRANSFER);
+}
+
+void api_route_switchover(struct api *a, struct http_req *req, json_t *b)
+{
+	switchover(a, req, b, false);
+}
+
+void api_route_switchover_cancel(struct api *a, struct http_req *req,
+				 json_t *b)
+{
+	switchover(a, req, b, true);
+}
+
+void api_route_pause(struct api *a, struct http_req *req, json_t *b)
+{
+	(void)b;
+	pause_resume(a, req, true);
+}
+
+void api_route_resume(struct api *a, struct http_req *req, json_t *b)
+{
+	(void)b;
+	pause_resume(a, req, false);
 }

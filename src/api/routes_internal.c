@@ -46,8 +46,9 @@ void api_route_register(struct api *a, struct http_req *req, json_t *b)
 }
 
 /* A store command encoded by a follower's kv client (src/api/kv.c). */
-void api_route_apply(struct api *a, struct http_req *req)
+void api_route_apply(struct api *a, struct http_req *req, json_t *b)
 {
+	(void)b;
 	size_t len;
 	const char *body = http_req_body(req, &len);
 	struct rs_cmd c;
@@ -115,8 +116,9 @@ static void on_lsn(void *arg, const struct ha_lsn_answer *ans)
 	mem_free(o);
 }
 
-void api_route_lsn(struct api *a, struct http_req *req)
+void api_route_lsn(struct api *a, struct http_req *req, json_t *b)
 {
+	(void)b;
 	if (!a->agent_lsn) {
 		api_respond_error(req, 503, ERR_UNAVAILABLE,
 			      "no PostgreSQL is managed on this node");

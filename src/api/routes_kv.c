@@ -25,8 +25,9 @@
 /* Handlers                                                             */
 /* ------------------------------------------------------------------ */
 
-void api_route_kv_get(struct api *a, struct http_req *req)
+void api_route_kv_get(struct api *a, struct http_req *req, json_t *b)
 {
+	(void)b;
 	static const char *const allowed[] = { "key", "prefix", "serializable",
 					       "limit", NULL };
 	const char *bad = http_req_unknown_query(req, allowed);
@@ -192,8 +193,8 @@ void api_route_lease_grant(struct api *a, struct http_req *req, json_t *b)
 	api_submit(a, req, OP_GRANT, &c, "lease grant");
 }
 
-void api_route_lease_id_op(struct api *a, struct http_req *req, json_t *b,
-			  int kind)
+static void lease_id_op(struct api *a, struct http_req *req, json_t *b,
+			int kind)
 {
 	static const char *const fields[] = { "id", NULL };
 	uint64_t id;
@@ -210,8 +211,19 @@ void api_route_lease_id_op(struct api *a, struct http_req *req, json_t *b,
 	       kind == OP_KEEPALIVE ? "lease keepalive" : "lease revoke");
 }
 
-void api_route_lease_list(struct api *a, struct http_req *req)
+void api_route_lease_keepalive(struct api *a, struct http_req *req, json_t *b)
 {
+	lease_id_op(a, req, b, OP_KEEPALIVE);
+}
+
+void api_route_lease_revoke(struct api *a, struct http_req *req, json_t *b)
+{
+	lease_id_op(a, req, b, OP_REVOKE);
+}
+
+void api_route_lease_list(struct api *a, struct http_req *req, json_t *b)
+{
+	(void)b;
 	if (!rs_store_is_leader(a->store)) {
 		api_forward(a, req);
 		return;

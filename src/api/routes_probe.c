@@ -38,8 +38,9 @@ static const char *state_str(enum rs_state st)
 	return "unavailable";
 }
 
-void api_route_status(struct api *a, struct http_req *req)
+void api_route_status(struct api *a, struct http_req *req, json_t *b)
 {
+	(void)b;
 	struct rs_status st;
 	rs_store_status_full(a->store, &st);
 	struct rs_member l;
@@ -104,7 +105,16 @@ static int parse_size(const char *s, uint64_t *out)
 	return 0;
 }
 
-void api_route_probe(struct api *a, struct http_req *req, enum probe_kind k)
+enum probe_kind {
+	P_PRIMARY,
+	P_REPLICA,
+	P_READ_ONLY,
+	P_HEALTH,
+	P_READINESS,
+	P_ROOT,
+};
+
+static void probe(struct api *a, struct http_req *req, enum probe_kind k)
 {
 	if (!a->agent_status) {
 		api_respond_error(req, 503, ERR_UNAVAILABLE,
@@ -168,4 +178,49 @@ void api_route_probe(struct api *a, struct http_req *req, enum probe_kind k)
 	}
 	http_respond(req, ok ? 200 : 503, "application/json", a->probe_body,
 		     a->probe_len, NULL, NULL);
+}
+
+void api_route_liveness(struct api *a, struct http_req *req, json_t *b)
+{
+	(void)a;
+	(void)b;
+	static const char ok[] = "{\"status\":\"ok\"}\n";
+	http_respond(req, 200, "application/json", ok, sizeof ok - 1, NULL,
+		     NULL);
+}
+
+void api_route_primary(struct api *a, struct http_req *req, json_t *b)
+{
+	(void)b;
+	probe(a, req, P_PRIMARY);
+}
+
+void api_route_replica(struct api *a, struct http_req *req, json_t *b)
+{
+	(void)b;
+	probe(a, req, P_REPLICA);
+}
+
+void api_route_read_only(struct api *a, struct http_req *req, json_t *b)
+{
+	(void)b;
+	probe(a, req, P_READ_ONLY);
+}
+
+void api_route_health(struct api *a, struct http_req *req, json_t *b)
+{
+	(void)b;
+	probe(a, req, P_HEALTH);
+}
+
+void api_route_readiness(struct api *a, struct http_req *req, json_t *b)
+{
+	(void)b;
+	probe(a, req, P_READINESS);
+}
+
+void api_route_root(struct api *a, struct http_req *req, json_t *b)
+{
+	(void)b;
+	probe(a, req, P_ROOT);
 }
