@@ -137,6 +137,8 @@ api_route_fn api_route_resume;
 api_route_fn api_route_history;
 api_route_fn api_route_reinit;
 /* routes_probe.c */
+/* The ?lag= of /replica: 0 and the byte count, or -1. */
+int api_parse_lag(const char *s, uint64_t *out);
 api_route_fn api_route_liveness;
 api_route_fn api_route_status;
 api_route_fn api_route_primary;

@@ -80,29 +80,39 @@ static json_t *node_status_json(struct api *a, const struct ha_status *st)
 	return o;
 }
 
-/* Parse "16MB", "1048576", "512kB" (1024-based, as PostgreSQL). */
-static int parse_size(const char *s, uint64_t *out)
+/* The largest lag a member can report (ha_member.lag_bytes is int64). */
+#define LAG_MAX 9223372036854775807ull
+
+/* Parse "16MB", "1048576", "512kB": decimal digits only, then nothing or
+ * one of B, kB, MB, GB, TB (1024-based, as PostgreSQL; case ignored), at
+ * most LAG_MAX bytes in all. The digits are accumulated with an overflow
+ * check, so no value wraps around to a small one. */
+int api_parse_lag(const char *s, uint64_t *out)
 {
-	char *end;
-	errno = 0;
-	if (!*s || *s == '-')
+	uint64_t v = 0;
+	size_t i = 0;
+	for (; s[i] >= '0' && s[i] <= '9'; i++) {
+		uint64_t d = (uint64_t)(s[i] - '0');
+		if (v > (LAG_MAX - d) / 10)
+			return -1;
+		v = v * 10 + d;
+	}
+	if (i == 0)
 		return -1;
-	unsigned long long v = strtoull(s, &end, 10);
-	if (errno || end == s)
-		return -1;
-	uint64_t mult = 1;
-	if (strcasecmp(end, "") == 0 || strcasecmp(end, "B") == 0)
-		mult = 1;
-	else if (strcasecmp(end, "kB") == 0)
-		mult = 1024;
-	else if (strcasecmp(end, "MB") == 0)
-		mult = 1024 * 1024;
-	else if (strcasecmp(end, "GB") == 0)
-		mult = 1024ull * 1024 * 1024;
-	else
-		return -1;
-	*out = v * mult;
-	return 0;
+	static const struct {
+		const char *unit;
+		unsigned shift;
+	} units[] = { { "", 0 },   { "B", 0 },	{ "kB", 10 },
+		      { "MB", 20 }, { "GB", 30 }, { "TB", 40 } };
+	for (size_t u = 0; u < sizeof units / sizeof units[0]; u++) {
+		if (strcasecmp(s + i, units[u].unit) != 0)
+			continue;
+		if (v > LAG_MAX >> units[u].shift)
+			return -1;
+		*out = v << units[u].shift;
+		return 0;
+	}
+	return -1;
 }
 
 enum probe_kind {
@@ -116,6 +126,18 @@ enum probe_kind {
 
 static void probe(struct api *a, struct http_req *req, enum probe_kind k)
 {
+	/* a malformed lag is the client's error whatever this node is, so it
+	 * is checked first: a primary or a store-only node answers 400 too */
+	uint64_t max_lag = 0;
+	const char *lag = k == P_REPLICA ? http_req_query(req, "lag") : NULL;
+	if (lag && api_parse_lag(lag, &max_lag) != 0) {
+		api_respond_error(req, 400, ERR_INVAL,
+				  "lag must be a byte count or a size with "
+				  "a unit (B, kB, MB, GB, TB; 1024-based), "
+				  "at most 2^63-1 bytes: not '%.64s'",
+				  lag);
+		return;
+	}
 	if (!a->agent_status) {
 		api_respond_error(req, 503, ERR_UNAVAILABLE,
 			      "this node runs no PostgreSQL");
@@ -131,18 +153,9 @@ static void probe(struct api *a, struct http_req *req, enum probe_kind k)
 		break;
 	case P_REPLICA: {
 		ok = st.streaming && !st.self.tags.noloadbalance;
-		const char *lag = http_req_query(req, "lag");
-		if (ok && lag) {
-			uint64_t max;
-			if (parse_size(lag, &max) != 0) {
-				api_respond_error(req, 400, ERR_INVAL,
-					      "lag must be bytes or a size "
-					      "like 16MB");
-				return;
-			}
+		if (ok && lag)
 			ok = st.self.lag_bytes >= 0 &&
-			     (uint64_t)st.self.lag_bytes <= max;
-		}
+			     (uint64_t)st.self.lag_bytes <= max_lag;
 		break;
 	}
 	case P_READ_ONLY:
