@@ -68,14 +68,69 @@ void api_respond_json(struct http_req *req, unsigned status, json_t *obj)
 	free(s);
 }
 
+/* Length of the valid UTF-8 sequence at s (n bytes left), 0 if none:
+ * no overlong forms, no surrogates, nothing above U+10FFFF. */
+static size_t utf8_seq(const unsigned char *s, size_t n)
+{
+	if (s[0] < 0x80)
+		return 1;
+	size_t len;
+	uint32_t cp, min;
+	if ((s[0] & 0xe0) == 0xc0) {
+		len = 2, cp = s[0] & 0x1fu, min = 0x80;
+	} else if ((s[0] & 0xf0) == 0xe0) {
+		len = 3, cp = s[0] & 0x0fu, min = 0x800;
+	} else if ((s[0] & 0xf8) == 0xf0) {
+		len = 4, cp = s[0] & 0x07u, min = 0x10000;
+	} else {
+		return 0;
+	}
+	if (n < len)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xc0) != 0x80)
+			return 0;
+		cp = (cp << 6) | (s[i] & 0x3fu);
+	}
+	if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff))
+		return 0;
+	return len;
+}
+
+bool api_utf8_valid(const char *s, size_t n)
+{
+	const unsigned char *p = (const unsigned char *)s;
+	for (size_t i = 0; i < n;) {
+		size_t l = utf8_seq(p + i, n - i);
+		if (!l)
+			return false;
+		i += l;
+	}
+	return true;
+}
+
 void api_respond_error(struct http_req *req, unsigned status, int code,
-			  const char *fmt, ...)
+		       const char *fmt, ...)
 {
 	char msg[512];
 	va_list ap;
 	va_start(ap, fmt);
 	vsnprintf(msg, sizeof msg, fmt, ap);
 	va_end(ap);
+	/* the message may quote the client's bytes (a path, a query
+	 * parameter) or be cut inside a character: JSON strings are UTF-8,
+	 * and jansson refuses anything else, which would turn a 4xx into a
+	 * 500 "out of memory". Bytes that are not UTF-8 become '?'. */
+	size_t n = strlen(msg);
+	for (size_t i = 0; i < n;) {
+		size_t l = utf8_seq((unsigned char *)msg + i, n - i);
+		if (l) {
+			i += l;
+		} else {
+			msg[i] = '?';
+			i++;
+		}
+	}
 	api_respond_json(req, status,
 		     json_pack("{s:s,s:s}", "error", msg, "code",
 			       err_name(code)));

@@ -81,6 +81,8 @@ json_t *api_json_hex(uint64_t v);
 json_t *api_json_ttl(uint64_t ttl_ms);
 
 /* ---- api.c: request parsing ---- */
+/* s[0..n) is well-formed UTF-8 (what a JSON string may hold). */
+bool api_utf8_valid(const char *s, size_t n);
 bool api_is_mutating(const char *method);
 int api_check_auth(struct api *a, struct http_req *req);
 json_t *api_body_object(struct http_req *req);

@@ -63,6 +63,15 @@ void api_route_apply(struct api *a, struct http_req *req, json_t *b)
 			      rs_op_name(c.op));
 		return;
 	}
+	/* everything stored is read back as JSON strings (GET /v1/kv):
+	 * bytes that are not UTF-8 would make every read of the key fail */
+	if (!api_utf8_valid(c.key.p, c.key.len) ||
+	    !api_utf8_valid(c.value.p, c.value.len)) {
+		api_respond_error(req, 400, ERR_INVAL,
+				  "%s: the key or value is not UTF-8",
+				  rs_op_name(c.op));
+		return;
+	}
 	if (!rs_store_is_leader(a->store)) {
 		api_forward(a, req);
 		return;

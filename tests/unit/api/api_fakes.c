@@ -649,6 +649,15 @@ void t_env_init(struct t_env *e)
 		    (struct http_client *)e, &o, &e->api) != 0)
 		abort();
 	memset(&e->st, 0, sizeof e->st);
+	t_env_set_agent(e, true);
+}
+
+void t_env_set_agent(struct t_env *e, bool on)
+{
+	if (!on) {
+		api_set_agent(e->api, NULL, NULL, NULL);
+		return;
+	}
 	api_set_agent(e->api, agent_status, agent_reinit, e);
 	api_set_agent_lsn(e->api, agent_lsn);
 }

@@ -71,6 +71,8 @@ struct t_env {
  * cluster "c1", leader) and the api on it; t_env_close() frees all. */
 void t_env_init(struct t_env *e);
 void t_env_close(struct t_env *e);
+/* The fake agent on (the default) or off (a store-only node). */
+void t_env_set_agent(struct t_env *e, bool on);
 /* Empty the state machine again (the fuzz target's inputs accumulate). */
 void t_env_reset_store(struct t_env *e);
 

@@ -124,6 +124,36 @@ static void test_unknown_path(void **state)
 	/* a path is matched whole: no prefix, no case folding */
 	assert_int_equal(call("GET", "/STATUS", NULL, NOAUTH, NULL), 404);
 	assert_int_equal(call("GET", "/status/x", NULL, NOAUTH, NULL), 404);
+	/* the client's bytes quoted in an error that are not UTF-8 (JSON
+	 * strings must be) still give the 4xx, not a 500 (found by
+	 * fuzz_http) */
+	assert_int_equal(call("GET", "/\xc2x\xff", NULL, NOAUTH, NULL), 404);
+	assert_error_has("no such path: /?x?");
+	assert_int_equal(call("GET", "/v1/kv", "key=/a&%C2true=1", NOAUTH,
+			      NULL),
+			 400);
+	assert_error_has("unknown query parameter '?true'");
+	/* a path cut inside a character at the message's end */
+	char path[600] = "/";
+	for (size_t i = 1; i + 2 < sizeof path; i += 2)
+		memcpy(path + i, "\xc3\xa9", 2);
+	assert_int_equal(call("GET", path, NULL, NOAUTH, NULL), 404);
+	assert_error_has("no such path: /\xc3\xa9\xc3\xa9");
+}
+
+static void test_utf8_valid(void **state)
+{
+	(void)state;
+	assert_true(api_utf8_valid("", 0));
+	assert_true(api_utf8_valid("abc", 3));
+	assert_true(api_utf8_valid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9));
+	assert_true(api_utf8_valid("a\0b", 3)); /* NUL is a character */
+	assert_false(api_utf8_valid("\xc3", 1));          /* cut */
+	assert_false(api_utf8_valid("\xff", 1));
+	assert_false(api_utf8_valid("\xc0\xaf", 2));      /* overlong '/' */
+	assert_false(api_utf8_valid("\xed\xa0\x80", 3));  /* surrogate */
+	assert_false(api_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
+	assert_false(api_utf8_valid("\xe2\x28\xa1", 3));
 }
 
 static void test_wrong_method(void **state)
@@ -710,6 +740,33 @@ static void test_internal(void **state)
 	assert_int_equal(r->status, 200);
 	assert_non_null(strstr(r->resp, "\"code\":0"));
 	t_req_free(r);
+	/* keys and values are JSON strings when read back: a command that
+	 * would store bytes that are not UTF-8 is refused, and nothing is
+	 * written */
+	static const char *const kvs[][2] = { { "/k\xff", "v" },
+					      { "/k", "v\xc3" } };
+	for (size_t i = 0; i < 2; i++) {
+		memset(&c, 0, sizeof c);
+		c.op = RS_OP_PUT;
+		c.key = (struct rs_str){ kvs[i][0],
+					 (uint32_t)strlen(kvs[i][0]) };
+		c.value = (struct rs_str){ kvs[i][1],
+					   (uint32_t)strlen(kvs[i][1]) };
+		n = rs_cmd_encode(&c, buf, sizeof buf);
+		r = t_req_new("POST", "/internal/apply", NULL,
+			      (const char *const[]){
+				      "Authorization: Bearer " T_TOKEN, NULL },
+			      buf, n);
+		t_dispatch(&E, r);
+		assert_int_equal(r->answers, 1);
+		assert_int_equal(r->status, 400);
+		assert_non_null(strstr(r->resp, "not UTF-8"));
+		t_req_free(r);
+	}
+	assert_int_equal(call("GET", "/v1/kv", "key=/k&prefix=true", NOAUTH,
+			      NULL),
+			 200);
+	assert_int_equal(json_integer_value(json_object_get(J, "count")), 0);
 	assert_int_equal(call("POST", "/internal/removed", NULL, AUTH,
 			      "{\"id\":\"1\",\"name\":\"n2\"}"),
 			 409);
@@ -839,6 +896,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_reinit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_probes, setup, teardown),
 		cmocka_unit_test(test_parse_lag),
+		cmocka_unit_test(test_utf8_valid),
 		cmocka_unit_test_setup_teardown(test_replica_lag_bad, setup,
 						teardown),
 		cmocka_unit_test_setup_teardown(test_internal, setup, teardown),
