@@ -134,7 +134,7 @@ out=$(pgw history) || fail "history: $out"
 grep -q "switchover *| *node$C" <<<"$out" || fail "history table: $out"
 
 # ---- pause: maintenance mode shown; the primary's death is not failed over
-out=$(pgw pause) || fail "pause: $out"
+out=$(pgw pause 2>&1) || fail "pause: $out"
 [[ $out == *"maintenance mode on"* ]] || fail "pause output: $out"
 pgw list | head -n1 | grep -q "\[maintenance mode\]" || fail "list does not show maintenance mode: $(pgw list 2>&1)"
 paused_everywhere() {
@@ -169,7 +169,7 @@ done
 [[ -z $(leader_key) ]] || fail "a leader key was written while paused: $(leader_key)"
 log "no promotion while paused ($checks checks), $((SECONDS - t_kill)) s after node$C's death"
 # ---- resume: now the dead primary is replaced
-out=$(pgw resume) || fail "resume: $out"
+out=$(pgw resume 2>&1) || fail "resume: $out"
 t_resume=$SECONDS
 [[ $out == *"maintenance mode off"* ]] || fail "resume output: $out"
 pgw list | head -n1 | grep -q "maintenance mode" && fail "list still shows maintenance mode"
@@ -195,7 +195,7 @@ R=$(others "$P" | head -n1)
 marker="$(pg_data "$R")/runbook-marker"
 touch "$marker"
 pm0=$(postmaster_pid "$R")
-out=$(pgw reinit "node$R" --force) || fail "reinit node$R: $out"
+out=$(pgw reinit "node$R" --force 2>&1) || fail "reinit node$R: $out"
 [[ $out == "node$R: reinitialize scheduled"* ]] || fail "reinit output: $out"
 wait_until -t 30 test ! -e "$marker" || fail "node$R's data directory was not wiped"
 wait_until -t 30 fo_streams_from "$R" "$P" || fail "node$R does not stream again after reinit: $(pgw list 2>&1)"
