@@ -34,7 +34,7 @@
 #include "ha/ha_agent.h"
 #include "ha/ha_member.h"
 
-#define FORWARD_TIMEOUT_MS 10000u
+#define FORWARD_TIMEOUT_MS   10000u
 #define REGISTER_INTERVAL_MS 1000u
 
 /* ------------------------------------------------------------------ */
@@ -58,12 +58,11 @@ void api_respond_json(struct http_req *req, unsigned status, json_t *obj)
 		memcpy(body, s, n);
 		body[n] = '\n';
 		body[n + 1] = '\0';
-		http_respond(req, status, "application/json", body, n + 1,
-			     NULL, NULL);
+		http_respond(req, status, "application/json", body, n + 1, NULL,
+			     NULL);
 		mem_free(body);
 	} else {
-		http_respond(req, status, "application/json", s, n, NULL,
-			     NULL);
+		http_respond(req, status, "application/json", s, n, NULL, NULL);
 	}
 	free(s);
 }
@@ -131,9 +130,9 @@ void api_respond_error(struct http_req *req, unsigned status, int code,
 			i++;
 		}
 	}
-	api_respond_json(req, status,
-		     json_pack("{s:s,s:s}", "error", msg, "code",
-			       err_name(code)));
+	api_respond_json(
+		req, status,
+		json_pack("{s:s,s:s}", "error", msg, "code", err_name(code)));
 }
 
 unsigned api_status_of(int err)
@@ -165,7 +164,8 @@ unsigned api_status_of(int err)
 
 void api_respond_err(struct http_req *req, int err, const char *what)
 {
-	api_respond_error(req, api_status_of(err), err, "%s: %s", what, err_str(err));
+	api_respond_error(req, api_status_of(err), err, "%s: %s", what,
+			  err_str(err));
 }
 
 json_t *api_json_hex(uint64_t v)
@@ -207,8 +207,8 @@ int api_check_auth(struct api *a, struct http_req *req)
 	const char *h = http_req_header(req, "Authorization");
 	if (!h || strncmp(h, "Bearer ", 7) != 0) {
 		api_respond_error(req, 401, ERR_AUTH,
-			      "this request needs the cluster token "
-			      "(Authorization: Bearer ...)");
+				  "this request needs the cluster token "
+				  "(Authorization: Bearer ...)");
 		return -1;
 	}
 	if (!token_equal(h + 7, a->token)) {
@@ -226,22 +226,21 @@ json_t *api_body_object(struct http_req *req)
 	json_error_t jerr;
 	json_t *o = json_loadb(body, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (!o) {
-		api_respond_error(req, 400, ERR_INVAL, "malformed JSON body: %s",
-			      jerr.text);
+		api_respond_error(req, 400, ERR_INVAL,
+				  "malformed JSON body: %s", jerr.text);
 		return NULL;
 	}
 	if (!json_is_object(o)) {
 		json_decref(o);
 		api_respond_error(req, 400, ERR_INVAL,
-			      "the body must be a JSON object");
+				  "the body must be a JSON object");
 		return NULL;
 	}
 	return o;
 }
 
 /* Only the listed fields may appear. 0 ok, else answered. */
-int api_only_fields(struct http_req *req, json_t *o,
-		       const char *const *allowed)
+int api_only_fields(struct http_req *req, json_t *o, const char *const *allowed)
 {
 	const char *k;
 	json_t *v;
@@ -252,8 +251,8 @@ int api_only_fields(struct http_req *req, json_t *o,
 			if (strcmp(allowed[i], k) == 0)
 				ok = true;
 		if (!ok) {
-			api_respond_error(req, 400, ERR_INVAL, "unknown field '%s'",
-				      k);
+			api_respond_error(req, 400, ERR_INVAL,
+					  "unknown field '%s'", k);
 			return -1;
 		}
 	}
@@ -263,8 +262,7 @@ int api_only_fields(struct http_req *req, json_t *o,
 /* String field; required or optional (NULL when absent). Embedded NULs
  * are refused. 0 ok, else answered. */
 int api_get_str(struct http_req *req, json_t *o, const char *field,
-		   bool required, size_t maxlen, const char **out,
-		   size_t *outlen)
+		bool required, size_t maxlen, const char **out, size_t *outlen)
 {
 	json_t *v = json_object_get(o, field);
 	*out = NULL;
@@ -273,24 +271,27 @@ int api_get_str(struct http_req *req, json_t *o, const char *field,
 	if (!v) {
 		if (!required)
 			return 0;
-		api_respond_error(req, 400, ERR_INVAL, "missing field '%s'", field);
+		api_respond_error(req, 400, ERR_INVAL, "missing field '%s'",
+				  field);
 		return -1;
 	}
 	if (!json_is_string(v)) {
 		api_respond_error(req, 400, ERR_INVAL, "'%s' must be a string",
-			      field);
+				  field);
 		return -1;
 	}
 	size_t n = json_string_length(v);
 	const char *s = json_string_value(v);
 	if (n > maxlen) {
 		api_respond_error(req, 400, ERR_INVAL,
-			      "'%s' is longer than %zu bytes", field, maxlen);
+				  "'%s' is longer than %zu bytes", field,
+				  maxlen);
 		return -1;
 	}
 	if (!outlen && strlen(s) != n) {
 		api_respond_error(req, 400, ERR_INVAL,
-			      "'%s' must not contain NUL characters", field);
+				  "'%s' must not contain NUL characters",
+				  field);
 		return -1;
 	}
 	*out = s;
@@ -300,7 +301,7 @@ int api_get_str(struct http_req *req, json_t *o, const char *field,
 }
 
 int api_get_u64(struct http_req *req, json_t *o, const char *field,
-		   bool *present, uint64_t *out)
+		bool *present, uint64_t *out)
 {
 	json_t *v = json_object_get(o, field);
 	*present = v != NULL;
@@ -309,7 +310,7 @@ int api_get_u64(struct http_req *req, json_t *o, const char *field,
 		return 0;
 	if (!json_is_integer(v) || json_integer_value(v) < 0) {
 		api_respond_error(req, 400, ERR_INVAL,
-			      "'%s' must be a non-negative integer", field);
+				  "'%s' must be a non-negative integer", field);
 		return -1;
 	}
 	*out = (uint64_t)json_integer_value(v);
@@ -329,7 +330,7 @@ bool api_parse_hex_id(const char *s, uint64_t *out)
 }
 
 int api_get_id(struct http_req *req, json_t *o, const char *field,
-		  bool required, uint64_t *out)
+	       bool required, uint64_t *out)
 {
 	const char *s;
 	*out = 0;
@@ -339,7 +340,8 @@ int api_get_id(struct http_req *req, json_t *o, const char *field,
 		return 0;
 	if (!api_parse_hex_id(s, out)) {
 		api_respond_error(req, 400, ERR_INVAL,
-			      "'%s' must be a hex id (up to 16 digits)", field);
+				  "'%s' must be a hex id (up to 16 digits)",
+				  field);
 		return -1;
 	}
 	return 0;
@@ -385,9 +387,9 @@ static void on_forwarded(void *arg, int err, long status, const char *body,
 {
 	struct fwd *f = arg;
 	if (err != 0) {
-		api_respond_error(f->req, err == ERR_TIMEOUT ? 504 : 503,
-			      ERR_UNAVAILABLE, "leader at %s unreachable: %s",
-			      f->url, err_str(err));
+		api_respond_error(
+			f->req, err == ERR_TIMEOUT ? 504 : 503, ERR_UNAVAILABLE,
+			"leader at %s unreachable: %s", f->url, err_str(err));
 	} else {
 		http_respond(f->req, (unsigned)status, "application/json", body,
 			     len, NULL, NULL);
@@ -399,18 +401,19 @@ void api_forward(struct api *a, struct http_req *req)
 {
 	if (http_req_header(req, "X-Pgwarden-Forwarded")) {
 		api_respond_error(req, 503, ERR_NOTLEADER,
-			      "%s is not the leader (any more)", a->name);
+				  "%s is not the leader (any more)", a->name);
 		return;
 	}
 	struct rs_member leader;
 	if (rs_store_leader(a->store, &leader) != 0) {
 		api_respond_error(req, 503, ERR_UNAVAILABLE,
-			      "no raft leader known right now");
+				  "no raft leader known right now");
 		return;
 	}
 	if (!leader.api[0]) {
-		api_respond_error(req, 503, ERR_UNAVAILABLE,
-			      "the leader has not registered its API URL yet");
+		api_respond_error(
+			req, 503, ERR_UNAVAILABLE,
+			"the leader has not registered its API URL yet");
 		return;
 	}
 	struct fwd *f = mem_calloc(1, sizeof *f);
@@ -521,7 +524,8 @@ static void notify_removed(struct api *a, const char *name, uint64_t id,
 	snprintf(auth, sizeof auth, "Authorization: Bearer %s", a->token);
 	const char *headers[] = { auth, "Content-Type: application/json",
 				  "Expect:", NULL };
-	json_t *o = json_pack("{s:o,s:s}", "id", api_json_hex(id), "name", name);
+	json_t *o =
+		json_pack("{s:o,s:s}", "id", api_json_hex(id), "name", name);
 	char *body = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
 	char *who = mem_strdup(name);
@@ -541,11 +545,12 @@ void api_on_store_done(void *arg, int status, const struct rs_result *res)
 	if (o->kind == OP_APPLY && status == 0) {
 		/* the raw result, whatever its code: the caller interprets */
 		api_respond_json(req, 200,
-			     json_pack("{s:i,s:I,s:o,s:I,s:I}", "code", res->code,
-				       "revision", (json_int_t)res->revision,
-				       "lease", api_json_hex(res->lease), "ttl_ms",
-				       (json_int_t)res->ttl_ms, "count",
-				       (json_int_t)res->count));
+				 json_pack("{s:i,s:I,s:o,s:I,s:I}", "code",
+					   res->code, "revision",
+					   (json_int_t)res->revision, "lease",
+					   api_json_hex(res->lease), "ttl_ms",
+					   (json_int_t)res->ttl_ms, "count",
+					   (json_int_t)res->count));
 		api_op_free(o);
 		return;
 	}
@@ -597,15 +602,16 @@ void api_on_store_done(void *arg, int status, const struct rs_result *res)
 		}
 		if (code == ERR_CONFLICT && o->kind == OP_ACTION)
 			api_respond_error(req, 409, code,
-				      "%s: another request is pending", what);
+					  "%s: another request is pending",
+					  what);
 		else if (code == ERR_CONFLICT && o->kind != OP_TRANSFER)
 			api_respond_error(req, 409, code, "%s: compare failed",
-				      what);
-		else if (code == ERR_NOTFOUND && (o->kind == OP_PUT ||
-						  o->kind == OP_KEEPALIVE ||
-						  o->kind == OP_REVOKE))
+					  what);
+		else if (code == ERR_NOTFOUND &&
+			 (o->kind == OP_PUT || o->kind == OP_KEEPALIVE ||
+			  o->kind == OP_REVOKE))
 			api_respond_error(req, 404, code, "%s: lease not found",
-				      what);
+					  what);
 		else
 			api_respond_err(req, code, what);
 		api_op_free(o);
@@ -624,16 +630,16 @@ void api_on_store_done(void *arg, int status, const struct rs_result *res)
 		break;
 	case OP_GRANT:
 	case OP_KEEPALIVE:
-		j = json_pack("{s:o,s:o}", "id", api_json_hex(res->lease), "ttl",
-			      api_json_ttl(res->ttl_ms));
+		j = json_pack("{s:o,s:o}", "id", api_json_hex(res->lease),
+			      "ttl", api_json_ttl(res->ttl_ms));
 		break;
 	case OP_GET: {
 		struct rs_kv *kvs = NULL;
 		size_t n = 0;
 		uint64_t rev = 0;
 		int rv = rs_fsm_range(rs_store_fsm(a->store), o->key,
-				      strlen(o->key), o->prefix, o->limit,
-				      &kvs, &n, &rev);
+				      strlen(o->key), o->prefix, o->limit, &kvs,
+				      &n, &rev);
 		if (rv != 0) {
 			api_respond_err(req, rv, "read");
 			api_op_free(o);
@@ -670,7 +676,8 @@ void api_on_store_done(void *arg, int status, const struct rs_result *res)
 	case OP_PROMOTE: {
 		struct rs_member m;
 		if (api_find_member(a, o->name, &m))
-			j = json_pack("{s:o}", "member", api_member_json(&m, 0));
+			j = json_pack("{s:o}", "member",
+				      api_member_json(&m, 0));
 		else
 			j = json_pack("{s:{s:s}}", "member", "name", o->name);
 		break;
@@ -717,19 +724,21 @@ void api_started(struct op *o, int rv, const char *what)
 	const char *msg = rs_store_errmsg(o->a->store);
 	if ((rv == ERR_NOTFOUND || rv == ERR_EXISTS || rv == ERR_INVAL) &&
 	    msg[0])
-		api_respond_error(o->req, api_status_of(rv), rv, "%s: %s", what, msg);
+		api_respond_error(o->req, api_status_of(rv), rv, "%s: %s", what,
+				  msg);
 	else
 		api_respond_err(o->req, rv, what);
 	api_op_free(o);
 }
 
 void api_submit(struct api *a, struct http_req *req, int kind,
-		   const struct rs_cmd *c, const char *what)
+		const struct rs_cmd *c, const char *what)
 {
 	struct op *o = api_op_new(a, req, kind);
 	if (!o)
 		return;
-	api_started(o, rs_store_submit(a->store, c, api_on_store_done, o), what);
+	api_started(o, rs_store_submit(a->store, c, api_on_store_done, o),
+		    what);
 }
 
 /* ------------------------------------------------------------------ */
@@ -759,27 +768,28 @@ enum {
 
 /* What is read from the body before the handler runs. */
 enum route_body {
-	B_NONE,  /* ignored; the handler gets b NULL */
-	B_JSON,  /* a JSON object, else 400 */
+	B_NONE,	 /* ignored; the handler gets b NULL */
+	B_JSON,	 /* a JSON object, else 400 */
 	B_EMPTY, /* a JSON object, else 400; an empty body counts as {} */
-	B_RAW,   /* the handler reads it (http_req_body); b NULL */
+	B_RAW,	 /* the handler reads it (http_req_body); b NULL */
 };
 
 struct route {
 	const char *path;
-	unsigned methods;      /* M_* */
-	bool token;            /* needs the cluster token: 401/403 */
+	unsigned methods; /* M_* */
+	bool token;	  /* needs the cluster token: 401/403 */
 	enum route_body body;
 	api_route_fn *fn;
 };
 
 #define TOKEN true
-#define OPEN false
+#define OPEN  false
 
 /* Every route, one a row (docs/http-api.md). A path may have several rows
  * with different methods; a path with no row for the request's method
  * answers 405 with the methods its rows take. Checked in this order: path
  * (404), method (405), token (401/403), body (400), then the handler. */
+/* clang-format off */
 static const struct route routes[] = {
 	/* path, methods, token, body, handler */
 	/* routes_probe.c: this node */
@@ -824,6 +834,7 @@ static const struct route routes[] = {
 	{ "/internal/apply",      M_POST,         TOKEN, B_RAW,   api_route_apply },
 	{ "/internal/lsn",        M_GET,          TOKEN, B_NONE,  api_route_lsn },
 };
+/* clang-format on */
 
 static unsigned method_bit(const char *m)
 {
@@ -846,8 +857,10 @@ static void allow_list(unsigned methods, char *buf, size_t len)
 	static const struct {
 		unsigned bit;
 		const char *names;
-	} names[] = { { M_GET, "GET, HEAD" }, { M_POST, "POST" },
-		      { M_PUT, "PUT" },       { M_DELETE, "DELETE" },
+	} names[] = { { M_GET, "GET, HEAD" },
+		      { M_POST, "POST" },
+		      { M_PUT, "PUT" },
+		      { M_DELETE, "DELETE" },
 		      { M_OPTIONS, "OPTIONS" } };
 	size_t o = 0;
 	buf[0] = '\0';
@@ -970,9 +983,8 @@ static void on_reg_timer(uv_timer_t *t)
 	free(body);
 }
 
-int api_new(uv_loop_t *loop, struct rs_store *store,
-	    struct http_client *client, const struct api_options *o,
-	    struct api **out)
+int api_new(uv_loop_t *loop, struct rs_store *store, struct http_client *client,
+	    const struct api_options *o, struct api **out)
 {
 	struct api *a = mem_calloc(1, sizeof *a);
 	if (!a)

@@ -49,7 +49,7 @@ struct op {
 	uint64_t id;
 	bool prefix;
 	size_t limit;
-	char *key; /* owned */
+	char *key;     /* owned */
 	char msg[256]; /* OP_ACTION: the success message */
 };
 
@@ -68,7 +68,6 @@ enum op_kind {
 	OP_APPLY,
 	OP_ACTION, /* an HA request written as a key: answered with msg */
 };
-
 
 /* ---- api.c: responses ---- */
 void api_respond_json(struct http_req *req, unsigned status, json_t *obj);

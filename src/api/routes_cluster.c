@@ -48,27 +48,28 @@ void api_route_members(struct api *a, struct http_req *req, json_t *b)
 		json_array_append_new(arr, api_member_json(&ms[i], lid));
 	mem_free(ms);
 	api_respond_json(req, 200,
-		     json_pack("{s:s,s:s,s:o}", "cluster", a->cluster, "leader",
-			       lname, "members", arr));
+			 json_pack("{s:s,s:s,s:o}", "cluster", a->cluster,
+				   "leader", lname, "members", arr));
 }
 
 static void member_change(struct api *a, struct http_req *req, json_t *b,
 			  int kind)
 {
-	static const char *const add_fields[] = { "name", "peer_url",
-						  "api_url", NULL };
+	static const char *const add_fields[] = { "name", "peer_url", "api_url",
+						  NULL };
 	static const char *const name_only[] = { "name", NULL };
 	const char *name, *peer = NULL, *api = NULL;
 	if (api_only_fields(req, b, kind == OP_ADD ? add_fields : name_only))
 		return;
 	bool name_required = kind != OP_TRANSFER;
-	if (api_get_str(req, b, "name", name_required, RS_MAX_NAME, &name, NULL))
+	if (api_get_str(req, b, "name", name_required, RS_MAX_NAME, &name,
+			NULL))
 		return;
 	if (name && !api_valid_name(name)) {
 		api_respond_error(req, 400, ERR_INVAL,
-			      "invalid member name '%s' (letters, digits, "
-			      "'_', '.', '-')",
-			      name);
+				  "invalid member name '%s' (letters, digits, "
+				  "'_', '.', '-')",
+				  name);
 		return;
 	}
 	if (kind == OP_ADD &&
@@ -77,13 +78,14 @@ static void member_change(struct api *a, struct http_req *req, json_t *b,
 		return;
 	if (kind == OP_ADD && !strchr(peer, ':')) {
 		api_respond_error(req, 400, ERR_INVAL,
-			      "peer_url must be host:port");
+				  "peer_url must be host:port");
 		return;
 	}
 	if (api && *api && strncmp(api, "http://", 7) != 0 &&
 	    strncmp(api, "https://", 8) != 0) {
-		api_respond_error(req, 400, ERR_INVAL,
-			      "api_url must start with http:// or https://");
+		api_respond_error(
+			req, 400, ERR_INVAL,
+			"api_url must start with http:// or https://");
 		return;
 	}
 	if (!rs_store_is_leader(a->store)) {
@@ -103,7 +105,8 @@ static void member_change(struct api *a, struct http_req *req, json_t *b,
 		api_started(o, rv, "member add");
 		break;
 	case OP_PROMOTE:
-		rv = rs_store_member_promote(a->store, name, api_on_store_done, o);
+		rv = rs_store_member_promote(a->store, name, api_on_store_done,
+					     o);
 		api_started(o, rv, "member promote");
 		break;
 	case OP_REMOVE: {
@@ -112,7 +115,8 @@ static void member_change(struct api *a, struct http_req *req, json_t *b,
 			o->id = m.id;
 			snprintf(o->api, sizeof o->api, "%s", m.api);
 		}
-		rv = rs_store_member_remove(a->store, name, api_on_store_done, o);
+		rv = rs_store_member_remove(a->store, name, api_on_store_done,
+					    o);
 		api_started(o, rv, "member remove");
 		break;
 	}
@@ -195,7 +199,8 @@ static void ha_write(struct api *a, struct http_req *req, const char *leaf,
 	if (!o)
 		return;
 	snprintf(o->msg, sizeof o->msg, "%s", msg);
-	api_started(o, rs_store_submit(a->store, &c, api_on_store_done, o), msg);
+	api_started(o, rs_store_submit(a->store, &c, api_on_store_done, o),
+		    msg);
 }
 
 /* "2026-11-26T12:00:00Z", "2026-11-26T12:00:00+01:00" or epoch seconds. */
@@ -229,8 +234,7 @@ static int parse_when(json_t *v, int64_t *out)
 	return -1;
 }
 
-static void switchover(struct api *a, struct http_req *req, json_t *b,
-		       bool del)
+static void switchover(struct api *a, struct http_req *req, json_t *b, bool del)
 {
 	if (!rs_store_is_leader(a->store)) {
 		api_forward(a, req);
@@ -241,7 +245,7 @@ static void switchover(struct api *a, struct http_req *req, json_t *b,
 	if (del) {
 		if (!cur) {
 			api_respond_error(req, 404, ERR_NOTFOUND,
-				      "no switchover is pending");
+					  "no switchover is pending");
 			return;
 		}
 		mem_free(cur);
@@ -251,7 +255,7 @@ static void switchover(struct api *a, struct http_req *req, json_t *b,
 	}
 	if (cur) {
 		api_respond_error(req, 409, ERR_CONFLICT,
-			      "a switchover is pending already: %s", cur);
+				  "a switchover is pending already: %s", cur);
 		mem_free(cur);
 		return;
 	}
@@ -265,20 +269,22 @@ static void switchover(struct api *a, struct http_req *req, json_t *b,
 	int64_t at = 0;
 	json_t *when = json_object_get(b, "scheduled_at");
 	if (when && parse_when(when, &at) != 0) {
-		api_respond_error(req, 400, ERR_INVAL,
-			      "scheduled_at: an ISO 8601 time with Z or an "
-			      "offset (2026-11-26T12:00:00Z), or epoch seconds");
+		api_respond_error(
+			req, 400, ERR_INVAL,
+			"scheduled_at: an ISO 8601 time with Z or an "
+			"offset (2026-11-26T12:00:00Z), or epoch seconds");
 		return;
 	}
 	char *leader = ha_get(a, "leader", NULL);
 	if (!leader) {
 		api_respond_error(req, 412, ERR_UNAVAILABLE,
-			      "no primary holds the lease: use failover");
+				  "no primary holds the lease: use failover");
 		return;
 	}
 	if (from && *from && strcmp(from, leader) != 0) {
 		api_respond_error(req, 412, ERR_CONFLICT,
-			      "%s is not the primary (%s is)", from, leader);
+				  "%s is not the primary (%s is)", from,
+				  leader);
 		mem_free(leader);
 		return;
 	}
@@ -296,7 +302,8 @@ static void switchover(struct api *a, struct http_req *req, json_t *b,
 			no = "it is not a streaming replica";
 		if (no) {
 			api_respond_error(req, 412, ERR_CONFLICT,
-				      "cannot switch over to %s: %s", to, no);
+					  "cannot switch over to %s: %s", to,
+					  no);
 			mem_free(leader);
 			return;
 		}
@@ -314,7 +321,8 @@ static void switchover(struct api *a, struct http_req *req, json_t *b,
 			for (size_t i = 0; i < n; i++) {
 				struct ha_member m;
 				if (ha_member_decode(kvs[i].value,
-						     kvs[i].value_len, &m) == 0 &&
+						     kvs[i].value_len,
+						     &m) == 0 &&
 				    strcmp(m.name, leader) != 0 &&
 				    m.role == HA_ROLE_REPLICA &&
 				    m.state == HA_ST_STREAMING &&
@@ -326,7 +334,7 @@ static void switchover(struct api *a, struct http_req *req, json_t *b,
 		}
 		if (!any && at == 0) {
 			api_respond_error(req, 412, ERR_UNAVAILABLE,
-				      "no streaming replica may take over");
+					  "no streaming replica may take over");
 			mem_free(leader);
 			return;
 		}
@@ -366,24 +374,25 @@ void api_route_failover(struct api *a, struct http_req *req, json_t *b)
 	struct ha_member m;
 	if (!ha_member_get(a, to, &m)) {
 		api_respond_error(req, 412, ERR_NOTFOUND,
-			      "cannot fail over to %s: it does not report", to);
+				  "cannot fail over to %s: it does not report",
+				  to);
 		return;
 	}
 	if (m.tags.nofailover || m.tags.failover_priority <= 0) {
-		api_respond_error(req, 412, ERR_CONFLICT,
-			      "cannot fail over to %s: it is tagged nofailover",
-			      to);
+		api_respond_error(
+			req, 412, ERR_CONFLICT,
+			"cannot fail over to %s: it is tagged nofailover", to);
 		return;
 	}
 	char *leader = ha_get(a, "leader", NULL);
 	if (leader && strcmp(leader, to) == 0) {
 		api_respond_error(req, 412, ERR_CONFLICT,
-			      "%s is the primary already", to);
+				  "%s is the primary already", to);
 		mem_free(leader);
 		return;
 	}
-	json_t *v = json_pack("{s:s,s:s}", "to", to, "from",
-			      leader ? leader : "");
+	json_t *v =
+		json_pack("{s:s,s:s}", "to", to, "from", leader ? leader : "");
 	char *js = v ? json_dumps(v, JSON_COMPACT) : NULL;
 	json_decref(v);
 	char msg[200];
@@ -408,10 +417,10 @@ static void pause_resume(struct api *a, struct http_req *req, bool pause)
 	bool paused = cur != NULL;
 	mem_free(cur);
 	if (pause == paused) {
-		api_respond_json(req, 200,
-			     json_pack("{s:s}", "message",
-				       pause ? "already paused"
-					     : "not paused"));
+		api_respond_json(
+			req, 200,
+			json_pack("{s:s}", "message",
+				  pause ? "already paused" : "not paused"));
 		return;
 	}
 	if (pause)
@@ -432,8 +441,9 @@ void api_route_history(struct api *a, struct http_req *req, json_t *b)
 		json_decref(arr);
 		arr = json_array();
 	}
-	api_respond_json(req, 200, json_pack("{s:s,s:o}", "cluster", a->cluster,
-					 "history", arr));
+	api_respond_json(
+		req, 200,
+		json_pack("{s:s,s:o}", "cluster", a->cluster, "history", arr));
 }
 
 void api_route_reinit(struct api *a, struct http_req *req, json_t *b)
@@ -441,14 +451,15 @@ void api_route_reinit(struct api *a, struct http_req *req, json_t *b)
 	(void)b;
 	if (!a->agent_reinit) {
 		api_respond_error(req, 503, ERR_UNAVAILABLE,
-			      "this node runs no PostgreSQL");
+				  "this node runs no PostgreSQL");
 		return;
 	}
 	int rv = a->agent_reinit(a->agent_ctx);
 	if (rv == ERR_CONFLICT) {
-		api_respond_error(req, 409, rv,
-			      "%s is the primary: it cannot be reinitialized",
-			      a->name);
+		api_respond_error(
+			req, 409, rv,
+			"%s is the primary: it cannot be reinitialized",
+			a->name);
 		return;
 	}
 	if (rv != 0) {
@@ -456,9 +467,9 @@ void api_route_reinit(struct api *a, struct http_req *req, json_t *b)
 		return;
 	}
 	api_respond_json(req, 200,
-		     json_pack("{s:s}", "message",
-			       "reinitialize scheduled: the data directory "
-			       "is wiped and cloned from the primary"));
+			 json_pack("{s:s}", "message",
+				   "reinitialize scheduled: the data directory "
+				   "is wiped and cloned from the primary"));
 }
 
 void api_route_cluster(struct api *a, struct http_req *req, json_t *b)
@@ -483,8 +494,8 @@ void api_route_cluster(struct api *a, struct http_req *req, json_t *b)
 			json_array_append_new(arr, api_member_obj(&m));
 	}
 	rs_kvs_free(kvs, n);
-	json_t *o = json_pack("{s:s,s:o,s:I}", "cluster", a->cluster,
-			      "members", arr, "revision", (json_int_t)rev);
+	json_t *o = json_pack("{s:s,s:o,s:I}", "cluster", a->cluster, "members",
+			      arr, "revision", (json_int_t)rev);
 	const char *leaves[] = { "leader",     "initialize", "pause",
 				 "switchover", "failover",   NULL };
 	for (size_t i = 0; leaves[i]; i++) {
@@ -528,8 +539,7 @@ void api_route_switchover(struct api *a, struct http_req *req, json_t *b)
 	switchover(a, req, b, false);
 }
 
-void api_route_switchover_cancel(struct api *a, struct http_req *req,
-				 json_t *b)
+void api_route_switchover_cancel(struct api *a, struct http_req *req, json_t *b)
 {
 	switchover(a, req, b, true);
 }

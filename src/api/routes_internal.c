@@ -27,7 +27,8 @@ void api_route_register(struct api *a, struct http_req *req, json_t *b)
 					      NULL };
 	uint64_t id;
 	const char *name, *peer, *api;
-	if (api_only_fields(req, b, fields) || api_get_id(req, b, "id", true, &id) ||
+	if (api_only_fields(req, b, fields) ||
+	    api_get_id(req, b, "id", true, &id) ||
 	    api_get_str(req, b, "name", true, RS_MAX_NAME, &name, NULL) ||
 	    api_get_str(req, b, "peer", true, RS_MAX_ADDR, &peer, NULL) ||
 	    api_get_str(req, b, "api", true, RS_MAX_ADDR, &api, NULL))
@@ -40,9 +41,9 @@ void api_route_register(struct api *a, struct http_req *req, json_t *b)
 	if (!o)
 		return;
 	api_started(o,
-		rs_store_register_member(a->store, id, name, peer, api,
-					 api_on_store_done, o),
-		"register");
+		    rs_store_register_member(a->store, id, name, peer, api,
+					     api_on_store_done, o),
+		    "register");
 }
 
 /* A store command encoded by a follower's kv client (src/api/kv.c). */
@@ -53,14 +54,15 @@ void api_route_apply(struct api *a, struct http_req *req, json_t *b)
 	const char *body = http_req_body(req, &len);
 	struct rs_cmd c;
 	if (rs_cmd_decode(body, len, &c) != 0) {
-		api_respond_error(req, 400, ERR_CORRUPT, "malformed store command");
+		api_respond_error(req, 400, ERR_CORRUPT,
+				  "malformed store command");
 		return;
 	}
 	if (c.op == RS_OP_LEASE_EXPIRE || c.op == RS_OP_MEMBER_SET ||
 	    c.op == RS_OP_MEMBER_DEL) {
 		api_respond_error(req, 400, ERR_INVAL,
-			      "%s is proposed by the leader itself",
-			      rs_op_name(c.op));
+				  "%s is proposed by the leader itself",
+				  rs_op_name(c.op));
 		return;
 	}
 	/* everything stored is read back as JSON strings (GET /v1/kv):
@@ -79,7 +81,8 @@ void api_route_apply(struct api *a, struct http_req *req, json_t *b)
 	struct op *o = api_op_new(a, req, OP_APPLY);
 	if (!o)
 		return;
-	api_started(o, rs_store_submit(a->store, &c, api_on_store_done, o), "apply");
+	api_started(o, rs_store_submit(a->store, &c, api_on_store_done, o),
+		    "apply");
 }
 
 void api_route_removed(struct api *a, struct http_req *req, json_t *b)
@@ -87,13 +90,14 @@ void api_route_removed(struct api *a, struct http_req *req, json_t *b)
 	static const char *const fields[] = { "id", "name", NULL };
 	uint64_t id;
 	const char *name;
-	if (api_only_fields(req, b, fields) || api_get_id(req, b, "id", true, &id) ||
+	if (api_only_fields(req, b, fields) ||
+	    api_get_id(req, b, "id", true, &id) ||
 	    api_get_str(req, b, "name", true, RS_MAX_NAME, &name, NULL))
 		return;
 	if (strcmp(name, a->name) != 0 ||
 	    id != rs_member_id(a->cluster, a->name)) {
 		api_respond_error(req, 409, ERR_CONFLICT,
-			      "this node is %s, not %s", a->name, name);
+				  "this node is %s, not %s", a->name, name);
 		return;
 	}
 	rs_store_mark_removed(a->store);
@@ -115,13 +119,14 @@ static void on_lsn(void *arg, const struct ha_lsn_answer *ans)
 	if (ans->err != 0)
 		api_respond_err(o->req, ans->err, "PostgreSQL probe");
 	else
-		api_respond_json(o->req, 200,
-			     json_pack("{s:s,s:b,s:i,s:I,s:I,s:I}", "name",
-				       o->name, "in_recovery", ans->in_recovery,
-				       "timeline", (int)ans->timeline,
-				       "lsn_received", (json_int_t)ans->received,
-				       "lsn_replayed", (json_int_t)ans->replayed,
-				       "lsn_current", (json_int_t)ans->current));
+		api_respond_json(
+			o->req, 200,
+			json_pack("{s:s,s:b,s:i,s:I,s:I,s:I}", "name", o->name,
+				  "in_recovery", ans->in_recovery, "timeline",
+				  (int)ans->timeline, "lsn_received",
+				  (json_int_t)ans->received, "lsn_replayed",
+				  (json_int_t)ans->replayed, "lsn_current",
+				  (json_int_t)ans->current));
 	mem_free(o);
 }
 
@@ -130,7 +135,7 @@ void api_route_lsn(struct api *a, struct http_req *req, json_t *b)
 	(void)b;
 	if (!a->agent_lsn) {
 		api_respond_error(req, 503, ERR_UNAVAILABLE,
-			      "no PostgreSQL is managed on this node");
+				  "no PostgreSQL is managed on this node");
 		return;
 	}
 	struct lsn_op *o = mem_calloc(1, sizeof *o);

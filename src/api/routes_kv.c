@@ -33,25 +33,25 @@ void api_route_kv_get(struct api *a, struct http_req *req, json_t *b)
 	const char *bad = http_req_unknown_query(req, allowed);
 	if (bad) {
 		api_respond_error(req, 400, ERR_INVAL,
-			      "unknown query parameter '%s'", bad);
+				  "unknown query parameter '%s'", bad);
 		return;
 	}
 	const char *key = http_req_query(req, "key");
 	if (!key || !*key) {
 		api_respond_error(req, 400, ERR_INVAL,
-			      "missing query parameter 'key'");
+				  "missing query parameter 'key'");
 		return;
 	}
 	if (strlen(key) > RS_MAX_KEY) {
 		api_respond_error(req, 400, ERR_INVAL,
-			      "key is longer than %d bytes", RS_MAX_KEY);
+				  "key is longer than %d bytes", RS_MAX_KEY);
 		return;
 	}
 	int prefix = api_query_bool(req, "prefix");
 	int ser = api_query_bool(req, "serializable");
 	if (prefix < 0 || ser < 0) {
 		api_respond_error(req, 400, ERR_INVAL,
-			      "prefix and serializable take true or false");
+				  "prefix and serializable take true or false");
 		return;
 	}
 	size_t limit = 0;
@@ -61,8 +61,9 @@ void api_route_kv_get(struct api *a, struct http_req *req, json_t *b)
 		errno = 0;
 		unsigned long long v = strtoull(lim, &end, 10);
 		if (!*lim || *end || errno || *lim == '-') {
-			api_respond_error(req, 400, ERR_INVAL,
-				      "limit must be a non-negative integer");
+			api_respond_error(
+				req, 400, ERR_INVAL,
+				"limit must be a non-negative integer");
 			return;
 		}
 		limit = (size_t)v;
@@ -87,7 +88,8 @@ void api_route_kv_get(struct api *a, struct http_req *req, json_t *b)
 		api_on_store_done(o, 0, &res);
 		return;
 	}
-	api_started(o, rs_store_barrier(a->store, api_on_store_done, o), "read");
+	api_started(o, rs_store_barrier(a->store, api_on_store_done, o),
+		    "read");
 }
 
 void api_route_kv_put(struct api *a, struct http_req *req, json_t *b)
@@ -109,7 +111,8 @@ void api_route_kv_put(struct api *a, struct http_req *req, json_t *b)
 		return;
 	}
 	if (lease_s && !api_parse_hex_id(lease_s, &lease)) {
-		api_respond_error(req, 400, ERR_INVAL, "lease must be a hex id");
+		api_respond_error(req, 400, ERR_INVAL,
+				  "lease must be a hex id");
 		return;
 	}
 	if (!rs_store_is_leader(a->store)) {
@@ -140,7 +143,8 @@ void api_route_kv_delete(struct api *a, struct http_req *req, json_t *b)
 		return;
 	json_t *p = json_object_get(b, "prefix");
 	if (p && !json_is_boolean(p)) {
-		api_respond_error(req, 400, ERR_INVAL, "'prefix' must be a boolean");
+		api_respond_error(req, 400, ERR_INVAL,
+				  "'prefix' must be a boolean");
 		return;
 	}
 	bool prefix = p && json_is_true(p);
@@ -149,8 +153,9 @@ void api_route_kv_delete(struct api *a, struct http_req *req, json_t *b)
 		return;
 	}
 	if (prefix && has_prev) {
-		api_respond_error(req, 400, ERR_INVAL,
-			      "prefix and prev_revision cannot be combined");
+		api_respond_error(
+			req, 400, ERR_INVAL,
+			"prefix and prev_revision cannot be combined");
 		return;
 	}
 	if (!rs_store_is_leader(a->store)) {
@@ -175,13 +180,13 @@ void api_route_lease_grant(struct api *a, struct http_req *req, json_t *b)
 	json_t *t = json_object_get(b, "ttl");
 	if (!t || !json_is_number(t)) {
 		api_respond_error(req, 400, ERR_INVAL,
-			      "'ttl' (seconds, a number) is required");
+				  "'ttl' (seconds, a number) is required");
 		return;
 	}
 	double ttl = json_number_value(t);
 	if (!(ttl >= 0.1 && ttl <= 86400.0)) {
 		api_respond_error(req, 400, ERR_INVAL,
-			      "ttl must be between 0.1 and 86400 seconds");
+				  "ttl must be between 0.1 and 86400 seconds");
 		return;
 	}
 	if (!rs_store_is_leader(a->store)) {
@@ -198,7 +203,8 @@ static void lease_id_op(struct api *a, struct http_req *req, json_t *b,
 {
 	static const char *const fields[] = { "id", NULL };
 	uint64_t id;
-	if (api_only_fields(req, b, fields) || api_get_id(req, b, "id", true, &id))
+	if (api_only_fields(req, b, fields) ||
+	    api_get_id(req, b, "id", true, &id))
 		return;
 	if (!rs_store_is_leader(a->store)) {
 		api_forward(a, req);
@@ -208,7 +214,7 @@ static void lease_id_op(struct api *a, struct http_req *req, json_t *b,
 						       : RS_OP_LEASE_REVOKE,
 			    .lease = id };
 	api_submit(a, req, kind, &c,
-	       kind == OP_KEEPALIVE ? "lease keepalive" : "lease revoke");
+		   kind == OP_KEEPALIVE ? "lease keepalive" : "lease revoke");
 }
 
 void api_route_lease_keepalive(struct api *a, struct http_req *req, json_t *b)

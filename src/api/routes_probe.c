@@ -50,8 +50,8 @@ void api_route_status(struct api *a, struct http_req *req, json_t *b)
 	json_t *j = json_pack(
 		"{s:o,s:s,s:s,s:s,s:b,s:b,s:b,s:b,s:s,s:o,s:I,s:I,s:I,s:I,"
 		"s:I,s:I,s:o,s:I,s:s,s:s,s:s}",
-		"id", api_json_hex(st.id), "name", a->name, "cluster", a->cluster,
-		"state", state_str(st.state), "is_leader",
+		"id", api_json_hex(st.id), "name", a->name, "cluster",
+		a->cluster, "state", state_str(st.state), "is_leader",
 		st.state == RS_LEADER, "is_learner",
 		st.is_member && st.role != RS_VOTER, "is_member", st.is_member,
 		"ready", st.ready, "leader", lname, "leader_id",
@@ -102,7 +102,7 @@ int api_parse_lag(const char *s, uint64_t *out)
 	static const struct {
 		const char *unit;
 		unsigned shift;
-	} units[] = { { "", 0 },   { "B", 0 },	{ "kB", 10 },
+	} units[] = { { "", 0 },    { "B", 0 },	  { "kB", 10 },
 		      { "MB", 20 }, { "GB", 30 }, { "TB", 40 } };
 	for (size_t u = 0; u < sizeof units / sizeof units[0]; u++) {
 		if (strcasecmp(s + i, units[u].unit) != 0)
@@ -140,7 +140,7 @@ static void probe(struct api *a, struct http_req *req, enum probe_kind k)
 	}
 	if (!a->agent_status) {
 		api_respond_error(req, 503, ERR_UNAVAILABLE,
-			      "this node runs no PostgreSQL");
+				  "this node runs no PostgreSQL");
 		return;
 	}
 	struct ha_status st;

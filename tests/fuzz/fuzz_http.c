@@ -38,16 +38,15 @@ static void check(int cond, const char *what, const struct http_req *r)
 {
 	if (cond)
 		return;
-	fprintf(stderr, "fuzz_http: %s: %s %s?%s -> %u %.*s\n", what,
-		r->method, r->path, r->query, r->status, (int)r->resp_len,
+	fprintf(stderr, "fuzz_http: %s: %s %s?%s -> %u %.*s\n", what, r->method,
+		r->path, r->query, r->status, (int)r->resp_len,
 		r->resp ? r->resp : "");
 	abort();
 }
 
 /* The next '\n'-terminated field of [*p, end) as a NUL-terminated copy in
  * buf (cut at len - 1). */
-static void field(const uint8_t **p, const uint8_t *end, char *buf,
-		  size_t len)
+static void field(const uint8_t **p, const uint8_t *end, char *buf, size_t len)
 {
 	const uint8_t *nl = memchr(*p, '\n', (size_t)(end - *p));
 	size_t n = (size_t)((nl ? nl : end) - *p);
@@ -129,9 +128,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	env.answer_status = f[3] % 3 == 1 ? 503 : 200;
 	snprintf(env.answer_body, sizeof env.answer_body, "{\"ok\":true}\n");
 
-	struct http_req *r = t_req_new(method, path[0] ? path : "/", query,
-				       hdr, (const char *)p,
-				       (size_t)(end - p));
+	struct http_req *r = t_req_new(method, path[0] ? path : "/", query, hdr,
+				       (const char *)p, (size_t)(end - p));
 	t_dispatch(&env, r);
 	check(r->answers == 1, "not answered exactly once", r);
 	static const unsigned known[] = { 200, 400, 401, 403, 404, 405,

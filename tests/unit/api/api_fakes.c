@@ -73,12 +73,11 @@ int t_drain(void)
 				    d->status == 0 ? &d->res : NULL);
 			break;
 		case T_CLIENT:
-			d->client_cb(d->arg, env->answer_err,
-				     env->answer_err ? 0 : env->answer_status,
-				     env->answer_err ? "" : env->answer_body,
-				     env->answer_err
-					     ? 0
-					     : strlen(env->answer_body));
+			d->client_cb(
+				d->arg, env->answer_err,
+				env->answer_err ? 0 : env->answer_status,
+				env->answer_err ? "" : env->answer_body,
+				env->answer_err ? 0 : strlen(env->answer_body));
 			break;
 		case T_LSN: {
 			struct ha_lsn_answer ans = { 0 };
@@ -127,8 +126,8 @@ struct http_req *t_req_new(const char *method, const char *path,
 		const char *v = c + 1;
 		while (*v == ' ')
 			v++;
-		r->hname[r->nheaders] = dup_n(headers[i],
-					      (size_t)(c - headers[i]));
+		r->hname[r->nheaders] =
+			dup_n(headers[i], (size_t)(c - headers[i]));
 		r->hval[r->nheaders] = dup_n(v, strlen(v));
 		r->nheaders++;
 	}
@@ -237,8 +236,8 @@ const char *http_req_query(struct http_req *r, const char *name)
 {
 	char v[T_QBUF];
 	bool hv;
-	for (int i = 0; query_nth(r->query, i, qname, sizeof qname, v,
-				  sizeof v, &hv);
+	for (int i = 0;
+	     query_nth(r->query, i, qname, sizeof qname, v, sizeof v, &hv);
 	     i++) {
 		if (strcmp(qname, name) != 0)
 			continue;
@@ -254,8 +253,8 @@ const char *http_req_unknown_query(struct http_req *r,
 {
 	char v[T_QBUF];
 	bool hv;
-	for (int i = 0; query_nth(r->query, i, qname, sizeof qname, v,
-				  sizeof v, &hv);
+	for (int i = 0;
+	     query_nth(r->query, i, qname, sizeof qname, v, sizeof v, &hv);
 	     i++) {
 		bool known = false;
 		for (size_t k = 0; allowed[k]; k++)
@@ -413,13 +412,15 @@ void rs_store_status(struct rs_store *s, struct rs_status *out)
 	(void)s;
 	memset(out, 0, sizeof *out);
 	out->id = rs_member_id("c1", "n1");
-	out->state = env->removed ? RS_REMOVED
-				  : env->leader ? RS_LEADER : RS_FOLLOWER;
+	out->state = env->removed  ? RS_REMOVED
+		     : env->leader ? RS_LEADER
+				   : RS_FOLLOWER;
 	out->ready = env->leader;
 	out->is_member = true;
 	out->role = RS_VOTER;
-	out->leader_id = env->leader ? out->id
-		       : env->leader_known ? rs_member_id("c1", "n2") : 0;
+	out->leader_id = env->leader	     ? out->id
+			 : env->leader_known ? rs_member_id("c1", "n2")
+					     : 0;
 	out->term = 4;
 	out->last_index = raft_index;
 	out->commit_index = raft_index;
@@ -461,8 +462,8 @@ int rs_store_members(struct rs_store *s, struct rs_member **out, size_t *n)
 	return 0;
 }
 
-int rs_store_submit(struct rs_store *s, const struct rs_cmd *c,
-		    rs_done_cb cb, void *arg)
+int rs_store_submit(struct rs_store *s, const struct rs_cmd *c, rs_done_cb cb,
+		    void *arg)
 {
 	(void)s;
 	if (!env->leader)
@@ -493,9 +494,8 @@ static struct rs_member *member_find(const char *name)
 	return NULL;
 }
 
-int rs_store_member_add(struct rs_store *s, const char *name,
-			const char *peer, const char *api, rs_done_cb cb,
-			void *arg)
+int rs_store_member_add(struct rs_store *s, const char *name, const char *peer,
+			const char *api, rs_done_cb cb, void *arg)
 {
 	(void)s;
 	if (!env->leader)
@@ -517,8 +517,8 @@ int rs_store_member_add(struct rs_store *s, const char *name,
 	return q_store(cb, arg, 0, &(struct rs_result){ 0 });
 }
 
-int rs_store_member_promote(struct rs_store *s, const char *name,
-			    rs_done_cb cb, void *arg)
+int rs_store_member_promote(struct rs_store *s, const char *name, rs_done_cb cb,
+			    void *arg)
 {
 	(void)s;
 	if (!env->leader)
@@ -532,8 +532,8 @@ int rs_store_member_promote(struct rs_store *s, const char *name,
 	return q_store(cb, arg, 0, &(struct rs_result){ 0 });
 }
 
-int rs_store_member_remove(struct rs_store *s, const char *name,
-			   rs_done_cb cb, void *arg)
+int rs_store_member_remove(struct rs_store *s, const char *name, rs_done_cb cb,
+			   void *arg)
 {
 	(void)s;
 	if (!env->leader)
@@ -560,9 +560,9 @@ int rs_store_transfer(struct rs_store *s, const char *name, rs_done_cb cb,
 	return q_store(cb, arg, 0, &(struct rs_result){ 0 });
 }
 
-int rs_store_register_member(struct rs_store *s, uint64_t id,
-			     const char *name, const char *peer,
-			     const char *api, rs_done_cb cb, void *arg)
+int rs_store_register_member(struct rs_store *s, uint64_t id, const char *name,
+			     const char *peer, const char *api, rs_done_cb cb,
+			     void *arg)
 {
 	(void)s;
 	(void)peer;
@@ -574,8 +574,7 @@ int rs_store_register_member(struct rs_store *s, uint64_t id,
 		return ERR_INVAL;
 	}
 	return q_store(cb, arg, 0,
-		       &(struct rs_result){ .revision =
-						    rs_fsm_revision(fsm) });
+		       &(struct rs_result){ .revision = rs_fsm_revision(fsm) });
 }
 
 void rs_store_mark_removed(struct rs_store *s)
@@ -645,8 +644,8 @@ void t_env_init(struct t_env *e)
 	};
 	/* the store and client pointers are never dereferenced: the fakes
 	 * above stand for them */
-	if (api_new(&e->loop, (struct rs_store *)e,
-		    (struct http_client *)e, &o, &e->api) != 0)
+	if (api_new(&e->loop, (struct rs_store *)e, (struct http_client *)e, &o,
+		    &e->api) != 0)
 		abort();
 	memset(&e->st, 0, sizeof e->st);
 	t_env_set_agent(e, true);

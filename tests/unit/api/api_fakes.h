@@ -26,7 +26,7 @@
 #include "api/api.h"
 #include "ha/ha_agent.h"
 
-#define T_TOKEN "test-token"
+#define T_TOKEN	      "test-token"
 #define T_MAX_HEADERS 16
 
 struct http_req {
@@ -48,10 +48,10 @@ struct t_env {
 	uv_loop_t loop;
 	struct api *api;
 	/* store */
-	bool leader;          /* this node is the Raft leader */
+	bool leader;	      /* this node is the Raft leader */
 	bool leader_known;    /* (follower) a leader is known */
 	char leader_api[128]; /* its API URL ("" unregistered) */
-	bool removed;         /* rs_store_mark_removed was called */
+	bool removed;	      /* rs_store_mark_removed was called */
 	/* agent (api_set_agent(e->api, NULL, NULL, NULL): a store-only node) */
 	struct ha_status st;
 	int reinit_rv;
@@ -60,9 +60,9 @@ struct t_env {
 	int sent;
 	char last_method[16];
 	char last_url[512];
-	char *last_body; /* owned */
+	char *last_body;     /* owned */
 	bool last_forwarded; /* had X-Pgwarden-Forwarded */
-	int answer_err;      /* 0: answer with status/body below */
+	int answer_err;	     /* 0: answer with status/body below */
 	long answer_status;
 	char answer_body[256];
 };

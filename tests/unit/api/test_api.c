@@ -62,7 +62,8 @@ static unsigned call(const char *method, const char *path, const char *query,
 	json_error_t je;
 	J = json_loadb(r->resp, r->resp_len, 0, &je);
 	if (!J)
-		fail_msg("%s %s: answer is not JSON: %s", method, path, r->resp);
+		fail_msg("%s %s: answer is not JSON: %s", method, path,
+			 r->resp);
 	snprintf(ALLOW, sizeof ALLOW, "%s", r->allow);
 	unsigned st = r->status;
 	t_req_free(r);
@@ -129,9 +130,8 @@ static void test_unknown_path(void **state)
 	 * fuzz_http) */
 	assert_int_equal(call("GET", "/\xc2x\xff", NULL, NOAUTH, NULL), 404);
 	assert_error_has("no such path: /?x?");
-	assert_int_equal(call("GET", "/v1/kv", "key=/a&%C2true=1", NOAUTH,
-			      NULL),
-			 400);
+	assert_int_equal(
+		call("GET", "/v1/kv", "key=/a&%C2true=1", NOAUTH, NULL), 400);
 	assert_error_has("unknown query parameter '?true'");
 	/* a path cut inside a character at the message's end */
 	char path[600] = "/";
@@ -147,11 +147,11 @@ static void test_utf8_valid(void **state)
 	assert_true(api_utf8_valid("", 0));
 	assert_true(api_utf8_valid("abc", 3));
 	assert_true(api_utf8_valid("\xc3\xa9\xe2\x82\xac\xf0\x9f\x98\x80", 9));
-	assert_true(api_utf8_valid("a\0b", 3)); /* NUL is a character */
-	assert_false(api_utf8_valid("\xc3", 1));          /* cut */
+	assert_true(api_utf8_valid("a\0b", 3));	 /* NUL is a character */
+	assert_false(api_utf8_valid("\xc3", 1)); /* cut */
 	assert_false(api_utf8_valid("\xff", 1));
-	assert_false(api_utf8_valid("\xc0\xaf", 2));      /* overlong '/' */
-	assert_false(api_utf8_valid("\xed\xa0\x80", 3));  /* surrogate */
+	assert_false(api_utf8_valid("\xc0\xaf", 2));	     /* overlong '/' */
+	assert_false(api_utf8_valid("\xed\xa0\x80", 3));     /* surrogate */
 	assert_false(api_utf8_valid("\xf4\x90\x80\x80", 4)); /* > U+10FFFF */
 	assert_false(api_utf8_valid("\xe2\x28\xa1", 3));
 }
@@ -177,8 +177,7 @@ static void test_wrong_method(void **state)
 	assert_int_equal(call("HEAD", "/primary", NULL, NOAUTH, NULL), 200);
 	assert_int_equal(call("OPTIONS", "/status", NULL, NOAUTH, NULL), 405);
 	/* the method is checked before the token */
-	assert_int_equal(call("GET", "/v1/kv/delete", NULL, NOAUTH, NULL),
-			 405);
+	assert_int_equal(call("GET", "/v1/kv/delete", NULL, NOAUTH, NULL), 405);
 }
 
 static void test_token(void **state)
@@ -194,21 +193,29 @@ static void test_token(void **state)
 	/* before the body is read */
 	assert_int_equal(call("POST", "/v1/kv/put", NULL, NOAUTH, "{"), 401);
 	/* every mutating route and /internal/lsn want it */
-	static const char *const paths[] = {
-		"/v1/kv/delete", "/v1/lease/grant", "/v1/lease/keepalive",
-		"/v1/lease/revoke", "/v1/members/add", "/v1/members/promote",
-		"/v1/members/remove", "/v1/transfer-leader", "/switchover",
-		"/failover", "/pause", "/resume", "/reinitialize",
-		"/internal/register", "/internal/removed", "/internal/apply",
-		NULL
-	};
+	static const char *const paths[] = { "/v1/kv/delete",
+					     "/v1/lease/grant",
+					     "/v1/lease/keepalive",
+					     "/v1/lease/revoke",
+					     "/v1/members/add",
+					     "/v1/members/promote",
+					     "/v1/members/remove",
+					     "/v1/transfer-leader",
+					     "/switchover",
+					     "/failover",
+					     "/pause",
+					     "/resume",
+					     "/reinitialize",
+					     "/internal/register",
+					     "/internal/removed",
+					     "/internal/apply",
+					     NULL };
 	for (size_t i = 0; paths[i]; i++)
 		assert_int_equal(call("POST", paths[i], NULL, NOAUTH, "{}"),
 				 401);
 	assert_int_equal(call("DELETE", "/switchover", NULL, NOAUTH, NULL),
 			 401);
-	assert_int_equal(call("GET", "/internal/lsn", NULL, NOAUTH, NULL),
-			 401);
+	assert_int_equal(call("GET", "/internal/lsn", NULL, NOAUTH, NULL), 401);
 	assert_int_equal(call("GET", "/internal/lsn", NULL, AUTH, NULL), 200);
 	assert_int_equal(json_integer_value(json_object_get(J, "lsn_received")),
 			 100);
@@ -238,9 +245,9 @@ static void test_bad_body(void **state)
 			      "{\"key\":\"a\",\"value\":\"1\",\"x\":1}"),
 			 400);
 	assert_error_has("unknown field 'x'");
-	assert_int_equal(call("POST", "/v1/kv/put", NULL, AUTH,
-			      "{\"value\":\"1\"}"),
-			 400);
+	assert_int_equal(
+		call("POST", "/v1/kv/put", NULL, AUTH, "{\"value\":\"1\"}"),
+		400);
 	assert_error_has("missing field 'key'");
 	assert_int_equal(call("POST", "/v1/kv/put", NULL, AUTH,
 			      "{\"key\":1,\"value\":\"1\"}"),
@@ -313,27 +320,27 @@ static void test_huge_values(void **state)
 			      NULL),
 			 400);
 	assert_error_has("limit must be a non-negative integer");
-	assert_int_equal(call("GET", "/v1/kv", "key=/a&limit=-1", NOAUTH,
-			      NULL),
+	assert_int_equal(call("GET", "/v1/kv", "key=/a&limit=-1", NOAUTH, NULL),
 			 400);
-	assert_int_equal(call("POST", "/v1/lease/grant", NULL, AUTH,
-			      "{\"ttl\":1e308}"),
-			 400);
+	assert_int_equal(
+		call("POST", "/v1/lease/grant", NULL, AUTH, "{\"ttl\":1e308}"),
+		400);
 	assert_error_has("between 0.1 and 86400");
-	assert_int_equal(call("POST", "/v1/lease/grant", NULL, AUTH,
-			      "{\"ttl\":0.01}"),
-			 400);
-	assert_int_equal(call("POST", "/v1/lease/grant", NULL, AUTH,
-			      "{\"ttl\":\"5\"}"),
-			 400);
+	assert_int_equal(
+		call("POST", "/v1/lease/grant", NULL, AUTH, "{\"ttl\":0.01}"),
+		400);
+	assert_int_equal(
+		call("POST", "/v1/lease/grant", NULL, AUTH, "{\"ttl\":\"5\"}"),
+		400);
 	assert_int_equal(call("POST", "/v1/lease/keepalive", NULL, AUTH,
 			      "{\"id\":\"00000000000000001\"}"),
 			 400);
 	assert_error_has("longer than 16 bytes");
-	assert_int_equal(call("POST", "/switchover", NULL, AUTH,
-			      "{\"candidate\":\"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
-			      "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn\"}"),
-			 400);
+	assert_int_equal(
+		call("POST", "/switchover", NULL, AUTH,
+		     "{\"candidate\":\"nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn"
+		     "nnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnnn\"}"),
+		400);
 }
 
 static void test_kv(void **state)
@@ -352,9 +359,8 @@ static void test_kv(void **state)
 	json_t *kv = json_array_get(json_object_get(J, "kvs"), 0);
 	assert_string_equal(json_string_value(json_object_get(kv, "value")),
 			    "one");
-	assert_int_equal(call("GET", "/v1/kv", "key=/a&prefix=true", NOAUTH,
-			      NULL),
-			 200);
+	assert_int_equal(
+		call("GET", "/v1/kv", "key=/a&prefix=true", NOAUTH, NULL), 200);
 	assert_int_equal(json_integer_value(json_object_get(J, "count")), 2);
 	assert_int_equal(call("GET", "/v1/kv",
 			      "key=/a&prefix=true&serializable=1&limit=1",
@@ -366,9 +372,9 @@ static void test_kv(void **state)
 	assert_int_equal(call("GET", "/v1/kv", "key=/a&bogus=1", NOAUTH, NULL),
 			 400);
 	assert_error_has("unknown query parameter 'bogus'");
-	assert_int_equal(call("GET", "/v1/kv", "key=/a&prefix=maybe", NOAUTH,
-			      NULL),
-			 400);
+	assert_int_equal(
+		call("GET", "/v1/kv", "key=/a&prefix=maybe", NOAUTH, NULL),
+		400);
 	/* compare-and-swap */
 	char b[128];
 	snprintf(b, sizeof b,
@@ -389,9 +395,9 @@ static void test_kv(void **state)
 static void test_leases(void **state)
 {
 	(void)state;
-	assert_int_equal(call("POST", "/v1/lease/grant", NULL, AUTH,
-			      "{\"ttl\":5}"),
-			 200);
+	assert_int_equal(
+		call("POST", "/v1/lease/grant", NULL, AUTH, "{\"ttl\":5}"),
+		200);
 	char id[32];
 	snprintf(id, sizeof id, "%s", jstr("id"));
 	assert_int_equal(strlen(id), 16);
@@ -444,15 +450,14 @@ static void test_follower_forwards(void **state)
 	assert_true(E.last_forwarded);
 	/* a linearizable read goes along with its query; a serializable one
 	 * is answered here */
-	assert_int_equal(call("GET", "/v1/kv", "key=/a&prefix=true", NOAUTH,
-			      NULL),
-			 200);
+	assert_int_equal(
+		call("GET", "/v1/kv", "key=/a&prefix=true", NOAUTH, NULL), 200);
 	assert_string_equal(E.last_url,
 			    "http://10.9.0.2:8101/v1/kv?key=/a&prefix=true");
 	assert_null(E.last_body);
-	assert_int_equal(call("GET", "/v1/kv", "key=/a&serializable=true",
-			      NOAUTH, NULL),
-			 200);
+	assert_int_equal(
+		call("GET", "/v1/kv", "key=/a&serializable=true", NOAUTH, NULL),
+		200);
 	assert_int_equal(E.sent, 2);
 	assert_int_equal(json_integer_value(json_object_get(J, "count")), 0);
 	/* pause and the other HA actions are the leader's too */
@@ -507,8 +512,7 @@ static void test_pause_resume(void **state)
 	assert_string_equal(jstr("message"), "not paused");
 }
 
-static void put_member(const char *name, enum ha_role role,
-		       enum ha_state st)
+static void put_member(const char *name, enum ha_role role, enum ha_state st)
 {
 	struct ha_member m;
 	memset(&m, 0, sizeof m);
@@ -535,9 +539,9 @@ static void test_switchover_failover(void **state)
 	put_member("n1", HA_ROLE_PRIMARY, HA_ST_RUNNING);
 	put_member("n2", HA_ROLE_REPLICA, HA_ST_STREAMING);
 	put_member("n3", HA_ROLE_REPLICA, HA_ST_STARTING);
-	assert_int_equal(call("POST", "/switchover", NULL, AUTH,
-			      "{\"leader\":\"n2\"}"),
-			 412);
+	assert_int_equal(
+		call("POST", "/switchover", NULL, AUTH, "{\"leader\":\"n2\"}"),
+		412);
 	assert_error_has("n2 is not the primary (n1 is)");
 	assert_int_equal(call("POST", "/switchover", NULL, AUTH,
 			      "{\"candidate\":\"n3\"}"),
@@ -562,20 +566,20 @@ static void test_switchover_failover(void **state)
 	assert_error_has("no switchover is pending");
 	assert_int_equal(call("POST", "/failover", NULL, AUTH, "{}"), 400);
 	assert_error_has("missing field 'candidate'");
-	assert_int_equal(call("POST", "/failover", NULL, AUTH,
-			      "{\"candidate\":\"n9\"}"),
-			 412);
+	assert_int_equal(
+		call("POST", "/failover", NULL, AUTH, "{\"candidate\":\"n9\"}"),
+		412);
 	assert_error_has("does not report");
-	assert_int_equal(call("POST", "/failover", NULL, AUTH,
-			      "{\"candidate\":\"n1\"}"),
-			 412);
+	assert_int_equal(
+		call("POST", "/failover", NULL, AUTH, "{\"candidate\":\"n1\"}"),
+		412);
 	assert_error_has("primary already");
-	assert_int_equal(call("POST", "/failover", NULL, AUTH,
-			      "{\"candidate\":\"n3\"}"),
-			 200);
-	assert_int_equal(call("POST", "/failover", NULL, AUTH,
-			      "{\"candidate\":\"n2\"}"),
-			 409);
+	assert_int_equal(
+		call("POST", "/failover", NULL, AUTH, "{\"candidate\":\"n3\"}"),
+		200);
+	assert_int_equal(
+		call("POST", "/failover", NULL, AUTH, "{\"candidate\":\"n2\"}"),
+		409);
 	assert_error_has("another request is pending");
 	assert_int_equal(call("GET", "/history", NULL, NOAUTH, NULL), 200);
 	assert_true(json_is_array(json_object_get(J, "history")));
@@ -617,11 +621,9 @@ static void test_probes(void **state)
 	agent_replica(100);
 	assert_int_equal(call("GET", "/primary", NULL, NOAUTH, NULL), 503);
 	assert_int_equal(call("GET", "/replica", NULL, NOAUTH, NULL), 200);
-	assert_int_equal(call("GET", "/replica", "lag=100", NOAUTH, NULL),
-			 200);
+	assert_int_equal(call("GET", "/replica", "lag=100", NOAUTH, NULL), 200);
 	assert_int_equal(call("GET", "/replica", "lag=99", NOAUTH, NULL), 503);
-	assert_int_equal(call("GET", "/replica", "lag=1kB", NOAUTH, NULL),
-			 200);
+	assert_int_equal(call("GET", "/replica", "lag=1kB", NOAUTH, NULL), 200);
 	assert_int_equal(call("GET", "/replica", "lag=16MB", NOAUTH, NULL),
 			 200);
 	E.st.self.tags.noloadbalance = true;
@@ -664,9 +666,8 @@ static void test_parse_lag(void **state)
 		"16 MB", "16MBs",
 		/* over 2^63 - 1 bytes, as a number or after the unit; the
 		 * last would wrap to 0 in 64 bits */
-		"9223372036854775808", "99999999999999999999",
-		"8388608TB", "8589934592GB", "18014398509481984kB",
-		"17179869184GB", NULL
+		"9223372036854775808", "99999999999999999999", "8388608TB",
+		"8589934592GB", "18014398509481984kB", "17179869184GB", NULL
 	};
 	for (size_t i = 0; bad[i]; i++)
 		if (api_parse_lag(bad[i], &v) == 0)
@@ -679,9 +680,12 @@ static void test_parse_lag(void **state)
 static void test_replica_lag_bad(void **state)
 {
 	(void)state;
-	static const char *const bad[] = { "lag=abc", "lag=-5", "lag=",
+	static const char *const bad[] = { "lag=abc",
+					   "lag=-5",
+					   "lag=",
 					   "lag=17179869184GB",
-					   "lag=99999999999999999999", NULL };
+					   "lag=99999999999999999999",
+					   NULL };
 	for (int node = 0; node < 4; node++) {
 		if (node == 0)
 			agent_replica(100);
@@ -706,9 +710,9 @@ static void test_replica_lag_bad(void **state)
 static void test_internal(void **state)
 {
 	(void)state;
-	assert_int_equal(call("POST", "/internal/apply", NULL, AUTH,
-			      "not a command"),
-			 400);
+	assert_int_equal(
+		call("POST", "/internal/apply", NULL, AUTH, "not a command"),
+		400);
 	assert_string_equal(jstr("code"), "ERR_CORRUPT");
 	struct rs_cmd c;
 	memset(&c, 0, sizeof c);
@@ -719,8 +723,7 @@ static void test_internal(void **state)
 	assert_true(n > 0);
 	struct http_req *r = t_req_new(
 		"POST", "/internal/apply", NULL,
-		(const char *const[]){ "Authorization: Bearer " T_TOKEN,
-				       NULL },
+		(const char *const[]){ "Authorization: Bearer " T_TOKEN, NULL },
 		buf, n);
 	t_dispatch(&E, r);
 	assert_int_equal(r->answers, 1);
@@ -732,10 +735,10 @@ static void test_internal(void **state)
 	c.key = (struct rs_str){ "/x", 2 };
 	c.value = (struct rs_str){ "y", 1 };
 	n = rs_cmd_encode(&c, buf, sizeof buf);
-	r = t_req_new("POST", "/internal/apply", NULL,
-		      (const char *const[]){ "Authorization: Bearer " T_TOKEN,
-					     NULL },
-		      buf, n);
+	r = t_req_new(
+		"POST", "/internal/apply", NULL,
+		(const char *const[]){ "Authorization: Bearer " T_TOKEN, NULL },
+		buf, n);
 	t_dispatch(&E, r);
 	assert_int_equal(r->status, 200);
 	assert_non_null(strstr(r->resp, "\"code\":0"));
@@ -763,9 +766,8 @@ static void test_internal(void **state)
 		assert_non_null(strstr(r->resp, "not UTF-8"));
 		t_req_free(r);
 	}
-	assert_int_equal(call("GET", "/v1/kv", "key=/k&prefix=true", NOAUTH,
-			      NULL),
-			 200);
+	assert_int_equal(
+		call("GET", "/v1/kv", "key=/k&prefix=true", NOAUTH, NULL), 200);
 	assert_int_equal(json_integer_value(json_object_get(J, "count")), 0);
 	assert_int_equal(call("POST", "/internal/removed", NULL, AUTH,
 			      "{\"id\":\"1\",\"name\":\"n2\"}"),
@@ -818,7 +820,8 @@ static void test_members(void **state)
 			 200);
 	assert_string_equal(jstr("removed"), "n2");
 	assert_int_equal(E.sent, sent + 1);
-	assert_string_equal(E.last_url, "http://127.0.0.1:8102/internal/removed");
+	assert_string_equal(E.last_url,
+			    "http://127.0.0.1:8102/internal/removed");
 	assert_int_equal(call("POST", "/v1/transfer-leader", NULL, AUTH, "{}"),
 			 200);
 }
@@ -834,8 +837,8 @@ static void test_nomem(void **state)
 		const char *m, *p, *q, *b;
 		unsigned ok;
 	} reqs[] = {
-		{ "POST", "/v1/kv/put", NULL, "{\"key\":\"/a\",\"value\":\"1\"}",
-		  200 },
+		{ "POST", "/v1/kv/put", NULL,
+		  "{\"key\":\"/a\",\"value\":\"1\"}", 200 },
 		{ "GET", "/v1/kv", "key=/a&prefix=true", NULL, 200 },
 		{ "POST", "/pause", NULL, NULL, 200 },
 		{ "GET", "/cluster", NULL, NULL, 200 },
