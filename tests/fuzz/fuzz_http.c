@@ -3,8 +3,9 @@
  * fakes of tests/unit/api/api_fakes.h standing for the request, the store
  * (over the real state machine), the agent and the node-to-node client.
  *
- * Input: lines "METHOD\nPATH\nQUERY\nFLAGS\n" then the body (the rest).
- * A missing line is empty. FLAGS bytes: [0] the Authorization header
+ * Input: up to four requests separated by a line "%%"; each is the lines
+ * "METHOD\nPATH\nQUERY\nFLAGS\n" then its body (the rest). A missing
+ * line is empty. FLAGS bytes: [0] the Authorization header
  * (none, right token, wrong token, a non-Bearer one), [1] the node (Raft
  * leader, follower with a registered leader, follower without one, a
  * forwarded request), [2] the agent (primary, streaming replica,
@@ -81,15 +82,9 @@ static void set_agent(unsigned v)
 	}
 }
 
-int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+/* One request from [data, data + size). */
+static void one_request(const uint8_t *data, size_t size)
 {
-	if (!ready) {
-		t_env_init(&env);
-		ready = true;
-	}
-	/* state builds up across inputs; renewed to bound memory */
-	if (++inputs % 2000 == 0)
-		t_env_reset_store(&env);
 	const uint8_t *p = data, *end = data + size;
 	char method[32], path[2048], query[4096], flags[8];
 	field(&p, end, method, sizeof method);
@@ -152,5 +147,38 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	/* the agent back for the next input */
 	if (f[2] % 4 == 3)
 		t_env_set_agent(&env, true);
+}
+
+#define SEP "\n%%\n"
+#define MAX_REQUESTS 4
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	if (!ready) {
+		t_env_init(&env);
+		ready = true;
+	}
+	/* state builds up across inputs; renewed to bound memory */
+	if (++inputs % 2000 == 0)
+		t_env_reset_store(&env);
+	/* up to MAX_REQUESTS requests, so that one input can write a key
+	 * (a member record, the history) and then read it through a route
+	 * that parses it */
+	const uint8_t *p = data, *end = data + size;
+	for (int n = 0; n < MAX_REQUESTS && p <= end; n++) {
+		const uint8_t *q = p;
+		const uint8_t *sep = NULL;
+		while (n + 1 < MAX_REQUESTS && (size_t)(end - q) >= 4) {
+			if (memcmp(q, SEP, 4) == 0) {
+				sep = q;
+				break;
+			}
+			q++;
+		}
+		one_request(p, (size_t)((sep ? sep : end) - p));
+		if (!sep)
+			break;
+		p = sep + 4;
+	}
 	return 0;
 }
