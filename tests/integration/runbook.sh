@@ -12,7 +12,7 @@
 #   directory is wiped and cloned again).
 FO_SYNC_MODE=${FO_SYNC_MODE:-off}
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/failover.sh"
-fo_init 32900
+fo_init 32800
 fo_up
 T0=$SECONDS
 others() { local i; for i in 1 2 3; do ((i == $1)) || echo "$i"; done; }
