@@ -1628,6 +1628,21 @@ static int check_missing(struct load *L)
 		    keys[best_key].name, sect_names[best_sect]);
 }
 
+/* Two members (later at line, earlier at first_line) whose names are one
+ * PostgreSQL name: a shared slot, an ambiguous synchronous set. */
+static int pg_name_clash(struct load *L, unsigned line, const char *later,
+			 const char *earlier, unsigned first_line)
+{
+	char pg[CFG_PG_NAME_LEN];
+	cfg_pg_name(later, pg, sizeof pg);
+	return fail(L, line,
+		    "member '%s' and member '%s' (line %u) have "
+		    "the same PostgreSQL name '%s' (application_name, slot "
+		    CFG_PG_SLOT_PREFIX "%s); names must differ in more than "
+		    "case and '_', '.', '-'",
+		    later, earlier, first_line, pg, pg);
+}
+
 /* The store's keys: [raft] and [api] against each other. */
 static int check_store(struct load *L)
 {
@@ -1682,11 +1697,32 @@ static int check_store(struct load *L)
 		return fail(L, peers_line,
 			    "[raft] peers: no peers listed (at least one "
 			    "name=host:port is required)");
+	/* one PostgreSQL name per member (cfg.h, cfg_pg_name) */
+	for (size_t j = 1; j < c->npeers; j++)
+		for (size_t i = 0; i < j; i++)
+			if (cfg_pg_name_clash(c->peers[i].name,
+					      c->peers[j].name))
+				return pg_name_clash(L, L->peer_line[j],
+						     c->peers[j].name,
+						     c->peers[i].name,
+						     L->peer_line[i]);
 	size_t self = c->npeers;
 	for (size_t i = 0; i < c->npeers; i++)
 		if (strcmp(c->peers[i].name, c->node_name) == 0)
 			self = i;
 	if (self == c->npeers) {
+		for (size_t i = 0; i < c->npeers; i++) {
+			unsigned nl = L->key_line[K_NODE_NAME];
+			if (!cfg_pg_name_clash(c->node_name, c->peers[i].name))
+				continue;
+			if (nl > L->peer_line[i])
+				return pg_name_clash(L, nl, c->node_name,
+						     c->peers[i].name,
+						     L->peer_line[i]);
+			return pg_name_clash(L, L->peer_line[i],
+					     c->peers[i].name, c->node_name,
+					     nl);
+		}
 		if (c->join)
 			return 0;
 		return fail(L, peers_line,

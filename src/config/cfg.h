@@ -206,4 +206,35 @@ void cfg_free(struct cfg *c);
 int cfg_split_hostport(const char *s, char *host, size_t hostlen,
 		       uint16_t *port);
 
+/* ---- a node name inside PostgreSQL (src/config/cfg_name.c) -------------
+ * A node name ([A-Za-z0-9_.-]{1,63}) cannot be used in PostgreSQL as it is:
+ * replication slot names allow only [a-z0-9_], and an application_name in
+ * synchronous_standby_names is compared case-insensitively. Every node
+ * therefore uses ONE PostgreSQL name for a node:
+ *   - letters lower-cased, digits kept, every other character ('_', '.',
+ *     '-') becomes '_';
+ *   - cut to CFG_PG_NAME_MAX characters, so that the slot name fits
+ *     PostgreSQL's 63 (NAMEDATALEN - 1).
+ * A replica connects with application_name = that name (so it is the name
+ * in synchronous_standby_names and in the `sync` key), and the primary keeps
+ * its physical slot "pgw_" + that name. "Node-1", "node.1" and "node_1"
+ * all become "node_1": two members whose names map to the same PostgreSQL
+ * name would share a slot and be indistinguishable in the synchronous set,
+ * so such a pair is refused: at load ([raft] peers, cfg_load) and when a
+ * member is added at run time (POST /v1/members/add, src/api/api.c).
+ * Pure functions, any thread. */
+#define CFG_PG_NAME_MAX 58
+#define CFG_PG_NAME_LEN (CFG_PG_NAME_MAX + 1)
+#define CFG_PG_SLOT_PREFIX "pgw_"
+
+/* The PostgreSQL name of node name into out (len bytes, at least
+ * CFG_PG_NAME_LEN for the whole name; shorter buffers cut it further). */
+void cfg_pg_name(const char *name, char *out, size_t len);
+
+/* "pgw_" + cfg_pg_name(name): the replication slot kept for the node. */
+void cfg_pg_slot_name(const char *name, char *out, size_t len);
+
+/* a and b are different node names with the same PostgreSQL name. */
+bool cfg_pg_name_clash(const char *a, const char *b);
+
 #endif

@@ -341,16 +341,6 @@ static void refresh_view(struct ha_agent *a)
 /* Helpers                                                              */
 /* ------------------------------------------------------------------ */
 
-static void slot_name_of(const char *name, char *out, size_t len)
-{
-	size_t i = 0;
-	for (; name[i] && i + 1 < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-		out[i] = (char)(isalnum(c) ? tolower(c) : '_');
-	}
-	out[i] = '\0';
-}
-
 static bool file_exists(const char *dir, const char *leaf)
 {
 	char path[4096];
@@ -514,7 +504,7 @@ static void sync_desired(struct ha_agent *a, bool primary_view,
 			    !(m.role == HA_ROLE_REPLICA &&
 			      m.state == HA_ST_STREAMING))
 				continue;
-			slot_name_of(m.name, names[*n], 64);
+			cfg_pg_name(m.name, names[*n], 64);
 			(*n)++;
 		}
 		rs_kvs_free(kvs, nk);
@@ -530,7 +520,7 @@ static void sync_desired(struct ha_agent *a, bool primary_view,
 				if (!ms[i].name[0] ||
 				    strcmp(ms[i].name, a->cfg->node_name) == 0)
 					continue;
-				slot_name_of(ms[i].name, sn, sizeof sn);
+				cfg_pg_name(ms[i].name, sn, sizeof sn);
 				bool have = false;
 				for (size_t j = 0; j < *n; j++)
 					if (strcmp(names[j], sn) == 0)
@@ -2052,7 +2042,7 @@ static void ensure_slots_done(void *arg, int err, const char *errmsg,
 static int add_slot_name(char *list, size_t cap, size_t *len, const char *name)
 {
 	char s[64], slot[64];
-	slot_name_of(name, s, sizeof s);
+	cfg_pg_name(name, s, sizeof s);
 	snprintf(slot, sizeof slot, "pgw_%.58s", s);
 	/* already listed? tokens are separated by '{', ',' and '}' */
 	size_t sl = strlen(slot);
@@ -2874,7 +2864,7 @@ int ha_agent_new(uv_loop_t *loop, const struct cfg *cfg,
 	a->ttl = cfg->pg.ttl_ms ? cfg->pg.ttl_ms : 2500;
 	a->loop_wait = cfg->pg.loop_wait_ms ? cfg->pg.loop_wait_ms : 400;
 	a->margin = cfg->pg.safety_margin_ms; /* as checked at load (I1, I3) */
-	slot_name_of(cfg->node_name, a->appname, sizeof a->appname);
+	cfg_pg_name(cfg->node_name, a->appname, sizeof a->appname);
 	snprintf(a->slot, sizeof a->slot, "pgw_%.58s", a->appname);
 	snprintf(a->log_path, sizeof a->log_path, "%s/postgresql.log",
 		 cfg->data_dir);

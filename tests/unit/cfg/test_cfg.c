@@ -418,6 +418,46 @@ static const struct ecase cases[] = {
 	  "11: [raft] peers: node1=127.0.0.1:7101 does not match this node's "
 	  "advertise address 127.0.0.1:7201" },
 
+	/* one PostgreSQL name per member (application_name, slot pgw_NAME):
+	 * lower-cased, '_', '.' and '-' all become '_'; the later item's
+	 * line */
+	{ "peers_pg_name_clash",
+	  CLUSTER NODE API "[raft]\nlisten = 127.0.0.1:7101\n"
+			   "peers = node1=127.0.0.1:7101, node-2=127.0.0.1:7102,\n"
+			   "  node.2=127.0.0.1:7103\n",
+	  "12: member 'node.2' and member 'node-2' (line 11) have the same "
+	  "PostgreSQL name 'node_2' (application_name, slot pgw_node_2); "
+	  "names must differ in more than case and '_', '.', '-'" },
+	{ "peers_pg_name_clash_case",
+	  CLUSTER NODE API "[raft]\nlisten = 127.0.0.1:7101\n"
+			   "peers = node1=127.0.0.1:7101, NODE1=127.0.0.1:7102\n",
+	  "11: member 'NODE1' and member 'node1' (line 11) have the same "
+	  "PostgreSQL name 'node1' (application_name, slot pgw_node1); "
+	  "names must differ in more than case and '_', '.', '-'" },
+	{ "peers_pg_name_clash_long",
+	  CLUSTER NODE API "[raft]\nlisten = 127.0.0.1:7101\n"
+			   "peers = node1=127.0.0.1:7101,\n"
+			   "  " "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefgh"
+			   "A=127.0.0.1:7102,\n"
+			   "  " "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefgh"
+			   "B=127.0.0.1:7103\n",
+	  "13: member "
+	  "'abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghB' and "
+	  "member "
+	  "'abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghA' "
+	  "(line 12) have the same PostgreSQL name "
+	  "'abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefgh' "
+	  "(application_name, slot "
+	  "pgw_abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefgh); "
+	  "names must differ in more than case and '_', '.', '-'" },
+	{ "join_node_name_pg_clash",
+	  CLUSTER API "[raft]\nlisten = 127.0.0.1:7104\n"
+		      "peers = Node1=127.0.0.1:7102\n"
+		      "initial_cluster_state = existing\n" NODE,
+	  "11: member 'node1' and member 'Node1' (line 8) have the same "
+	  "PostgreSQL name 'node1' (application_name, slot pgw_node1); "
+	  "names must differ in more than case and '_', '.', '-'" },
+
 	/* [raft] initial_cluster_state and numbers */
 	{ "cluster_state_bad", LAST_R "initial_cluster_state = joining\n",
 	  "12: [raft] initial_cluster_state: invalid value 'joining' "
@@ -1760,6 +1800,51 @@ static void test_alloc_sweep(void **state)
 /* base/timing.h against the rules, in exact rationals: shrink(d) is the
  * largest whole ms <= d*(1-rho), stretch(d) the smallest >= d*(1+rho),
  * election(et) the smallest >= 3.5*et; rho = 1/1000. */
+/* The PostgreSQL name of a node (cfg.h): the rule as documented in
+ * docs/configuration.md ("Node names in PostgreSQL"). */
+static void test_pg_name(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *node, *pg, *slot;
+	} t[] = {
+		{ "node1", "node1", "pgw_node1" },
+		{ "Node-1", "node_1", "pgw_node_1" },
+		{ "node.1", "node_1", "pgw_node_1" },
+		{ "node_1", "node_1", "pgw_node_1" },
+		{ "DB.Main-East_2", "db_main_east_2", "pgw_db_main_east_2" },
+		{ "-.-", "___", "pgw____" },
+		/* 63 characters: cut to 58, so pgw_ + it is at most 62 */
+		{ "ABCDEFGHIJabcdefghijabcdefghijabcdefghijabcdefghijabcdefghXYZab",
+		  "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefgh",
+		  "pgw_abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefgh" },
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		char pg[CFG_PG_NAME_LEN], slot[64];
+		memset(pg, 'x', sizeof pg);
+		cfg_pg_name(t[i].node, pg, sizeof pg);
+		assert_string_equal(pg, t[i].pg);
+		cfg_pg_slot_name(t[i].node, slot, sizeof slot);
+		assert_string_equal(slot, t[i].slot);
+		assert_true(strlen(slot) <= 63);
+	}
+	/* a short buffer cuts, never overflows */
+	char small[4];
+	cfg_pg_name("Node-1", small, sizeof small);
+	assert_string_equal(small, "nod");
+
+	/* clashes: different names, same PostgreSQL name */
+	assert_true(cfg_pg_name_clash("node-1", "node.1"));
+	assert_true(cfg_pg_name_clash("node-1", "Node_1"));
+	assert_true(cfg_pg_name_clash("NODE1", "node1"));
+	assert_false(cfg_pg_name_clash("node1", "node1")); /* same member */
+	assert_false(cfg_pg_name_clash("node1", "node-1"));
+	assert_false(cfg_pg_name_clash("node1", "node2"));
+	assert_true(cfg_pg_name_clash(
+		"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghA",
+		"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghB"));
+}
+
 static void test_timing(void **state)
 {
 	(void)state;
@@ -1799,6 +1884,7 @@ int main(void)
 		cmocka_unit_test(test_pg_all_keys),
 		cmocka_unit_test(test_pg_values),
 		cmocka_unit_test(test_timing),
+		cmocka_unit_test(test_pg_name),
 		cmocka_unit_test(test_users),
 		cmocka_unit_test(test_deploy_examples),
 		cmocka_unit_test(test_split_hostport),
