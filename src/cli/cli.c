@@ -1368,9 +1368,8 @@ static int cli_pg_member_row(struct cli_table *t, const json_t *m,
 	else
 		snprintf(lag, sizeof lag, "%s", "");
 	json_t *tg = json_object_get(m, "tags");
-	const char *tnames[] = {"nofailover", "noloadbalance", "nosync",
-				"clonefrom"};
-	for (size_t k = 0; k < 4; k++)
+	const char *tnames[] = {"nofailover", "noloadbalance", "nosync"};
+	for (size_t k = 0; k < 3; k++)
 		if (json_is_true(json_object_get(tg, tnames[k])))
 			snprintf(tags + strlen(tags),
 				 sizeof tags - strlen(tags), "%s%s: true",

@@ -1083,6 +1083,21 @@ static int parse_role_options(struct load *L, const struct key_def *k,
 	return set_str(L, k, out);
 }
 
+/* A key pgwarden once documented but does not implement: refused, so that
+ * nobody relies on it. */
+static int parse_unsupported(struct load *L, const struct key_def *k,
+			     const char *v)
+{
+	(void)v;
+	if (k->sect == S_TAGS) /* clonefrom */
+		return fail(L, L->line,
+			    "[%s] %s: not supported (a new replica always "
+			    "clones from the primary); remove the key",
+			    L->title, k->name);
+	return fail(L, L->line, "[%s] %s: not supported; remove the key",
+		    L->title, k->name);
+}
+
 /* ---- the table -------------------------------------------------------- */
 
 #define F(x) offsetof(struct cfg, x)
@@ -1175,8 +1190,8 @@ static const struct key_def keys[K_COUNT] = {
 				  F(pg.noloadbalance), 0, 0 },
 	[K_TAG_NOSYNC] = { S_TAGS, "nosync", 0, parse_bool, F(pg.nosync), 0,
 			   0 },
-	[K_TAG_CLONEFROM] = { S_TAGS, "clonefrom", 0, parse_bool,
-			      F(pg.clonefrom), 0, 0 },
+	[K_TAG_CLONEFROM] = { S_TAGS, "clonefrom", 0, parse_unsupported, 0,
+			      0, 0 },
 	[K_TAG_PRIORITY] = { S_TAGS, "failover_priority", 0, parse_count,
 			     F(pg.failover_priority), 0, 1000000 },
 

@@ -22,8 +22,8 @@
  *   [postgresql.parameters]  NAME = VALUE, any PostgreSQL setting
  *   [bootstrap] initdb, pg_hba, post_bootstrap
  *   [bootstrap.user.NAME]    password, password_file, options
- *   [tags]    nofailover, noloadbalance, nosync, clonefrom,
- *             failover_priority
+ *   [tags]    nofailover, noloadbalance, nosync, failover_priority
+ *             (clonefrom is refused: not supported)
  *   [ha]      ttl, loop_wait, safety_margin, maximum_lag_on_failover,
  *             synchronous_mode, synchronous_node_count,
  *             crash_restart_timeout
@@ -104,7 +104,7 @@ struct cfg_pg {
 	size_t nusers;
 
 	/* [tags] */
-	bool nofailover, noloadbalance, nosync, clonefrom; /* default false */
+	bool nofailover, noloadbalance, nosync; /* default false */
 	int failover_priority; /* 0..1000000, default 1; 0 = never */
 
 	/* [ha] cluster-wide bootstrap defaults (live in the store later) */

@@ -1745,7 +1745,6 @@ static void fill_member(struct ha_agent *a, struct ha_member *m)
 	m->tags.nofailover = a->cfg->pg.nofailover;
 	m->tags.noloadbalance = a->cfg->pg.noloadbalance;
 	m->tags.nosync = a->cfg->pg.nosync;
-	m->tags.clonefrom = a->cfg->pg.clonefrom;
 	m->tags.failover_priority = a->cfg->pg.failover_priority;
 	snprintf(m->detail, sizeof m->detail, "%s", a->detail);
 	m->seq = a->seq;

@@ -110,7 +110,7 @@ char *ha_member_encode(const struct ha_member *m)
 	m = &c;
 	json_t *o = json_pack(
 		"{s:s,s:s,s:s,s:i,s:s,s:s,s:I,s:s,s:{s:I,s:I,s:I},s:I,s:b,"
-		"s:{s:b,s:b,s:b,s:b,s:i},s:s,s:I,s:{s:s,s:s,s:b,s:I,s:I}}",
+		"s:{s:b,s:b,s:b,s:i},s:s,s:I,s:{s:s,s:s,s:b,s:I,s:I}}",
 		"name", m->name, "api_url", m->api_url, "host", m->host, "port",
 		m->port, "role", ha_role_name(m->role), "state",
 		ha_state_name(m->state), "timeline", (json_int_t)m->timeline,
@@ -120,8 +120,8 @@ char *ha_member_encode(const struct ha_member *m)
 		(json_int_t)m->lsn_replayed, "lag_bytes",
 		(json_int_t)m->lag_bytes, "pending_restart", m->pending_restart,
 		"tags", "nofailover", m->tags.nofailover, "noloadbalance",
-		m->tags.noloadbalance, "nosync", m->tags.nosync, "clonefrom",
-		m->tags.clonefrom, "failover_priority",
+		m->tags.noloadbalance, "nosync", m->tags.nosync,
+		"failover_priority",
 		m->tags.failover_priority, "detail", m->detail, "seq",
 		(json_int_t)m->seq, "watchdog", "mode",
 		m->watchdog.mode[0] ? m->watchdog.mode : "off", "state",
@@ -206,7 +206,6 @@ int ha_member_decode(const char *json, size_t len, struct ha_member *m)
 		m->tags.nofailover = get_bool(tags, "nofailover");
 		m->tags.noloadbalance = get_bool(tags, "noloadbalance");
 		m->tags.nosync = get_bool(tags, "nosync");
-		m->tags.clonefrom = get_bool(tags, "clonefrom");
 		m->tags.failover_priority =
 			(int)get_int(tags, "failover_priority", 1);
 	}

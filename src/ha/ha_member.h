@@ -37,7 +37,7 @@ enum ha_state {
 };
 
 struct ha_tags {
-	bool nofailover, noloadbalance, nosync, clonefrom;
+	bool nofailover, noloadbalance, nosync;
 	int failover_priority;
 };
 

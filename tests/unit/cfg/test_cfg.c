@@ -600,6 +600,14 @@ static const struct ecase cases[] = {
 	{ "tags_unknown_key",
 	  LAST_A "[tags]\nnofailover = on\nnoloadbalancing = on\n",
 	  "14: unknown key 'noloadbalancing' in [tags]" },
+	/* documented once, never implemented: refused, not ignored */
+	{ "tags_clonefrom_unsupported",
+	  LAST_A "[tags]\nnofailover = on\nclonefrom = true\n",
+	  "14: [tags] clonefrom: not supported (a new replica always clones "
+	  "from the primary); remove the key" },
+	{ "tags_clonefrom_false_unsupported", LAST_A "[tags]\nclonefrom = off\n",
+	  "13: [tags] clonefrom: not supported (a new replica always clones "
+	  "from the primary); remove the key" },
 	{ "ha_unknown_key", LAST_A "[ha]\nttl = 3s\nloopwait = 1s\n",
 	  "14: unknown key 'loopwait' in [ha]" },
 	{ "watchdog_unknown_key", LAST_A "[watchdog]\npath = /dev/watchdog\n",
@@ -1318,7 +1326,6 @@ static void assert_pg_defaults(const struct cfg_pg *pg)
 	assert_false(pg->nofailover);
 	assert_false(pg->noloadbalance);
 	assert_false(pg->nosync);
-	assert_false(pg->clonefrom);
 	assert_int_equal(pg->failover_priority, 1);
 	assert_int_equal(pg->ttl_ms, 2500);
 	assert_int_equal(pg->loop_wait_ms, 400);
@@ -1430,7 +1437,6 @@ static const char pg_full[] =
 	"nofailover = yes\n"
 	"noloadbalance = 1\n"
 	"nosync = TRUE\n"
-	"clonefrom = on\n"
 	"failover_priority = 0\n"
 	"[ha]\n"
 	"ttl = 3s\n"
@@ -1510,7 +1516,6 @@ static void test_pg_all_keys(void **state)
 	assert_true(pg->nofailover);
 	assert_true(pg->noloadbalance);
 	assert_true(pg->nosync);
-	assert_true(pg->clonefrom);
 	assert_int_equal(pg->failover_priority, 0);
 	assert_int_equal(pg->ttl_ms, 3000);
 	assert_int_equal(pg->loop_wait_ms, 500);
