@@ -17,6 +17,7 @@
 #include "ha/ha_agent.h"
 #include "ha/ha_member.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -515,6 +516,17 @@ static bool pg_name_taken(struct api *a, const char *name, char *other,
 	}
 	mem_free(ms);
 	return taken;
+}
+
+/* An address libraft 0.15's transport can use: "a.b.c.d:port" (it parses
+ * IPv4 literals only, and the loop must not resolve names). */
+static bool raft_address(const char *s)
+{
+	char host[256];
+	unsigned char a[4];
+	uint16_t port;
+	return cfg_split_hostport(s, host, sizeof host, &port) == 0 &&
+	       inet_pton(AF_INET, host, a) == 1;
 }
 
 /* Refuse (409) a member name that pg_name_taken() finds; true if it did. */
@@ -1039,9 +1051,11 @@ static void h_member_change(struct api *a, struct http_req *req, json_t *b,
 	    (get_str(req, b, "peer_url", true, RS_MAX_ADDR, &peer, NULL) ||
 	     get_str(req, b, "api_url", false, RS_MAX_ADDR, &api, NULL)))
 		return;
-	if (kind == OP_ADD && !strchr(peer, ':')) {
+	if (kind == OP_ADD && !raft_address(peer)) {
 		respond_error(req, 400, ERR_INVAL,
-			      "peer_url must be host:port");
+			      "peer_url must be IPV4-ADDRESS:PORT (libraft's TCP "
+			      "transport takes IPv4 addresses only; `pgwarden "
+			      "member add` resolves a host name before sending)");
 		return;
 	}
 	if (api && *api && strncmp(api, "http://", 7) != 0 &&

@@ -475,6 +475,21 @@ static int parse_hostport(struct load *L, const struct key_def *k,
 	return set_str(L, k, v);
 }
 
+/* libraft 0.15's TCP transport parses IPv4 literals only (uv_ip4_addr):
+ * an IPv6 address can never work in [raft], a host name is resolved to
+ * IPv4 at startup (cfg_resolve). */
+#define RAFT_V6_RULE                                                      \
+	"an IPv6 address: libraft's TCP transport takes IPv4 only; use an " \
+	"IPv4 address or a host name that resolves to one"
+
+static int parse_raft_listen(struct load *L, const struct key_def *k,
+			     const char *v)
+{
+	if (v[0] == '[' && cfg_split_hostport(v, NULL, 0, NULL) == 0)
+		return bad_value(L, k, v, RAFT_V6_RULE);
+	return parse_hostport(L, k, v);
+}
+
 /* Like parse_hostport, but other nodes connect to it. */
 static int parse_advertise(struct load *L, const struct key_def *k,
 			   const char *v)
@@ -484,6 +499,15 @@ static int parse_advertise(struct load *L, const struct key_def *k,
 				 "a wildcard address; advertise an address "
 				 "other nodes can reach");
 	return parse_hostport(L, k, v);
+}
+
+static int parse_raft_advertise(struct load *L, const struct key_def *k,
+				const char *v)
+{
+	if (v[0] == '[' && cfg_split_hostport(v, NULL, 0, NULL) == 0 &&
+	    !is_wildcard(v))
+		return bad_value(L, k, v, RAFT_V6_RULE);
+	return parse_advertise(L, k, v);
 }
 
 static int parse_url(struct load *L, const struct key_def *k, const char *v)
@@ -614,6 +638,9 @@ static int add_peer(struct load *L, const char *s, const char *e)
 			    "[raft] peers: %s=%s is a wildcard address; list "
 			    "an address other nodes can reach",
 			    name, addr);
+	if (addr[0] == '[')
+		return fail(L, L->line,
+			    "[raft] peers: %s=%s is " RAFT_V6_RULE, name, addr);
 	for (size_t i = 0; i < c->npeers; i++) {
 		if (strcmp(c->peers[i].name, name) == 0)
 			return fail(L, L->line,
@@ -644,6 +671,7 @@ static int add_peer(struct load *L, const char *s, const char *e)
 	struct cfg_peer peer = {
 		.name = mem_strdup(name),
 		.address = mem_strdup(addr),
+		.line = L->line,
 	};
 	if (!peer.name || !peer.address) {
 		mem_free(peer.name);
@@ -1112,9 +1140,9 @@ static const struct key_def keys[K_COUNT] = {
 			      F(data_dir), 0, 0 },
 	[K_NODE_LOG_LEVEL] = { S_NODE, "log_level", 0, parse_log_level,
 			       F(log_level), 0, 0 },
-	[K_RAFT_LISTEN] = { S_RAFT, "listen", KEY_REQUIRED, parse_hostport,
+	[K_RAFT_LISTEN] = { S_RAFT, "listen", KEY_REQUIRED, parse_raft_listen,
 			    F(raft_listen), 0, 0 },
-	[K_RAFT_ADVERTISE] = { S_RAFT, "advertise", 0, parse_advertise,
+	[K_RAFT_ADVERTISE] = { S_RAFT, "advertise", 0, parse_raft_advertise,
 			       F(raft_advertise), 0, 0 },
 	[K_RAFT_PEERS] = { S_RAFT, "peers", KEY_REQUIRED | KEY_MULTILINE,
 			   parse_peers, F(peers), 0, 0 },
@@ -1665,6 +1693,9 @@ static int check_store(struct load *L)
 
 	/* advertise defaults to listen; other nodes must reach it */
 	bool adv_default = c->raft_advertise == NULL;
+	c->raft_advertise_line = L->key_line[adv_default ? K_RAFT_LISTEN
+							 : K_RAFT_ADVERTISE];
+	c->api_listen_line = L->key_line[K_API_LISTEN];
 	if (adv_default) {
 		if (is_wildcard(c->raft_listen))
 			return fail(L, L->key_line[K_RAFT_LISTEN],
@@ -1849,6 +1880,13 @@ static int check_pg(struct load *L)
 	struct cfg *c = L->cfg;
 	struct cfg_pg *pg = &c->pg;
 
+	{
+		const int ids[] = { pg->connect_address ? K_PG_CONNECT
+							: K_PG_LISTEN };
+		const int sects[] = { S_PG };
+		pg->connect_line = later_line(L, ids, NELEM(ids), sects,
+					      NELEM(sects));
+	}
 	if (!pg->connect_address) {
 		if (pg_wildcard(pg->listen))
 			return fail(L, L->key_line[K_PG_LISTEN],
@@ -2016,6 +2054,7 @@ static void free_pg(struct cfg_pg *pg)
 	mem_free(pg->data_dir);
 	mem_free(pg->listen);
 	mem_free(pg->connect_address);
+	mem_free(pg->connect_hostaddr);
 	mem_free(pg->socket_dir);
 	mem_free(pg->superuser);
 	free_secret(pg->superuser_password);
@@ -2051,12 +2090,15 @@ void cfg_free(struct cfg *c)
 	mem_free(c->data_dir);
 	mem_free(c->raft_listen);
 	mem_free(c->raft_advertise);
+	mem_free(c->raft_advertise_addr);
 	for (size_t i = 0; i < c->npeers; i++) {
 		mem_free(c->peers[i].name);
 		mem_free(c->peers[i].address);
+		mem_free(c->peers[i].addr);
 	}
 	mem_free(c->peers);
 	mem_free(c->api_listen);
+	mem_free(c->api_listen_addr);
 	mem_free(c->api_url);
 	mem_free(c->token_file);
 	free_secret(c->token);

@@ -39,7 +39,11 @@
 
 struct cfg_peer {
 	char *name;    /* owned */
-	char *address; /* owned, host:port */
+	char *address; /* owned, host:port as written (a host name or an
+			  IPv4 address: IPv6 is refused at load) */
+	char *addr;    /* owned; "a.b.c.d:port", set by cfg_resolve(): what
+			  libraft is given; NULL before */
+	unsigned line; /* the item's line in the file */
 };
 
 struct cfg_param {
@@ -74,6 +78,12 @@ struct cfg_pg {
 	char *connect_address; /* owned; host:port others use; default
 				  listen (error if listen is a wildcard and
 				  this is unset) */
+	char *connect_hostaddr; /* owned; set by cfg_resolve(): the numeric
+				   address of connect_address's host (no
+				   port), published in the member record as
+				   hostaddr; NULL before */
+	unsigned connect_line;  /* line of connect_address (or of what it
+				   defaulted from) */
 	char *socket_dir;      /* owned; abs path, at most 90 bytes (the
 				  socket path must stay under 107); default
 				  /var/run/postgresql */
@@ -150,6 +160,10 @@ struct cfg {
 	/* [raft] */
 	char *raft_listen;    /* owned; required; host:port */
 	char *raft_advertise; /* owned; default raft_listen */
+	unsigned raft_advertise_line; /* its line (listen's if defaulted) */
+	char *raft_advertise_addr; /* owned; set by cfg_resolve(): IPv4
+				      "a.b.c.d:port", what libraft binds and
+				      advertises; NULL before */
 	struct cfg_peer *peers; /* owned; required; initial voters */
 	size_t npeers;
 	bool join;            /* initial_cluster_state = existing */
@@ -160,6 +174,10 @@ struct cfg {
 
 	/* [api] */
 	char *api_listen;     /* owned; required; host:port */
+	unsigned api_listen_line;
+	char *api_listen_addr; /* owned; set by cfg_resolve(): numeric
+				  "host:port" or "[v6]:port" to bind; NULL
+				  before */
 	char *api_url;        /* owned; default "http://" + api_listen */
 	char *token_file;     /* owned; required */
 	char *token;          /* owned; the file's content, trimmed */
@@ -197,6 +215,39 @@ struct cfg {
  * ERR_INVAL (or ERR_NOMEM), leaves *out empty, and writes
  * "FILE:LINE: reason" into err. */
 int cfg_load(const char *path, struct cfg *out, char *err, size_t errlen);
+
+/* ---- host names (src/config/cfg_resolve.c) -------------------------------
+ * cfg_load() never resolves anything. Host names in [raft] advertise (or
+ * listen, its default), [raft] peers, [api] listen and [postgresql]
+ * connect_address are resolved by cfg_resolve(), once, at startup (run,
+ * check-config, force-new-cluster), before the daemon's loop exists: it
+ * runs uv_getaddrinfo() requests (libuv's thread pool) on a private loop
+ * and waits for them with uv_run(); the daemon's loop never resolves.
+ * Numeric addresses are taken as they are. From the addresses a name gives:
+ *  - Raft (advertise, peers): the first IPv4 address; a name with none is
+ *    an error (libraft 0.15's TCP transport parses IPv4 literals only);
+ *  - [api] listen and connect_address: the first IPv4 address, else the
+ *    first IPv6 one.
+ * The node publishes connect_address's host name and the address
+ * (member record: host, hostaddr); other nodes connect with libpq
+ * host=NAME hostaddr=ADDRESS, so their loops never resolve and TLS can
+ * verify the name. A name resolved at startup stays in use until the next
+ * start. */
+
+/* Resolve as above into the *_addr fields (and pg.connect_hostaddr when
+ * pg.enabled). Blocks the calling thread until every answer is in; call it
+ * only where no loop runs. 0, or ERR_INVAL (name unknown or without a
+ * usable address: "FILE:LINE: [raft] peers: cannot resolve 'db2' of peer
+ * 'node2': Name or service not known") / ERR_NOMEM with err set. */
+int cfg_resolve(struct cfg *c, char *err, size_t errlen);
+
+/* The choice above, on a getaddrinfo() result list: the numeric address
+ * (no port, no brackets) of the first IPv4 entry, else (unless v4_only)
+ * of the first IPv6 entry, into out. 0, or ERR_NOTFOUND (nothing fits).
+ * Pure; any thread. */
+struct addrinfo;
+int cfg_addr_pick(const struct addrinfo *list, bool v4_only, char *out,
+		  size_t len);
 
 /* Free everything cfg owns; cfg_free of a zeroed struct is a no-op. */
 void cfg_free(struct cfg *c);

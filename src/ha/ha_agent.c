@@ -757,7 +757,8 @@ static int replication_conninfo(struct ha_agent *a, const struct ha_member *m,
 	snprintf(port, sizeof port, "%d", m->port);
 	const struct cfg_pg *pg = &a->cfg->pg;
 	const char *kw[] = { "host",	 "port", "user", "passfile",
-			     "application_name", "connect_timeout", NULL };
+			     "application_name", "connect_timeout",
+			     "hostaddr", NULL };
 	const char *vals[] = { m->host,
 			       port,
 			       pg->replication_user ? pg->replication_user
@@ -765,6 +766,7 @@ static int replication_conninfo(struct ha_agent *a, const struct ha_member *m,
 			       pg->replication_password ? a->passfile : NULL,
 			       a->appname,
 			       "3",
+			       m->hostaddr, /* resolved by m (cfg_resolve) */
 			       NULL };
 	return pgc_conninfo_build(buf, cap, kw, vals);
 }
@@ -777,13 +779,14 @@ static int superuser_conninfo(struct ha_agent *a, const struct ha_member *m,
 	snprintf(port, sizeof port, "%d", m->port);
 	const struct cfg_pg *pg = &a->cfg->pg;
 	const char *kw[] = { "host", "port", "user", "passfile", "dbname",
-			     "connect_timeout", NULL };
+			     "connect_timeout", "hostaddr", NULL };
 	const char *vals[] = { m->host,
 			       port,
 			       pg->superuser ? pg->superuser : "postgres",
 			       pg->superuser_password ? a->passfile : NULL,
 			       "postgres",
 			       "3",
+			       m->hostaddr, /* resolved by m (cfg_resolve) */
 			       NULL };
 	return pgc_conninfo_build(buf, cap, kw, vals);
 }
@@ -1720,6 +1723,9 @@ static void fill_member(struct ha_agent *a, struct ha_member *m)
 	split_hostport(a->cfg->pg.connect_address ? a->cfg->pg.connect_address
 						  : a->cfg->pg.listen,
 		       m->host, sizeof m->host, &m->port);
+	if (a->cfg->pg.connect_hostaddr) /* cfg_resolve */
+		snprintf(m->hostaddr, sizeof m->hostaddr, "%s",
+			 a->cfg->pg.connect_hostaddr);
 	m->role = a->role;
 	m->state = a->state;
 	m->timeline = a->timeline;

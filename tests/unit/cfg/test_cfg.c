@@ -18,7 +18,10 @@
 #include "mem.h"
 #include "timing.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -337,6 +340,20 @@ static const struct ecase cases[] = {
 	  "2: [raft] listen: invalid value ':7101' " HP_RULE },
 	{ "raft_listen_bare_v6", "[raft]\nlisten = ::1:7101\n",
 	  "2: [raft] listen: invalid value '::1:7101' " HP_RULE },
+	/* libraft 0.15's TCP transport parses IPv4 literals only */
+	{ "raft_listen_v6", "[raft]\nlisten = [::1]:7101\n",
+	  "2: [raft] listen: invalid value '[::1]:7101' (an IPv6 address: "
+	  "libraft's TCP transport takes IPv4 only; use an IPv4 address or a "
+	  "host name that resolves to one)" },
+	{ "raft_advertise_v6", LAST_R "advertise = [fd00::1]:7101\n",
+	  "12: [raft] advertise: invalid value '[fd00::1]:7101' (an IPv6 "
+	  "address: libraft's TCP transport takes IPv4 only; use an IPv4 "
+	  "address or a host name that resolves to one)" },
+	{ "peers_v6",
+	  "[raft]\npeers = node1=127.0.0.1:7101,\n  node2=[fd00::2]:7102\n",
+	  "3: [raft] peers: node2=[fd00::2]:7102 is an IPv6 address: libraft's "
+	  "TCP transport takes IPv4 only; use an IPv4 address or a host name "
+	  "that resolves to one" },
 	{ "raft_listen_port_junk", "[raft]\nlisten = 127.0.0.1:71x\n",
 	  "2: [raft] listen: invalid value '127.0.0.1:71x' " HP_RULE },
 	{ "raft_listen_wildcard_no_advertise",
@@ -1087,7 +1104,7 @@ static const char full[] =
 	"listen = 0.0.0.0:7102\n"
 	"advertise = 10.0.0.2:7102\n"
 	"peers = db_1=10.0.0.1:7102 , db_2 = 10.0.0.2:7102,\n"
-	"        db_3=[fd00::3]:7102,   ; a comma may end a line\n"
+	"        db_3=DB-3:7102,   ; a comma may end a line\n"
 	"\n"
 	"        db_4=node4.example.com:7102\n"
 	"initial_cluster_state = new\n"
@@ -1115,7 +1132,9 @@ static void test_all_keys(void **state)
 	assert_string_equal(c.peers[1].name, "db_2");
 	assert_string_equal(c.peers[1].address, "10.0.0.2:7102");
 	assert_string_equal(c.peers[2].name, "db_3");
-	assert_string_equal(c.peers[2].address, "[fd00::3]:7102");
+	assert_string_equal(c.peers[2].address, "DB-3:7102");
+	assert_int_equal(c.peers[2].line, 12);
+	assert_null(c.peers[2].addr); /* cfg_load never resolves */
 	assert_string_equal(c.peers[3].address, "node4.example.com:7102");
 	assert_false(c.join);
 	assert_int_equal(c.election_timeout_ms, 1000);
@@ -1158,8 +1177,8 @@ static void test_formats(void **state)
 		  "data_dir=/d\r\n"
 		  "log_level = error\r\n"
 		  "[raft]\r\n"
-		  "listen = [::1]:7101\r\n"
-		  "peers = node1=[::1]:7101\r\n"
+		  "listen = 127.0.0.1:7101\r\n"
+		  "peers = node1=127.0.0.1:7101\r\n"
 		  "election_timeout = 60s\r\n"
 		  "heartbeat_interval = 20s\r\n"
 		  "[api]\r\n"
@@ -1850,6 +1869,130 @@ static void test_pg_name(void **state)
 		"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghB"));
 }
 
+/* cfg_addr_pick: the first IPv4 address, else the first IPv6 one (unless
+ * IPv4 is required, as for Raft). */
+static void test_addr_pick(void **state)
+{
+	(void)state;
+	struct sockaddr_in a4 = { .sin_family = AF_INET };
+	struct sockaddr_in a4b = { .sin_family = AF_INET };
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6 };
+	assert_int_equal(inet_pton(AF_INET, "192.0.2.7", &a4.sin_addr), 1);
+	assert_int_equal(inet_pton(AF_INET, "192.0.2.8", &a4b.sin_addr), 1);
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8::5", &a6.sin6_addr), 1);
+	struct addrinfo i4b = { .ai_family = AF_INET,
+				.ai_addr = (struct sockaddr *)&a4b };
+	struct addrinfo i4 = { .ai_family = AF_INET,
+			       .ai_addr = (struct sockaddr *)&a4,
+			       .ai_next = &i4b };
+	struct addrinfo i6 = { .ai_family = AF_INET6,
+			       .ai_addr = (struct sockaddr *)&a6,
+			       .ai_next = &i4 };
+	struct addrinfo only6 = { .ai_family = AF_INET6,
+				  .ai_addr = (struct sockaddr *)&a6 };
+	char out[64];
+	/* IPv6 listed first: IPv4 still wins, and the first of them */
+	assert_int_equal(cfg_addr_pick(&i6, false, out, sizeof out), 0);
+	assert_string_equal(out, "192.0.2.7");
+	assert_int_equal(cfg_addr_pick(&i6, true, out, sizeof out), 0);
+	assert_string_equal(out, "192.0.2.7");
+	/* IPv6 only: fine for libpq and the API, not for libraft */
+	assert_int_equal(cfg_addr_pick(&only6, false, out, sizeof out), 0);
+	assert_string_equal(out, "2001:db8::5");
+	assert_int_equal(cfg_addr_pick(&only6, true, out, sizeof out),
+			 ERR_NOTFOUND);
+	assert_int_equal(cfg_addr_pick(NULL, false, out, sizeof out),
+			 ERR_NOTFOUND);
+}
+
+/* cfg_resolve: names are resolved (localhost from /etc/hosts), numeric
+ * addresses kept, and an unknown name is an error at its line that fills
+ * nothing. */
+static void test_resolve(void **state)
+{
+	(void)state;
+	struct cfg c;
+	char err[512];
+	static const char names[] =
+		CLUSTER NODE
+		"[raft]\nlisten = localhost:7101\n"
+		"peers = node1=localhost:7101, node2=127.0.0.2:7102,\n"
+		"  node3=LocalHost:7103\n"
+		"[api]\nlisten = localhost:8101\ntoken_file = @TOKEN@\n"
+		"[postgresql]\ndata_dir = /var/lib/postgresql/15/main\n"
+		"listen = 0.0.0.0:5441\nconnect_address = localhost:5441\n";
+	expect_ok(names, &c);
+	assert_null(c.raft_advertise_addr);
+	assert_int_equal(c.raft_advertise_line, 7);
+	assert_int_equal(c.pg.connect_line, 16);
+	assert_int_equal(cfg_resolve(&c, err, sizeof err), 0);
+	assert_string_equal(err, "");
+	assert_string_equal(c.raft_advertise_addr, "127.0.0.1:7101");
+	assert_string_equal(c.peers[0].addr, "127.0.0.1:7101");
+	assert_string_equal(c.peers[1].addr, "127.0.0.2:7102");
+	assert_string_equal(c.peers[2].addr, "127.0.0.1:7103");
+	assert_string_equal(c.api_listen_addr, "127.0.0.1:8101");
+	assert_string_equal(c.pg.connect_hostaddr, "127.0.0.1");
+	/* what was written stays as written */
+	assert_string_equal(c.peers[2].address, "LocalHost:7103");
+	assert_string_equal(c.pg.connect_address, "localhost:5441");
+	cfg_free(&c);
+
+	/* numeric: taken as they are; IPv6 fine for [api] and PostgreSQL */
+	expect_ok(LAST_A "[postgresql]\ndata_dir = /srv/pg\n"
+			 "listen = [::1]:5441\n",
+		  &c);
+	assert_int_equal(cfg_resolve(&c, err, sizeof err), 0);
+	assert_string_equal(c.raft_advertise_addr, "127.0.0.1:7101");
+	assert_string_equal(c.api_listen_addr, "127.0.0.1:8101");
+	assert_string_equal(c.pg.connect_hostaddr, "::1");
+	cfg_free(&c);
+	expect_ok(CLUSTER NODE RAFT
+		  "[api]\nlisten = [::1]:8101\ntoken_file = @TOKEN@\n",
+		  &c);
+	assert_int_equal(cfg_resolve(&c, err, sizeof err), 0);
+	assert_string_equal(c.api_listen_addr, "[::1]:8101");
+	assert_null(c.pg.connect_hostaddr); /* no [postgresql] */
+	cfg_free(&c);
+
+	/* an unknown name: FILE:LINE of the item, nothing filled */
+	expect_ok(CLUSTER NODE
+		  "[raft]\nlisten = 127.0.0.1:7101\n"
+		  "peers = node1=127.0.0.1:7101,\n"
+		  "  node2=no-such-host.invalid:7102\n" API,
+		  &c);
+	assert_int_equal(cfg_resolve(&c, err, sizeof err), ERR_INVAL);
+	char want[256];
+	snprintf(want, sizeof want,
+		 "%s:9: [raft] peers: cannot resolve 'no-such-host.invalid' of "
+		 "peer 'node2': ",
+		 ini_path);
+	assert_memory_equal(err, want, strlen(want));
+	assert_null(c.raft_advertise_addr);
+	assert_null(c.peers[0].addr);
+	assert_null(c.api_listen_addr);
+	cfg_free(&c);
+
+	/* out of memory at every allocation: ERR_NOMEM, nothing filled,
+	 * nothing leaked (LeakSanitizer) */
+	expect_ok(names, &c);
+	long n;
+	for (n = 0; n < 100; n++) {
+		mem_fail_after(n);
+		int rc = cfg_resolve(&c, err, sizeof err);
+		mem_fail_after(-1);
+		if (rc == 0)
+			break;
+		assert_int_equal(rc, ERR_NOMEM);
+		assert_null(c.raft_advertise_addr);
+		assert_null(c.peers[2].addr);
+		assert_null(c.pg.connect_hostaddr);
+	}
+	assert_true(n > 2 && n < 100);
+	assert_string_equal(c.pg.connect_hostaddr, "127.0.0.1");
+	cfg_free(&c);
+}
+
 static void test_timing(void **state)
 {
 	(void)state;
@@ -1890,6 +2033,8 @@ int main(void)
 		cmocka_unit_test(test_pg_values),
 		cmocka_unit_test(test_timing),
 		cmocka_unit_test(test_pg_name),
+		cmocka_unit_test(test_addr_pick),
+		cmocka_unit_test(test_resolve),
 		cmocka_unit_test(test_users),
 		cmocka_unit_test(test_deploy_examples),
 		cmocka_unit_test(test_split_hostport),

@@ -41,6 +41,8 @@ static void fill_member(struct ha_member *m, unsigned variant)
 		 variant % 250);
 	snprintf(m->host, sizeof m->host, "db%u.example \"quoted\" \\ é",
 		 variant);
+	snprintf(m->hostaddr, sizeof m->hostaddr, "10.1.%u.%u", variant / 250,
+		 variant % 250);
 	m->port = 5432 + (int)variant;
 	m->role = (enum ha_role)(variant % NROLES);
 	m->state = (enum ha_state)(variant % NSTATES);
@@ -67,6 +69,7 @@ static void assert_member_equal(const struct ha_member *a,
 	assert_string_equal(a->name, b->name);
 	assert_string_equal(a->api_url, b->api_url);
 	assert_string_equal(a->host, b->host);
+	assert_string_equal(a->hostaddr, b->hostaddr);
 	assert_int_equal(a->port, b->port);
 	assert_int_equal(a->role, b->role);
 	assert_int_equal(a->state, b->state);
@@ -269,6 +272,7 @@ static void assert_defaults(const struct ha_member *m)
 	assert_string_equal(m->name, "");
 	assert_string_equal(m->api_url, "");
 	assert_string_equal(m->host, "");
+	assert_string_equal(m->hostaddr, "");
 	assert_int_equal(m->port, 0);
 	assert_int_equal(m->role, HA_ROLE_UNKNOWN);
 	assert_int_equal(m->state, HA_ST_STOPPED);
