@@ -728,7 +728,16 @@ static int read_secret(struct load *L, const struct key_def *k,
 	int rc;
 
 	shown(b, sizeof b, path);
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* Look before opening: opening is an action for some files (a FIFO
+	 * blocks until a writer comes, /dev/watchdog arms the watchdog). */
+	if (stat(path, &st) != 0)
+		return fail(L, L->line, "[%s] %s: %s: cannot open: %s",
+			    L->title, k->name, b, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return fail(L, L->line, "[%s] %s: %s: not a regular file",
+			    L->title, k->name, b);
+	/* O_NONBLOCK: should the name now be a FIFO, do not wait */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return fail(L, L->line, "[%s] %s: %s: cannot open: %s",
 			    L->title, k->name, b, strerror(errno));

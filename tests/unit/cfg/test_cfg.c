@@ -147,6 +147,9 @@ static int group_setup(void **state)
 	write_file(path, " \n\t\r\n", 5);
 	fixture_path(path, sizeof path, "token_ctrl");
 	write_file(path, "abc\ndef\n", 8);
+	fixture_path(path, sizeof path, "fifo");
+	if (mkfifo(path, 0600) != 0)
+		return -1;
 	fixture_path(path, sizeof path, "token_big");
 	memset(big, 'a', sizeof big);
 	write_file(path, big, sizeof big);
@@ -590,6 +593,14 @@ static const struct ecase cases[] = {
 	  "directory" },
 	{ "token_file_directory", "[api]\n\ntoken_file = @DIR@\n",
 	  "3: [api] token_file: @DIR@: not a regular file" },
+	/* a FIFO is refused without being opened: opening one blocks until
+	 * a writer comes (and opening /dev/watchdog would arm it) */
+	{ "token_file_fifo", "[api]\ntoken_file = @DIR@/fifo\n",
+	  "2: [api] token_file: @DIR@/fifo: not a regular file" },
+	{ "password_file_fifo",
+	  LAST_P "replication_password_file = @DIR@/fifo\n",
+	  "14: [postgresql] replication_password_file: @DIR@/fifo: not a "
+	  "regular file" },
 	{ "token_file_empty",
 	  "[api]\ntoken_file = @DIR@/token_empty\n",
 	  "2: [api] token_file: @DIR@/token_empty: empty token" },
