@@ -227,7 +227,12 @@ int cfg_load(const char *path, struct cfg *out, char *err, size_t errlen);
  *  - Raft (advertise, peers): the first IPv4 address; a name with none is
  *    an error (libraft 0.15's TCP transport parses IPv4 literals only);
  *  - [api] listen and connect_address: the first IPv4 address, else the
- *    first IPv6 one.
+ *    first IPv6 one;
+ *  - a name for Raft or connect_address that gives a loopback address is
+ *    refused when some Raft address is not loopback (the others could not
+ *    reach it: Debian maps the machine's own name to 127.0.1.1).
+ * Every node resolves the peers list itself and bootstraps from its
+ * result, so names must resolve to the same addresses on every node.
  * The node publishes connect_address's host name and the address
  * (member record: host, hostaddr); other nodes connect with libpq
  * host=NAME hostaddr=ADDRESS, so their loops never resolve and TLS can

@@ -12,8 +12,12 @@
  *      timeouts (resolv.conf) bound each request.
  *   3. Each callback keeps cfg_addr_pick()'s choice or the failure.
  *   4. In list order, the first failure becomes the error ("FILE:LINE:
- *      [raft] peers: cannot resolve ..."); otherwise every *_addr field is
- *      filled. On failure nothing is filled.
+ *      [raft] peers: cannot resolve ..."). A name that resolves to a
+ *      loopback address for Raft or connect_address while some Raft
+ *      address is not loopback is an error too: the other machines could
+ *      not reach it (Debian's /etc/hosts maps the machine's own name to
+ *      127.0.1.1). Otherwise every *_addr field is filled. On failure
+ *      nothing is filled.
  */
 #include "config/cfg.h"
 
@@ -46,6 +50,7 @@ struct item {
 	char host[HOST_MAX];
 	uint16_t port;
 	bool pending;             /* a request is out */
+	bool named;               /* the host is a name (resolved here) */
 	int status;               /* 0, a UV_EAI_* code, or 1: no usable
 				     address */
 	char addr[INET6_ADDRSTRLEN]; /* the choice */
@@ -104,6 +109,14 @@ static bool numeric(const char *host, bool *v6)
 	return false;
 }
 
+static bool loopback(const char *addr)
+{
+	struct in_addr a4;
+	if (inet_pton(AF_INET, addr, &a4) == 1)
+		return (ntohl(a4.s_addr) >> 24) == 127;
+	return strcmp(addr, "::1") == 0;
+}
+
 static int fail(const struct cfg *c, const struct item *it, char *err,
 		size_t errlen)
 {
@@ -153,6 +166,7 @@ int cfg_resolve(struct cfg *c, char *err, size_t errlen)
 	if (err && errlen)
 		err[0] = '\0';
 	if (!items || !tmp) {
+		snprintf(err, errlen, "%s: out of memory", c->path);
 		rc = ERR_NOMEM;
 		goto out;
 	}
@@ -215,6 +229,7 @@ int cfg_resolve(struct cfg *c, char *err, size_t errlen)
 		hints.ai_family = it->want == W_RAFT ? AF_INET : AF_UNSPEC;
 		hints.ai_socktype = SOCK_STREAM;
 		it->req.data = it;
+		it->named = true;
 		int r = uv_getaddrinfo(&loop, &it->req, on_resolved, it->host,
 				       NULL, &hints);
 		if (r != 0)
@@ -229,6 +244,29 @@ int cfg_resolve(struct cfg *c, char *err, size_t errlen)
 			rc = fail(c, &items[i], err, errlen);
 			goto out;
 		}
+	}
+	const struct item *lan = NULL; /* a Raft address off loopback */
+	for (size_t i = 0; i < ni && !lan; i++)
+		if (items[i].want == W_RAFT && !loopback(items[i].addr))
+			lan = &items[i];
+	for (size_t i = 0; lan && i < ni; i++) {
+		const struct item *it = &items[i];
+		if (!it->named || it->want == W_BIND || !loopback(it->addr))
+			continue;
+		char peer[96] = "";
+		if (it->peer)
+			snprintf(peer, sizeof peer, " of peer '%s'", it->peer);
+		snprintf(err, errlen,
+			 "%s:%u: %s: '%s'%s resolves to the loopback address "
+			 "%s on this machine, but %s is not on loopback (%s): "
+			 "the other nodes could not reach it (Debian's "
+			 "/etc/hosts maps the machine's own name to "
+			 "127.0.1.1); use a name or address of the node's "
+			 "network",
+			 c->path, it->line, it->what, it->host, peer, it->addr,
+			 lan->value, lan->addr);
+		rc = ERR_INVAL;
+		goto out;
 	}
 	for (size_t i = 0; i < ni; i++) {
 		if (format(&items[i], &tmp[i]) != 0) {

@@ -1973,7 +1973,7 @@ static void test_resolve(void **state)
 		  "  node2=no-such-host.invalid:7102\n" API,
 		  &c);
 	assert_int_equal(cfg_resolve(&c, err, sizeof err), ERR_INVAL);
-	char want[256];
+	char want[640];
 	snprintf(want, sizeof want,
 		 "%s:9: [raft] peers: cannot resolve 'no-such-host.invalid' of "
 		 "peer 'node2': ",
@@ -1982,6 +1982,44 @@ static void test_resolve(void **state)
 	assert_null(c.raft_advertise_addr);
 	assert_null(c.peers[0].addr);
 	assert_null(c.api_listen_addr);
+	cfg_free(&c);
+
+	/* a name on loopback next to members that are not: the others could
+	 * not reach it (Debian's 127.0.1.1 for the machine's own name) */
+	expect_ok(CLUSTER NODE
+		  "[raft]\nlisten = localhost:7101\n"
+		  "peers = node1=localhost:7101, node2=10.0.0.2:7102\n" API,
+		  &c);
+	assert_int_equal(cfg_resolve(&c, err, sizeof err), ERR_INVAL);
+	snprintf(want, sizeof want,
+		 "%s:7: [raft] advertise: 'localhost' resolves to the loopback "
+		 "address 127.0.0.1 on this machine, but 10.0.0.2:7102 is not on "
+		 "loopback (10.0.0.2): the other nodes could not reach it "
+		 "(Debian's /etc/hosts maps the machine's own name to "
+		 "127.0.1.1); use a name or address of the node's network",
+		 ini_path);
+	assert_string_equal(err, want);
+	assert_null(c.raft_advertise_addr);
+	cfg_free(&c);
+	expect_ok(CLUSTER NODE
+		  "[raft]\nlisten = 10.0.0.1:7101\n"
+		  "peers = node1=10.0.0.1:7101, node2=10.0.0.2:7102\n" API
+		  "[postgresql]\ndata_dir = /srv/pg\nlisten = localhost:5441\n",
+		  &c);
+	assert_int_equal(cfg_resolve(&c, err, sizeof err), ERR_INVAL);
+	snprintf(want, sizeof want,
+		 "%s:14: [postgresql] connect_address: 'localhost' resolves to "
+		 "the loopback address 127.0.0.1 on this machine, but "
+		 "10.0.0.1:7101 is not on loopback (10.0.0.1): ",
+		 ini_path);
+	assert_memory_equal(err, want, strlen(want));
+	cfg_free(&c);
+	/* a numeric loopback address is the operator's explicit choice */
+	expect_ok(CLUSTER NODE
+		  "[raft]\nlisten = 127.0.0.1:7101\n"
+		  "peers = node1=127.0.0.1:7101, node2=10.0.0.2:7102\n" API,
+		  &c);
+	assert_int_equal(cfg_resolve(&c, err, sizeof err), 0);
 	cfg_free(&c);
 
 	/* out of memory at every allocation: ERR_NOMEM, nothing filled,
