@@ -9,6 +9,13 @@
  * the load must then fail with ERR_NOMEM or behave as before, never leak
  * (LeakSanitizer) or crash.
  *
+ * An input that starts with '{' is a stored cluster config instead (the
+ * JSON that cfg_ha_from_json() reads from the store, written by another
+ * node): parsed against a fixed node configuration, it must fail with
+ * ERR_INVAL, "cluster config: ..." and the output untouched, or give values
+ * within the ini's ranges and timing rules that cfg_ha_to_json() writes
+ * back to the same values (corpus: tests/fuzz/corpus/ini/ha_*.json).
+ *
  * The loader reads the files the ini names (token_file, password files)
  * and checks scripts (post_bootstrap, callbacks). LLVMFuzzerInitialize
  * creates them under FUZZ_DIR, and the seed corpus (tests/fuzz/corpus/ini:
@@ -41,6 +48,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static int memfd = -1;
 static char path[64];
 static unsigned long inputs;
+
+/* The node configuration stored cluster configs are read against. */
+static struct cfg base;
+static const char base_ini[] =
+	"[cluster]\nname = main\n[node]\nname = node1\n"
+	"data_dir = /var/lib/pgwarden\n[raft]\nlisten = 127.0.0.1:7101\n"
+	"peers = node1=127.0.0.1:7101\n[api]\nlisten = 127.0.0.1:8101\n"
+	"token_file = " FUZZ_DIR "/token\n[postgresql]\n"
+	"data_dir = /var/lib/postgresql/15/main\n[watchdog]\nmode = off\n";
 
 static void check(int cond)
 {
@@ -75,7 +91,50 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 	memfd = memfd_create("fuzz_ini", MFD_CLOEXEC);
 	check(memfd >= 0);
 	snprintf(path, sizeof path, "/proc/self/fd/%d", memfd);
+	size_t n = sizeof base_ini - 1;
+	check(pwrite(memfd, base_ini, n, 0) == (ssize_t)n);
+	char err[512];
+	check(cfg_load(path, &base, err, sizeof err) == 0);
 	return 0;
+}
+
+/* A stored cluster config (cfg_ha_from_json). */
+static void one_json(const uint8_t *data, size_t size)
+{
+	char *s = malloc(size + 1);
+	check(s != NULL);
+	memcpy(s, data, size);
+	s[size] = '\0';
+	struct cfg_ha out, sentinel;
+	char err[512];
+	memset(&sentinel, 0x5A, sizeof sentinel);
+	out = sentinel;
+	int rc = cfg_ha_from_json(&base, s, &out, err, sizeof err);
+	free(s);
+	if (rc != 0) {
+		check(rc == ERR_INVAL || rc == ERR_NOMEM);
+		check(memcmp(&out, &sentinel, sizeof out) == 0);
+		check(strncmp(err, "cluster config: ", 16) == 0 ||
+		      rc == ERR_NOMEM);
+		return;
+	}
+	check(out.ttl_ms >= 500 && out.ttl_ms <= 600000);
+	check(out.loop_wait_ms >= 10 && out.loop_wait_ms <= out.ttl_ms / 3);
+	check(out.safety_margin_ms <= 60000);
+	check(out.synchronous_node_count >= 1 &&
+	      out.synchronous_node_count <= 16);
+	check(out.synchronous_mode == CFG_SYNC_OFF ||
+	      out.synchronous_mode == CFG_SYNC_ON ||
+	      out.synchronous_mode == CFG_SYNC_STRICT);
+	check(out.crash_restart_timeout_ms >= 100 &&
+	      out.crash_restart_timeout_ms <= 3600000);
+	/* written back, it reads as the same values */
+	char js[1024], diff[256];
+	check(cfg_ha_to_json(&out, js, sizeof js) > 0);
+	struct cfg_ha again = sentinel;
+	check(cfg_ha_from_json(&base, js, &again, err, sizeof err) == 0);
+	cfg_ha_diff(&out, &again, diff, sizeof diff);
+	check(diff[0] == '\0');
 }
 
 static bool zeroed(const struct cfg *c)
@@ -167,6 +226,10 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
 	if (size > 64 * 1024)
 		return 0; /* the loader's limits are per line; keep runs fast */
+	if (size > 0 && data[0] == '{') {
+		one_json(data, size);
+		return 0;
+	}
 	check(ftruncate(memfd, 0) == 0);
 	check(pwrite(memfd, data, size, 0) == (ssize_t)size);
 
