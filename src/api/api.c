@@ -1053,9 +1053,10 @@ static void h_member_change(struct api *a, struct http_req *req, json_t *b,
 		return;
 	if (kind == OP_ADD && !raft_address(peer)) {
 		respond_error(req, 400, ERR_INVAL,
-			      "peer_url must be IPV4-ADDRESS:PORT (libraft's TCP "
-			      "transport takes IPv4 addresses only; `pgwarden "
-			      "member add` resolves a host name before sending)");
+			      "peer_url must be IPV4-ADDRESS:PORT (libraft's "
+			      "TCP transport takes IPv4 addresses only; "
+			      "`pgwarden member add` resolves a host name "
+			      "before sending)");
 		return;
 	}
 	if (api && *api && strncmp(api, "http://", 7) != 0 &&

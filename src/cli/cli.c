@@ -1697,10 +1697,11 @@ static int cli_peer_resolve(struct cli *c, char *peer, size_t len)
 	hints.ai_socktype = SOCK_STREAM;
 	int rv = getaddrinfo(host, NULL, &hints, &res);
 	char ip[INET_ADDRSTRLEN] = "";
-	if (rv == 0 && res && res->ai_addr)
-		inet_ntop(AF_INET,
-			  &((struct sockaddr_in *)(void *)res->ai_addr)->sin_addr,
-			  ip, sizeof(ip));
+	if (rv == 0 && res && res->ai_addr) {
+		const struct sockaddr_in *sin =
+			(const struct sockaddr_in *)(const void *)res->ai_addr;
+		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+	}
 	if (res)
 		freeaddrinfo(res);
 	if (!ip[0]) {
