@@ -224,6 +224,7 @@ static int store_create(struct daemon *d, bool join, char *err,
 		.cluster = cfg->cluster_name,
 		.name = cfg->node_name,
 		.address = cfg->raft_advertise_addr, /* resolved */
+		.bind_address = cfg->raft_listen_addr,
 		.api_url = cfg->api_url,
 		.peers = peers,
 		.npeers = cfg->npeers,

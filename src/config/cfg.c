@@ -1705,6 +1705,7 @@ static int check_store(struct load *L)
 
 	/* advertise defaults to listen; other nodes must reach it */
 	bool adv_default = c->raft_advertise == NULL;
+	c->raft_listen_line = L->key_line[K_RAFT_LISTEN];
 	c->raft_advertise_line = L->key_line[adv_default ? K_RAFT_LISTEN
 							 : K_RAFT_ADVERTISE];
 	c->api_listen_line = L->key_line[K_API_LISTEN];
@@ -2101,6 +2102,7 @@ void cfg_free(struct cfg *c)
 	mem_free(c->node_name);
 	mem_free(c->data_dir);
 	mem_free(c->raft_listen);
+	mem_free(c->raft_listen_addr);
 	mem_free(c->raft_advertise);
 	mem_free(c->raft_advertise_addr);
 	for (size_t i = 0; i < c->npeers; i++) {

@@ -159,8 +159,12 @@ struct cfg {
 
 	/* [raft] */
 	char *raft_listen;    /* owned; required; host:port */
+	char *raft_listen_addr; /* owned; set by cfg_resolve(): IPv4
+				   "a.b.c.d:port" (0.0.0.0 allowed) the
+				   transport binds; NULL before */
 	char *raft_advertise; /* owned; default raft_listen */
 	unsigned raft_advertise_line; /* its line (listen's if defaulted) */
+	unsigned raft_listen_line;
 	char *raft_advertise_addr; /* owned; set by cfg_resolve(): IPv4
 				      "a.b.c.d:port", what libraft binds and
 				      advertises; NULL before */
@@ -217,15 +221,16 @@ struct cfg {
 int cfg_load(const char *path, struct cfg *out, char *err, size_t errlen);
 
 /* ---- host names (src/config/cfg_resolve.c) -------------------------------
- * cfg_load() never resolves anything. Host names in [raft] advertise (or
- * listen, its default), [raft] peers, [api] listen and [postgresql]
+ * cfg_load() never resolves anything. Host names in [raft] listen and
+ * advertise, [raft] peers, [api] listen and [postgresql]
  * connect_address are resolved by cfg_resolve(), once, at startup (run,
  * check-config, force-new-cluster), before the daemon's loop exists: it
  * runs uv_getaddrinfo() requests (libuv's thread pool) on a private loop
  * and waits for them with uv_run(); the daemon's loop never resolves.
  * Numeric addresses are taken as they are. From the addresses a name gives:
- *  - Raft (advertise, peers): the first IPv4 address; a name with none is
- *    an error (libraft 0.15's TCP transport parses IPv4 literals only);
+ *  - Raft (listen, advertise, peers): the first IPv4 address; a name
+ *    with none is an error (libraft 0.15's TCP transport parses IPv4
+ *    literals only);
  *  - [api] listen and connect_address: the first IPv4 address, else the
  *    first IPv6 one;
  *  - a name for Raft or connect_address that gives a loopback address is

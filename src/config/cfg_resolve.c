@@ -2,7 +2,8 @@
  * once, at startup (see cfg.h, "host names").
  *
  * cfg_resolve() flow:
- *   1. List what needs an address: [raft] advertise, every [raft] peers
+ *   1. List what needs an address: [raft] advertise and listen (the
+ *      address the transport binds: no loopback rule), every [raft] peers
  *      item (IPv4 only), [api] listen, and [postgresql] connect_address
  *      when the node runs PostgreSQL. A numeric host is taken at once.
  *   2. For each host name, one uv_getaddrinfo() request on a private loop
@@ -51,6 +52,8 @@ struct item {
 	uint16_t port;
 	bool pending;             /* a request is out */
 	bool named;               /* the host is a name (resolved here) */
+	bool bind;                /* an address to listen on: no loopback
+				     rule */
 	int status;               /* 0, a UV_EAI_* code, or 1: no usable
 				     address */
 	char addr[INET6_ADDRSTRLEN]; /* the choice */
@@ -156,7 +159,7 @@ static int format(const struct item *it, char **out)
 
 int cfg_resolve(struct cfg *c, char *err, size_t errlen)
 {
-	size_t n = c->npeers + 3, ni = 0;
+	size_t n = c->npeers + 4, ni = 0;
 	struct item *items = mem_calloc(n, sizeof *items);
 	char **tmp = mem_calloc(n, sizeof *tmp);
 	uv_loop_t loop;
@@ -175,6 +178,12 @@ int cfg_resolve(struct cfg *c, char *err, size_t errlen)
 				     .line = c->raft_advertise_line,
 				     .want = W_RAFT,
 				     .dst = &c->raft_advertise_addr };
+	items[ni++] = (struct item){ .what = "[raft] listen",
+				     .value = c->raft_listen,
+				     .line = c->raft_listen_line,
+				     .want = W_RAFT,
+				     .bind = true,
+				     .dst = &c->raft_listen_addr };
 	for (size_t i = 0; i < c->npeers; i++)
 		items[ni++] = (struct item){ .what = "[raft] peers",
 					     .peer = c->peers[i].name,
@@ -247,11 +256,13 @@ int cfg_resolve(struct cfg *c, char *err, size_t errlen)
 	}
 	const struct item *lan = NULL; /* a Raft address off loopback */
 	for (size_t i = 0; i < ni && !lan; i++)
-		if (items[i].want == W_RAFT && !loopback(items[i].addr))
+		if (items[i].want == W_RAFT && !items[i].bind &&
+		    !loopback(items[i].addr))
 			lan = &items[i];
 	for (size_t i = 0; lan && i < ni; i++) {
 		const struct item *it = &items[i];
-		if (!it->named || it->want == W_BIND || !loopback(it->addr))
+		if (!it->named || it->want == W_BIND || it->bind ||
+		    !loopback(it->addr))
 			continue;
 		char peer[96] = "";
 		if (it->peer)

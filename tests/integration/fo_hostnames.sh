@@ -3,7 +3,8 @@
 # in network namespaces pgwfo<T>hostnames{1,2,3} (10.200.0.1..3); the names
 # db1.pgwtest .. db3.pgwtest exist only in the namespaces' hosts files
 # (/etc/netns/NS/hosts, which `ip netns exec` mounts over /etc/hosts), and
-# the files use them for [raft] listen and peers, [api] listen and
+# the files use them for [raft] listen (node1: 0.0.0.0 and advertise by
+# name) and peers, [api] listen and
 # [postgresql] listen (so connect_address, its default). Checks:
 #  - outside the namespaces the names do not resolve: check-config stops at
 #    the line of the name (so the nodes really resolve through the hosts
@@ -24,6 +25,9 @@ fo_ns_init hostnames
 # writes the ini files with node_addr)
 node_addr() { echo "db$1.pgwtest"; }
 fo_init 32900
+# node1 listens on the wildcard and advertises its name
+sed -i "s/^listen = db1.pgwtest:$(raft_port 1)\$/listen = 0.0.0.0:$(raft_port 1)\nadvertise = db1.pgwtest:$(raft_port 1)/" "$(ini 1)"
+grep -q "^advertise = db1.pgwtest:$(raft_port 1)\$" "$(ini 1)" || fail "node1.ini: no advertise line"
 
 HN_DIRS=()
 hn_cleanup() {
@@ -47,7 +51,7 @@ done
 # outside: the names are unknown, and the error names the line
 grep -q 'pgwtest' /etc/hosts && skip "/etc/hosts knows *.pgwtest"
 out=$("$PGWARDEN" check-config -c "$(ini 1)" 2>&1) && fail "check-config resolved db1.pgwtest outside the namespaces: $out"
-line=$(grep -n '^listen = db1.pgwtest' "$(ini 1)" | head -1 | cut -d: -f1)
+line=$(grep -n '^advertise = db1.pgwtest' "$(ini 1)" | cut -d: -f1)
 [[ $out == "$(ini 1):$line: [raft] advertise: cannot resolve 'db1.pgwtest': "* ]] ||
 	fail "check-config outside: unexpected message: $out"
 
@@ -59,6 +63,11 @@ done
 fo_up
 fo_wait_sync_published
 
+# Raft binds [raft] listen: node1 the wildcard, the others their name's
+# address
+bound() { ip netns exec "${FO_NS_PREFIX}$1" ss -Hltn "sport = :$(raft_port "$1")" | awk '{ print $4 }'; }
+assert_eq "0.0.0.0:$(raft_port 1)" "$(bound 1)" "node1's raft listener"
+assert_eq "10.200.0.2:$(raft_port 2)" "$(bound 2)" "node2's raft listener"
 # Raft: the resolved IPv4 addresses
 js=$(pgw members -o json)
 for i in 1 2 3; do

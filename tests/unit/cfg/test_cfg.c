@@ -1939,6 +1939,7 @@ static void test_resolve(void **state)
 	assert_int_equal(cfg_resolve(&c, err, sizeof err), 0);
 	assert_string_equal(err, "");
 	assert_string_equal(c.raft_advertise_addr, "127.0.0.1:7101");
+	assert_string_equal(c.raft_listen_addr, "127.0.0.1:7101");
 	assert_string_equal(c.peers[0].addr, "127.0.0.1:7101");
 	assert_string_equal(c.peers[1].addr, "127.0.0.2:7102");
 	assert_string_equal(c.peers[2].addr, "127.0.0.1:7103");
@@ -2013,6 +2014,17 @@ static void test_resolve(void **state)
 		 "10.0.0.1:7101 is not on loopback (10.0.0.1): ",
 		 ini_path);
 	assert_memory_equal(err, want, strlen(want));
+	cfg_free(&c);
+	/* a wildcard listen with a named advertise: the transport binds
+	 * 0.0.0.0, the name's address is advertised; a wildcard is no
+	 * evidence of other machines (all the rest is on loopback here) */
+	expect_ok(CLUSTER NODE
+		  "[raft]\nlisten = 0.0.0.0:7101\nadvertise = localhost:7101\n"
+		  "peers = node1=localhost:7101, node2=127.0.0.2:7102\n" API,
+		  &c);
+	assert_int_equal(cfg_resolve(&c, err, sizeof err), 0);
+	assert_string_equal(c.raft_listen_addr, "0.0.0.0:7101");
+	assert_string_equal(c.raft_advertise_addr, "127.0.0.1:7101");
 	cfg_free(&c);
 	/* a numeric loopback address is the operator's explicit choice */
 	expect_ok(CLUSTER NODE
