@@ -104,6 +104,7 @@ struct rs_store {
 	uv_loop_t *loop;
 	/* options (owned copies) */
 	char *dir, *cluster, *name, *address, *api_url;
+	char *bind;             /* owned: where the transport listens */
 	struct rs_peer *peers;
 	size_t npeers;
 	bool join;
@@ -1331,6 +1332,7 @@ int rs_store_new(uv_loop_t *loop, const struct rs_options *o,
 	s->cluster = mem_strdup(o->cluster);
 	s->name = mem_strdup(o->name);
 	s->address = mem_strdup(o->address);
+	s->bind = mem_strdup(o->bind_address ? o->bind_address : o->address);
 	s->api_url = mem_strdup(o->api_url ? o->api_url : "");
 	s->join = o->join;
 	s->election_ms = o->election_timeout_ms ? o->election_timeout_ms : 400;
@@ -1351,7 +1353,7 @@ int rs_store_new(uv_loop_t *loop, const struct rs_options *o,
 			}
 		}
 	}
-	bool ok = s->dir && s->cluster && s->name && s->address &&
+	bool ok = s->dir && s->cluster && s->name && s->address && s->bind &&
 		  s->api_url && (o->npeers == 0 || s->peers);
 	for (size_t i = 0; ok && i < s->npeers; i++)
 		ok = s->peers[i].name && s->peers[i].address;
@@ -1405,10 +1407,10 @@ static int raft_setup(struct rs_store *s, char *errmsg, size_t errlen)
 	}
 	s->transport_inited = true;
 	/* Bind where the node listens; advertise its address. */
-	rv = raft_uv_tcp_set_bind_address(&s->transport, s->address);
+	rv = raft_uv_tcp_set_bind_address(&s->transport, s->bind);
 	if (rv != 0) {
 		snprintf(errmsg, errlen, "raft bind address %s: %s",
-			 s->address, raft_strerror(rv));
+			 s->bind, raft_strerror(rv));
 		return ERR_RAFT;
 	}
 	rv = raft_uv_init(&s->io, s->loop, s->dir, &s->transport);
@@ -1633,6 +1635,7 @@ void rs_store_free(struct rs_store *s)
 	mem_free(s->cluster);
 	mem_free(s->name);
 	mem_free(s->address);
+	mem_free(s->bind);
 	mem_free(s->api_url);
 	mem_free(s);
 }

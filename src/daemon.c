@@ -217,13 +217,14 @@ static int store_create(struct daemon *d, bool join, char *err,
 	}
 	for (size_t i = 0; i < cfg->npeers; i++) {
 		peers[i].name = cfg->peers[i].name;
-		peers[i].address = cfg->peers[i].address;
+		peers[i].address = cfg->peers[i].addr; /* resolved */
 	}
 	struct rs_options o = {
 		.dir = dir,
 		.cluster = cfg->cluster_name,
 		.name = cfg->node_name,
-		.address = cfg->raft_advertise,
+		.address = cfg->raft_advertise_addr, /* resolved */
+		.bind_address = cfg->raft_listen_addr,
 		.api_url = cfg->api_url,
 		.peers = peers,
 		.npeers = cfg->npeers,
@@ -274,10 +275,11 @@ int daemon_run(const struct cfg *cfg, bool join)
 		rv = http_client_new(&d.loop, &d.client);
 	char host[256];
 	uint16_t port = 0;
-	if (rv == 0 && cfg_split_hostport(cfg->api_listen, host, sizeof host,
-					  &port) != 0) {
+	if (rv == 0 && cfg_split_hostport(cfg->api_listen_addr, host,
+					  sizeof host, &port) != 0) {
 		snprintf(err, sizeof err, "bad api listen address %s",
-			 cfg->api_listen);
+			 cfg->api_listen_addr ? cfg->api_listen_addr
+					      : cfg->api_listen);
 		rv = ERR_INVAL;
 	}
 	if (rv == 0) {
@@ -286,7 +288,7 @@ int daemon_run(const struct cfg *cfg, bool join)
 			.name = cfg->node_name,
 			.token = cfg->token,
 			.api_url = cfg->api_url,
-			.peer_url = cfg->raft_advertise,
+			.peer_url = cfg->raft_advertise_addr,
 			.version = PGW_VERSION,
 		};
 		rv = api_new(&d.loop, d.store, d.client, &ao, &d.api);
@@ -337,7 +339,7 @@ int daemon_run(const struct cfg *cfg, bool join)
 	}
 	log_info("pgwarden[%s] running cluster=%s api=%s raft=%s version=%s",
 		 cfg->node_name, cfg->cluster_name, cfg->api_url,
-		 cfg->raft_advertise, PGW_VERSION);
+		 cfg->raft_advertise_addr, PGW_VERSION);
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	drain(&d);
 	log_info("pgwarden[%s] stopped", cfg->node_name);

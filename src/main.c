@@ -94,6 +94,12 @@ int main(int argc, char **argv)
 		fprintf(stderr, "%s\n", err);
 		return 2;
 	}
+	/* host names to addresses, before any loop runs (cfg.h) */
+	if (cfg_resolve(&cfg, err, sizeof err) != 0) {
+		fprintf(stderr, "%s\n", err);
+		cfg_free(&cfg);
+		return 2;
+	}
 	if (is_check) {
 		printf("%s: ok\n", path);
 		cfg_free(&cfg);

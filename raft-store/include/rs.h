@@ -201,7 +201,10 @@ struct rs_options {
 	const char *dir;        /* raft log, snapshots, node state */
 	const char *cluster;    /* cluster name */
 	const char *name;       /* this node */
-	const char *address;    /* raft address to bind and advertise */
+	const char *address;    /* raft address to advertise (IPv4
+				   "a.b.c.d:port": libraft parses no names) */
+	const char *bind_address; /* raft address to listen on (may be
+				     0.0.0.0:port); NULL: address */
 	const char *api_url;    /* this node's API URL, put in the registry */
 	const struct rs_peer *peers; /* initial voters (bootstrap) */
 	size_t npeers;

@@ -14,6 +14,9 @@
  * the leader (POST /internal/register).
  */
 #include "api/api_int.h"
+#include "config/cfg.h"
+
+#include <arpa/inet.h>
 
 #include <ctype.h>
 #include <errno.h>
@@ -498,6 +501,55 @@ bool api_find_member(struct api *a, const char *name, struct rs_member *out)
 	}
 	mem_free(ms);
 	return found;
+}
+
+/* A member other than name whose PostgreSQL name is name's (cfg.h,
+ * cfg_pg_name): it would share name's replication slot and
+ * application_name. Copies its name into other and returns true. */
+static bool pg_name_taken(struct api *a, const char *name, char *other,
+			  size_t len)
+{
+	struct rs_member *ms = NULL;
+	size_t n = 0;
+	bool taken = false;
+	if (rs_store_members(a->store, &ms, &n) != 0)
+		return false;
+	for (size_t i = 0; i < n && !taken; i++) {
+		if (cfg_pg_name_clash(ms[i].name, name)) {
+			snprintf(other, len, "%s", ms[i].name);
+			taken = true;
+		}
+	}
+	mem_free(ms);
+	return taken;
+}
+
+bool api_raft_address(const char *s)
+{
+	char host[256];
+	unsigned char a[4];
+	uint16_t port;
+	return cfg_split_hostport(s, host, sizeof host, &port) == 0 &&
+	       inet_pton(AF_INET, host, a) == 1;
+}
+
+bool api_refuse_pg_name(struct api *a, struct http_req *req,
+			const char *name, const char *what)
+{
+	char other[RS_MAX_NAME + 1], pg[CFG_PG_NAME_LEN];
+	if (!pg_name_taken(a, name, other, sizeof other))
+		return false;
+	cfg_pg_name(name, pg, sizeof pg);
+	log_warn("api[%s] %s %s refused: member %s has the same PostgreSQL "
+		 "name %s",
+		 a->name, what, name, other, pg);
+	api_respond_error(req, 409, ERR_EXISTS,
+			  "member name '%s' has the same PostgreSQL name '%s' "
+			  "(application_name, slot " CFG_PG_SLOT_PREFIX
+			  "%s) as member '%s'; names must differ in more than "
+			  "case and '_', '.', '-'",
+			  name, pg, pg, other);
+	return true;
 }
 
 static void notify_removed_done(void *arg, int err, long status,

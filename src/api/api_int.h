@@ -103,6 +103,13 @@ struct op *api_op_new(struct api *a, struct http_req *req, int kind);
 void api_op_free(struct op *o);
 json_t *api_member_json(const struct rs_member *m, uint64_t leader);
 bool api_find_member(struct api *a, const char *name, struct rs_member *out);
+/* "a.b.c.d:port": an address libraft 0.15's transport can use (IPv4
+ * literals only; the loop does not resolve names). */
+bool api_raft_address(const char *s);
+/* Refuse (409) a member name whose PostgreSQL name (cfg_pg_name) another
+ * member has already; true if it did (the request is answered). */
+bool api_refuse_pg_name(struct api *a, struct http_req *req,
+			const char *name, const char *what);
 void api_on_store_done(void *arg, int status, const struct rs_result *res);
 void api_started(struct op *o, int rv, const char *what);
 void api_submit(struct api *a, struct http_req *req, int kind,

@@ -76,9 +76,12 @@ static void member_change(struct api *a, struct http_req *req, json_t *b,
 	    (api_get_str(req, b, "peer_url", true, RS_MAX_ADDR, &peer, NULL) ||
 	     api_get_str(req, b, "api_url", false, RS_MAX_ADDR, &api, NULL)))
 		return;
-	if (kind == OP_ADD && !strchr(peer, ':')) {
+	if (kind == OP_ADD && !api_raft_address(peer)) {
 		api_respond_error(req, 400, ERR_INVAL,
-				  "peer_url must be host:port");
+				  "peer_url must be IPV4-ADDRESS:PORT (libraft's "
+				  "TCP transport takes IPv4 addresses only; "
+				  "`pgwarden member add` resolves a host name "
+				  "before sending)");
 		return;
 	}
 	if (api && *api && strncmp(api, "http://", 7) != 0 &&
@@ -92,6 +95,8 @@ static void member_change(struct api *a, struct http_req *req, json_t *b,
 		api_forward(a, req);
 		return;
 	}
+	if (kind == OP_ADD && api_refuse_pg_name(a, req, name, "member add"))
+		return;
 	struct op *o = api_op_new(a, req, kind);
 	if (!o)
 		return;

@@ -37,6 +37,8 @@ void api_route_register(struct api *a, struct http_req *req, json_t *b)
 		api_forward(a, req);
 		return;
 	}
+	if (api_refuse_pg_name(a, req, name, "register"))
+		return;
 	struct op *o = api_op_new(a, req, OP_REGISTER);
 	if (!o)
 		return;

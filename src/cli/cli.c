@@ -32,7 +32,11 @@
  */
 #include "cli/cli.h"
 
+#include <arpa/inet.h>
 #include <ctype.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -1374,9 +1378,8 @@ static int cli_pg_member_row(struct cli_table *t, const json_t *m,
 	else
 		snprintf(lag, sizeof lag, "%s", "");
 	json_t *tg = json_object_get(m, "tags");
-	const char *tnames[] = {"nofailover", "noloadbalance", "nosync",
-				"clonefrom"};
-	for (size_t k = 0; k < 4; k++)
+	const char *tnames[] = {"nofailover", "noloadbalance", "nosync"};
+	for (size_t k = 0; k < 3; k++)
 		if (json_is_true(json_object_get(tg, tnames[k])))
 			snprintf(tags + strlen(tags),
 				 sizeof tags - strlen(tags), "%s%s: true",
@@ -1673,6 +1676,52 @@ static void cli_url_hostport(const char *url, char *buf, size_t len)
 	snprintf(buf, len, "%.*s", (int)n, p);
 }
 
+/* HOST:PORT with a host name -> A.B.C.D:PORT (the first IPv4 address),
+ * in place. An IPv4 address is kept; 0, or -1 with the error printed. */
+static int cli_peer_resolve(struct cli *c, char *peer, size_t len)
+{
+	char host[256];
+	const char *colon = strrchr(peer, ':');
+	unsigned char a4[4];
+	if (!colon || colon == peer || colon[1] == '\0' ||
+	    (size_t)(colon - peer) >= sizeof(host)) {
+		cli_errorf(c, "member add: --peer-url '%s' is not HOST:PORT",
+			   peer);
+		return -1;
+	}
+	snprintf(host, sizeof(host), "%.*s", (int)(colon - peer), peer);
+	if (inet_pton(AF_INET, host, a4) == 1)
+		return 0;
+	if (host[0] == '[' || strchr(host, ':')) {
+		cli_errorf(c, "member add: --peer-url '%s': an IPv6 address; "
+			   "libraft's TCP transport takes IPv4 only", peer);
+		return -1;
+	}
+	struct addrinfo hints, *res = NULL;
+	memset(&hints, 0, sizeof(hints));
+	hints.ai_family = AF_INET;
+	hints.ai_socktype = SOCK_STREAM;
+	int rv = getaddrinfo(host, NULL, &hints, &res);
+	char ip[INET_ADDRSTRLEN] = "";
+	if (rv == 0 && res && res->ai_addr) {
+		const struct sockaddr_in *sin =
+			(const struct sockaddr_in *)(const void *)res->ai_addr;
+		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+	}
+	if (res)
+		freeaddrinfo(res);
+	if (!ip[0]) {
+		cli_errorf(c, "member add: --peer-url '%s': cannot resolve "
+			   "'%s' to an IPv4 address: %s", peer, host,
+			   rv ? gai_strerror(rv) : "no address");
+		return -1;
+	}
+	char port[16];
+	snprintf(port, sizeof(port), "%s", colon + 1);
+	snprintf(peer, len, "%s:%s", ip, port);
+	return 0;
+}
+
 static int cmd_member_add(struct cli *c, char **args, int nargs)
 {
 	(void)nargs;
@@ -1683,6 +1732,10 @@ static int cmd_member_add(struct cli *c, char **args, int nargs)
 	char peer[256];
 	/* etcdctl habit: --peer-urls=http://h:p; raft wants h:p */
 	cli_url_hostport(c->a.val[O_PEER_URL], peer, sizeof(peer));
+	/* ... and an IPv4 address: a host name is resolved here (a
+	 * short-lived process may block), never by the daemon's loop */
+	if (cli_peer_resolve(c, peer, sizeof(peer)) != 0)
+		return 2;
 	json_t *req = json_object();
 	json_object_set_new(req, "name", json_string(args[0]));
 	json_object_set_new(req, "peer_url", json_string(peer));

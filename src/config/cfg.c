@@ -478,6 +478,21 @@ static int parse_hostport(struct load *L, const struct key_def *k,
 	return set_str(L, k, v);
 }
 
+/* libraft 0.15's TCP transport parses IPv4 literals only (uv_ip4_addr):
+ * an IPv6 address can never work in [raft], a host name is resolved to
+ * IPv4 at startup (cfg_resolve). */
+#define RAFT_V6_RULE                                                      \
+	"an IPv6 address: libraft's TCP transport takes IPv4 only; use an " \
+	"IPv4 address or a host name that resolves to one"
+
+static int parse_raft_listen(struct load *L, const struct key_def *k,
+			     const char *v)
+{
+	if (v[0] == '[' && cfg_split_hostport(v, NULL, 0, NULL) == 0)
+		return bad_value(L, k, v, RAFT_V6_RULE);
+	return parse_hostport(L, k, v);
+}
+
 /* Like parse_hostport, but other nodes connect to it. */
 static int parse_advertise(struct load *L, const struct key_def *k,
 			   const char *v)
@@ -487,6 +502,15 @@ static int parse_advertise(struct load *L, const struct key_def *k,
 				 "a wildcard address; advertise an address "
 				 "other nodes can reach");
 	return parse_hostport(L, k, v);
+}
+
+static int parse_raft_advertise(struct load *L, const struct key_def *k,
+				const char *v)
+{
+	if (v[0] == '[' && cfg_split_hostport(v, NULL, 0, NULL) == 0 &&
+	    !is_wildcard(v))
+		return bad_value(L, k, v, RAFT_V6_RULE);
+	return parse_advertise(L, k, v);
 }
 
 static int parse_url(struct load *L, const struct key_def *k, const char *v)
@@ -617,6 +641,9 @@ static int add_peer(struct load *L, const char *s, const char *e)
 			    "[raft] peers: %s=%s is a wildcard address; list "
 			    "an address other nodes can reach",
 			    name, addr);
+	if (addr[0] == '[')
+		return fail(L, L->line,
+			    "[raft] peers: %s=%s is " RAFT_V6_RULE, name, addr);
 	for (size_t i = 0; i < c->npeers; i++) {
 		if (strcmp(c->peers[i].name, name) == 0)
 			return fail(L, L->line,
@@ -647,6 +674,7 @@ static int add_peer(struct load *L, const char *s, const char *e)
 	struct cfg_peer peer = {
 		.name = mem_strdup(name),
 		.address = mem_strdup(addr),
+		.line = L->line,
 	};
 	if (!peer.name || !peer.address) {
 		mem_free(peer.name);
@@ -703,7 +731,16 @@ static int read_secret(struct load *L, const struct key_def *k,
 	int rc;
 
 	shown(b, sizeof b, path);
-	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY);
+	/* Look before opening: opening is an action for some files (a FIFO
+	 * blocks until a writer comes, /dev/watchdog arms the watchdog). */
+	if (stat(path, &st) != 0)
+		return fail(L, L->line, "[%s] %s: %s: cannot open: %s",
+			    L->title, k->name, b, strerror(errno));
+	if (!S_ISREG(st.st_mode))
+		return fail(L, L->line, "[%s] %s: %s: not a regular file",
+			    L->title, k->name, b);
+	/* O_NONBLOCK: should the name now be a FIFO, do not wait */
+	int fd = open(path, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
 		return fail(L, L->line, "[%s] %s: %s: cannot open: %s",
 			    L->title, k->name, b, strerror(errno));
@@ -1086,6 +1123,21 @@ static int parse_role_options(struct load *L, const struct key_def *k,
 	return set_str(L, k, out);
 }
 
+/* A key pgwarden once documented but does not implement: refused, so that
+ * nobody relies on it. */
+static int parse_unsupported(struct load *L, const struct key_def *k,
+			     const char *v)
+{
+	(void)v;
+	if (k->sect == S_TAGS) /* clonefrom */
+		return fail(L, L->line,
+			    "[%s] %s: not supported (a new replica always "
+			    "clones from the primary); remove the key",
+			    L->title, k->name);
+	return fail(L, L->line, "[%s] %s: not supported; remove the key",
+		    L->title, k->name);
+}
+
 /* ---- the table -------------------------------------------------------- */
 
 #define F(x) offsetof(struct cfg, x)
@@ -1100,9 +1152,9 @@ static const struct key_def keys[K_COUNT] = {
 			      F(data_dir), 0, 0 },
 	[K_NODE_LOG_LEVEL] = { S_NODE, "log_level", 0, parse_log_level,
 			       F(log_level), 0, 0 },
-	[K_RAFT_LISTEN] = { S_RAFT, "listen", KEY_REQUIRED, parse_hostport,
+	[K_RAFT_LISTEN] = { S_RAFT, "listen", KEY_REQUIRED, parse_raft_listen,
 			    F(raft_listen), 0, 0 },
-	[K_RAFT_ADVERTISE] = { S_RAFT, "advertise", 0, parse_advertise,
+	[K_RAFT_ADVERTISE] = { S_RAFT, "advertise", 0, parse_raft_advertise,
 			       F(raft_advertise), 0, 0 },
 	[K_RAFT_PEERS] = { S_RAFT, "peers", KEY_REQUIRED | KEY_MULTILINE,
 			   parse_peers, F(peers), 0, 0 },
@@ -1178,8 +1230,8 @@ static const struct key_def keys[K_COUNT] = {
 				  F(pg.noloadbalance), 0, 0 },
 	[K_TAG_NOSYNC] = { S_TAGS, "nosync", 0, parse_bool, F(pg.nosync), 0,
 			   0 },
-	[K_TAG_CLONEFROM] = { S_TAGS, "clonefrom", 0, parse_bool,
-			      F(pg.clonefrom), 0, 0 },
+	[K_TAG_CLONEFROM] = { S_TAGS, "clonefrom", 0, parse_unsupported, 0,
+			      0, 0 },
 	[K_TAG_PRIORITY] = { S_TAGS, "failover_priority", 0, parse_count,
 			     F(pg.failover_priority), 0, 1000000 },
 
@@ -1631,6 +1683,21 @@ static int check_missing(struct load *L)
 		    keys[best_key].name, sect_names[best_sect]);
 }
 
+/* Two members (later at line, earlier at first_line) whose names are one
+ * PostgreSQL name: a shared slot, an ambiguous synchronous set. */
+static int pg_name_clash(struct load *L, unsigned line, const char *later,
+			 const char *earlier, unsigned first_line)
+{
+	char pg[CFG_PG_NAME_LEN];
+	cfg_pg_name(later, pg, sizeof pg);
+	return fail(L, line,
+		    "member '%s' and member '%s' (line %u) have "
+		    "the same PostgreSQL name '%s' (application_name, slot "
+		    CFG_PG_SLOT_PREFIX "%s); names must differ in more than "
+		    "case and '_', '.', '-'",
+		    later, earlier, first_line, pg, pg);
+}
+
 /* The store's keys: [raft] and [api] against each other. */
 static int check_store(struct load *L)
 {
@@ -1638,6 +1705,10 @@ static int check_store(struct load *L)
 
 	/* advertise defaults to listen; other nodes must reach it */
 	bool adv_default = c->raft_advertise == NULL;
+	c->raft_listen_line = L->key_line[K_RAFT_LISTEN];
+	c->raft_advertise_line = L->key_line[adv_default ? K_RAFT_LISTEN
+							 : K_RAFT_ADVERTISE];
+	c->api_listen_line = L->key_line[K_API_LISTEN];
 	if (adv_default) {
 		if (is_wildcard(c->raft_listen))
 			return fail(L, L->key_line[K_RAFT_LISTEN],
@@ -1685,11 +1756,32 @@ static int check_store(struct load *L)
 		return fail(L, peers_line,
 			    "[raft] peers: no peers listed (at least one "
 			    "name=host:port is required)");
+	/* one PostgreSQL name per member (cfg.h, cfg_pg_name) */
+	for (size_t j = 1; j < c->npeers; j++)
+		for (size_t i = 0; i < j; i++)
+			if (cfg_pg_name_clash(c->peers[i].name,
+					      c->peers[j].name))
+				return pg_name_clash(L, L->peer_line[j],
+						     c->peers[j].name,
+						     c->peers[i].name,
+						     L->peer_line[i]);
 	size_t self = c->npeers;
 	for (size_t i = 0; i < c->npeers; i++)
 		if (strcmp(c->peers[i].name, c->node_name) == 0)
 			self = i;
 	if (self == c->npeers) {
+		for (size_t i = 0; i < c->npeers; i++) {
+			unsigned nl = L->key_line[K_NODE_NAME];
+			if (!cfg_pg_name_clash(c->node_name, c->peers[i].name))
+				continue;
+			if (nl > L->peer_line[i])
+				return pg_name_clash(L, nl, c->node_name,
+						     c->peers[i].name,
+						     L->peer_line[i]);
+			return pg_name_clash(L, L->peer_line[i],
+					     c->peers[i].name, c->node_name,
+					     nl);
+		}
 		if (c->join)
 			return 0;
 		return fail(L, peers_line,
@@ -1801,6 +1893,13 @@ static int check_pg(struct load *L)
 	struct cfg *c = L->cfg;
 	struct cfg_pg *pg = &c->pg;
 
+	{
+		const int ids[] = { pg->connect_address ? K_PG_CONNECT
+							: K_PG_LISTEN };
+		const int sects[] = { S_PG };
+		pg->connect_line = later_line(L, ids, NELEM(ids), sects,
+					      NELEM(sects));
+	}
 	if (!pg->connect_address) {
 		if (pg_wildcard(pg->listen))
 			return fail(L, L->key_line[K_PG_LISTEN],
@@ -1968,6 +2067,7 @@ static void free_pg(struct cfg_pg *pg)
 	mem_free(pg->data_dir);
 	mem_free(pg->listen);
 	mem_free(pg->connect_address);
+	mem_free(pg->connect_hostaddr);
 	mem_free(pg->socket_dir);
 	mem_free(pg->superuser);
 	free_secret(pg->superuser_password);
@@ -2002,13 +2102,17 @@ void cfg_free(struct cfg *c)
 	mem_free(c->node_name);
 	mem_free(c->data_dir);
 	mem_free(c->raft_listen);
+	mem_free(c->raft_listen_addr);
 	mem_free(c->raft_advertise);
+	mem_free(c->raft_advertise_addr);
 	for (size_t i = 0; i < c->npeers; i++) {
 		mem_free(c->peers[i].name);
 		mem_free(c->peers[i].address);
+		mem_free(c->peers[i].addr);
 	}
 	mem_free(c->peers);
 	mem_free(c->api_listen);
+	mem_free(c->api_listen_addr);
 	mem_free(c->api_url);
 	mem_free(c->token_file);
 	free_secret(c->token);

@@ -22,8 +22,8 @@
  *   [postgresql.parameters]  NAME = VALUE, any PostgreSQL setting
  *   [bootstrap] initdb, pg_hba, post_bootstrap
  *   [bootstrap.user.NAME]    password, password_file, options
- *   [tags]    nofailover, noloadbalance, nosync, clonefrom,
- *             failover_priority
+ *   [tags]    nofailover, noloadbalance, nosync, failover_priority
+ *             (clonefrom is refused: not supported)
  *   [ha]      ttl, loop_wait, safety_margin, maximum_lag_on_failover,
  *             synchronous_mode, synchronous_node_count,
  *             crash_restart_timeout
@@ -39,7 +39,11 @@
 
 struct cfg_peer {
 	char *name;    /* owned */
-	char *address; /* owned, host:port */
+	char *address; /* owned, host:port as written (a host name or an
+			  IPv4 address: IPv6 is refused at load) */
+	char *addr;    /* owned; "a.b.c.d:port", set by cfg_resolve(): what
+			  libraft is given; NULL before */
+	unsigned line; /* the item's line in the file */
 };
 
 struct cfg_param {
@@ -74,6 +78,12 @@ struct cfg_pg {
 	char *connect_address; /* owned; host:port others use; default
 				  listen (error if listen is a wildcard and
 				  this is unset) */
+	char *connect_hostaddr; /* owned; set by cfg_resolve(): the numeric
+				   address of connect_address's host (no
+				   port), published in the member record as
+				   hostaddr; NULL before */
+	unsigned connect_line;  /* line of connect_address (or of what it
+				   defaulted from) */
 	char *socket_dir;      /* owned; abs path, at most 90 bytes (the
 				  socket path must stay under 107); default
 				  /var/run/postgresql */
@@ -104,7 +114,7 @@ struct cfg_pg {
 	size_t nusers;
 
 	/* [tags] */
-	bool nofailover, noloadbalance, nosync, clonefrom; /* default false */
+	bool nofailover, noloadbalance, nosync; /* default false */
 	int failover_priority; /* 0..1000000, default 1; 0 = never */
 
 	/* [ha] cluster-wide bootstrap defaults (live in the store later) */
@@ -149,7 +159,15 @@ struct cfg {
 
 	/* [raft] */
 	char *raft_listen;    /* owned; required; host:port */
+	char *raft_listen_addr; /* owned; set by cfg_resolve(): IPv4
+				   "a.b.c.d:port" (0.0.0.0 allowed) the
+				   transport binds; NULL before */
 	char *raft_advertise; /* owned; default raft_listen */
+	unsigned raft_advertise_line; /* its line (listen's if defaulted) */
+	unsigned raft_listen_line;
+	char *raft_advertise_addr; /* owned; set by cfg_resolve(): IPv4
+				      "a.b.c.d:port", what libraft binds and
+				      advertises; NULL before */
 	struct cfg_peer *peers; /* owned; required; initial voters */
 	size_t npeers;
 	bool join;            /* initial_cluster_state = existing */
@@ -160,6 +178,10 @@ struct cfg {
 
 	/* [api] */
 	char *api_listen;     /* owned; required; host:port */
+	unsigned api_listen_line;
+	char *api_listen_addr; /* owned; set by cfg_resolve(): numeric
+				  "host:port" or "[v6]:port" to bind; NULL
+				  before */
 	char *api_url;        /* owned; default "http://" + api_listen */
 	char *token_file;     /* owned; required */
 	char *token;          /* owned; the file's content, trimmed */
@@ -198,6 +220,45 @@ struct cfg {
  * "FILE:LINE: reason" into err. */
 int cfg_load(const char *path, struct cfg *out, char *err, size_t errlen);
 
+/* ---- host names (src/config/cfg_resolve.c) -------------------------------
+ * cfg_load() never resolves anything. Host names in [raft] listen and
+ * advertise, [raft] peers, [api] listen and [postgresql]
+ * connect_address are resolved by cfg_resolve(), once, at startup (run,
+ * check-config, force-new-cluster), before the daemon's loop exists: it
+ * runs uv_getaddrinfo() requests (libuv's thread pool) on a private loop
+ * and waits for them with uv_run(); the daemon's loop never resolves.
+ * Numeric addresses are taken as they are. From the addresses a name gives:
+ *  - Raft (listen, advertise, peers): the first IPv4 address; a name
+ *    with none is an error (libraft 0.15's TCP transport parses IPv4
+ *    literals only);
+ *  - [api] listen and connect_address: the first IPv4 address, else the
+ *    first IPv6 one;
+ *  - a name for Raft or connect_address that gives a loopback address is
+ *    refused when some Raft address is not loopback (the others could not
+ *    reach it: Debian maps the machine's own name to 127.0.1.1).
+ * Every node resolves the peers list itself and bootstraps from its
+ * result, so names must resolve to the same addresses on every node.
+ * The node publishes connect_address's host name and the address
+ * (member record: host, hostaddr); other nodes connect with libpq
+ * host=NAME hostaddr=ADDRESS, so their loops never resolve and TLS can
+ * verify the name. A name resolved at startup stays in use until the next
+ * start. */
+
+/* Resolve as above into the *_addr fields (and pg.connect_hostaddr when
+ * pg.enabled). Blocks the calling thread until every answer is in; call it
+ * only where no loop runs. 0, or ERR_INVAL (name unknown or without a
+ * usable address: "FILE:LINE: [raft] peers: cannot resolve 'db2' of peer
+ * 'node2': Name or service not known") / ERR_NOMEM with err set. */
+int cfg_resolve(struct cfg *c, char *err, size_t errlen);
+
+/* The choice above, on a getaddrinfo() result list: the numeric address
+ * (no port, no brackets) of the first IPv4 entry, else (unless v4_only)
+ * of the first IPv6 entry, into out. 0, or ERR_NOTFOUND (nothing fits).
+ * Pure; any thread. */
+struct addrinfo;
+int cfg_addr_pick(const struct addrinfo *list, bool v4_only, char *out,
+		  size_t len);
+
 /* Free everything cfg owns; cfg_free of a zeroed struct is a no-op. */
 void cfg_free(struct cfg *c);
 
@@ -205,6 +266,37 @@ void cfg_free(struct cfg *c);
  * port. Returns 0 or ERR_INVAL. */
 int cfg_split_hostport(const char *s, char *host, size_t hostlen,
 		       uint16_t *port);
+
+/* ---- a node name inside PostgreSQL (src/config/cfg_name.c) -------------
+ * A node name ([A-Za-z0-9_.-]{1,63}) cannot be used in PostgreSQL as it is:
+ * replication slot names allow only [a-z0-9_], and an application_name in
+ * synchronous_standby_names is compared case-insensitively. Every node
+ * therefore uses ONE PostgreSQL name for a node:
+ *   - letters lower-cased, digits kept, every other character ('_', '.',
+ *     '-') becomes '_';
+ *   - cut to CFG_PG_NAME_MAX characters, so that the slot name fits
+ *     PostgreSQL's 63 (NAMEDATALEN - 1).
+ * A replica connects with application_name = that name (so it is the name
+ * in synchronous_standby_names and in the `sync` key), and the primary keeps
+ * its physical slot "pgw_" + that name. "Node-1", "node.1" and "node_1"
+ * all become "node_1": two members whose names map to the same PostgreSQL
+ * name would share a slot and be indistinguishable in the synchronous set,
+ * so such a pair is refused: at load ([raft] peers, cfg_load) and when a
+ * member is added at run time (POST /v1/members/add, src/api/api.c).
+ * Pure functions, any thread. */
+#define CFG_PG_NAME_MAX 58
+#define CFG_PG_NAME_LEN (CFG_PG_NAME_MAX + 1)
+#define CFG_PG_SLOT_PREFIX "pgw_"
+
+/* The PostgreSQL name of node name into out (len bytes, at least
+ * CFG_PG_NAME_LEN for the whole name; shorter buffers cut it further). */
+void cfg_pg_name(const char *name, char *out, size_t len);
+
+/* "pgw_" + cfg_pg_name(name): the replication slot kept for the node. */
+void cfg_pg_slot_name(const char *name, char *out, size_t len);
+
+/* a and b are different node names with the same PostgreSQL name. */
+bool cfg_pg_name_clash(const char *a, const char *b);
 
 /* The cluster-wide [ha] settings. The first node that runs PostgreSQL
  * writes its ini's [ha] into the store (key /service/CLUSTER/config, as

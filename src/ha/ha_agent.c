@@ -468,16 +468,6 @@ static bool cluster_ha_ready(struct ha_agent *a)
 /* Helpers                                                              */
 /* ------------------------------------------------------------------ */
 
-static void slot_name_of(const char *name, char *out, size_t len)
-{
-	size_t i = 0;
-	for (; name[i] && i + 1 < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-		out[i] = (char)(isalnum(c) ? tolower(c) : '_');
-	}
-	out[i] = '\0';
-}
-
 static bool file_exists(const char *dir, const char *leaf)
 {
 	char path[4096];
@@ -647,7 +637,7 @@ static void sync_desired(struct ha_agent *a, bool primary_view,
 			    !(m.role == HA_ROLE_REPLICA &&
 			      m.state == HA_ST_STREAMING))
 				continue;
-			slot_name_of(m.name, names[*n], 64);
+			cfg_pg_name(m.name, names[*n], 64);
 			(*n)++;
 		}
 		rs_kvs_free(kvs, nk);
@@ -663,7 +653,7 @@ static void sync_desired(struct ha_agent *a, bool primary_view,
 				if (!ms[i].name[0] ||
 				    strcmp(ms[i].name, a->cfg->node_name) == 0)
 					continue;
-				slot_name_of(ms[i].name, sn, sizeof sn);
+				cfg_pg_name(ms[i].name, sn, sizeof sn);
 				bool have = false;
 				for (size_t j = 0; j < *n; j++)
 					if (strcmp(names[j], sn) == 0)
@@ -900,7 +890,8 @@ static int replication_conninfo(struct ha_agent *a, const struct ha_member *m,
 	snprintf(port, sizeof port, "%d", m->port);
 	const struct cfg_pg *pg = &a->cfg->pg;
 	const char *kw[] = { "host",	 "port", "user", "passfile",
-			     "application_name", "connect_timeout", NULL };
+			     "application_name", "connect_timeout",
+			     "hostaddr", NULL };
 	const char *vals[] = { m->host,
 			       port,
 			       pg->replication_user ? pg->replication_user
@@ -908,6 +899,7 @@ static int replication_conninfo(struct ha_agent *a, const struct ha_member *m,
 			       pg->replication_password ? a->passfile : NULL,
 			       a->appname,
 			       "3",
+			       m->hostaddr, /* resolved by m (cfg_resolve) */
 			       NULL };
 	return pgc_conninfo_build(buf, cap, kw, vals);
 }
@@ -920,13 +912,14 @@ static int superuser_conninfo(struct ha_agent *a, const struct ha_member *m,
 	snprintf(port, sizeof port, "%d", m->port);
 	const struct cfg_pg *pg = &a->cfg->pg;
 	const char *kw[] = { "host", "port", "user", "passfile", "dbname",
-			     "connect_timeout", NULL };
+			     "connect_timeout", "hostaddr", NULL };
 	const char *vals[] = { m->host,
 			       port,
 			       pg->superuser ? pg->superuser : "postgres",
 			       pg->superuser_password ? a->passfile : NULL,
 			       "postgres",
 			       "3",
+			       m->hostaddr, /* resolved by m (cfg_resolve) */
 			       NULL };
 	return pgc_conninfo_build(buf, cap, kw, vals);
 }
@@ -1899,6 +1892,9 @@ static void fill_member(struct ha_agent *a, struct ha_member *m)
 	split_hostport(a->cfg->pg.connect_address ? a->cfg->pg.connect_address
 						  : a->cfg->pg.listen,
 		       m->host, sizeof m->host, &m->port);
+	if (a->cfg->pg.connect_hostaddr) /* cfg_resolve */
+		snprintf(m->hostaddr, sizeof m->hostaddr, "%s",
+			 a->cfg->pg.connect_hostaddr);
 	m->role = a->role;
 	m->state = a->state;
 	m->timeline = a->timeline;
@@ -1924,7 +1920,6 @@ static void fill_member(struct ha_agent *a, struct ha_member *m)
 	m->tags.nofailover = a->cfg->pg.nofailover;
 	m->tags.noloadbalance = a->cfg->pg.noloadbalance;
 	m->tags.nosync = a->cfg->pg.nosync;
-	m->tags.clonefrom = a->cfg->pg.clonefrom;
 	m->tags.failover_priority = a->cfg->pg.failover_priority;
 	snprintf(m->detail, sizeof m->detail, "%s", a->detail);
 	m->seq = a->seq;
@@ -2221,7 +2216,7 @@ static void ensure_slots_done(void *arg, int err, const char *errmsg,
 static int add_slot_name(char *list, size_t cap, size_t *len, const char *name)
 {
 	char s[64], slot[64];
-	slot_name_of(name, s, sizeof s);
+	cfg_pg_name(name, s, sizeof s);
 	snprintf(slot, sizeof slot, "pgw_%.58s", s);
 	/* already listed? tokens are separated by '{', ',' and '}' */
 	size_t sl = strlen(slot);
@@ -3167,7 +3162,7 @@ int ha_agent_new(uv_loop_t *loop, const struct cfg *cfg,
 	a->ttl = a->ha.ttl_ms;
 	a->loop_wait = a->ha.loop_wait_ms;
 	a->margin = a->ha.safety_margin_ms; /* as checked at load (I1, I3) */
-	slot_name_of(cfg->node_name, a->appname, sizeof a->appname);
+	cfg_pg_name(cfg->node_name, a->appname, sizeof a->appname);
 	snprintf(a->slot, sizeof a->slot, "pgw_%.58s", a->appname);
 	snprintf(a->log_path, sizeof a->log_path, "%s/postgresql.log",
 		 cfg->data_dir);

@@ -9,6 +9,7 @@
  * new primary"); the comments below cite its rule numbers.
  */
 #include "ha/ha_decide.h"
+#include "config/cfg.h"
 
 #include <inttypes.h>
 #include <stdio.h>
@@ -80,15 +81,7 @@ static bool busy(const struct ha_member *m)
 
 void ha_slot_name(const char *name, char *out, size_t len)
 {
-	size_t i = 0;
-	for (; name[i] && i + 1 < len; i++) {
-		unsigned char c = (unsigned char)name[i];
-		out[i] = (char)((c >= 'A' && c <= 'Z') ? c - 'A' + 'a'
-				: ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))
-					? c
-					: '_');
-	}
-	out[i] = '\0';
+	cfg_pg_name(name, out, len);
 }
 
 static bool in_sync_set(const struct ha_view *v, const struct ha_member *m)

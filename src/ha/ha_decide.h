@@ -62,7 +62,7 @@ struct ha_action {
 	char why[256];              /* human explanation, for the log */
 };
 
-/* A member's replication slot / application name: lower case, [a-z0-9_]. */
+/* A member's application_name (its slot is "pgw_" + it): cfg_pg_name(). */
 void ha_slot_name(const char *name, char *out, size_t len);
 
 /* The decision for view v. Pure: same input, same output. */

@@ -103,15 +103,17 @@ char *ha_member_encode(const struct ha_member *m)
 	utf8_copy(c.name, sizeof c.name, m->name);
 	utf8_copy(c.api_url, sizeof c.api_url, m->api_url);
 	utf8_copy(c.host, sizeof c.host, m->host);
+	utf8_copy(c.hostaddr, sizeof c.hostaddr, m->hostaddr);
 	utf8_copy(c.sysid, sizeof c.sysid, m->sysid);
 	utf8_copy(c.detail, sizeof c.detail, m->detail);
 	utf8_copy(c.watchdog.mode, sizeof c.watchdog.mode, m->watchdog.mode);
 	utf8_copy(c.watchdog.state, sizeof c.watchdog.state, m->watchdog.state);
 	m = &c;
 	json_t *o = json_pack(
-		"{s:s,s:s,s:s,s:i,s:s,s:s,s:I,s:s,s:{s:I,s:I,s:I},s:I,s:b,"
-		"s:{s:b,s:b,s:b,s:b,s:i},s:s,s:I,s:{s:s,s:s,s:b,s:I,s:I}}",
-		"name", m->name, "api_url", m->api_url, "host", m->host, "port",
+		"{s:s,s:s,s:s,s:s,s:i,s:s,s:s,s:I,s:s,s:{s:I,s:I,s:I},s:I,s:b,"
+		"s:{s:b,s:b,s:b,s:i},s:s,s:I,s:{s:s,s:s,s:b,s:I,s:I}}",
+		"name", m->name, "api_url", m->api_url, "host", m->host,
+		"hostaddr", m->hostaddr, "port",
 		m->port, "role", ha_role_name(m->role), "state",
 		ha_state_name(m->state), "timeline", (json_int_t)m->timeline,
 		"sysid", m->sysid, "lsn", "current",
@@ -120,8 +122,8 @@ char *ha_member_encode(const struct ha_member *m)
 		(json_int_t)m->lsn_replayed, "lag_bytes",
 		(json_int_t)m->lag_bytes, "pending_restart", m->pending_restart,
 		"tags", "nofailover", m->tags.nofailover, "noloadbalance",
-		m->tags.noloadbalance, "nosync", m->tags.nosync, "clonefrom",
-		m->tags.clonefrom, "failover_priority",
+		m->tags.noloadbalance, "nosync", m->tags.nosync,
+		"failover_priority",
 		m->tags.failover_priority, "detail", m->detail, "seq",
 		(json_int_t)m->seq, "watchdog", "mode",
 		m->watchdog.mode[0] ? m->watchdog.mode : "off", "state",
@@ -171,6 +173,7 @@ int ha_member_decode(const char *json, size_t len, struct ha_member *m)
 	copy_str(o, "name", m->name, sizeof m->name);
 	copy_str(o, "api_url", m->api_url, sizeof m->api_url);
 	copy_str(o, "host", m->host, sizeof m->host);
+	copy_str(o, "hostaddr", m->hostaddr, sizeof m->hostaddr);
 	copy_str(o, "sysid", m->sysid, sizeof m->sysid);
 	copy_str(o, "detail", m->detail, sizeof m->detail);
 	m->port = (int)get_int(o, "port", 0);
@@ -206,7 +209,6 @@ int ha_member_decode(const char *json, size_t len, struct ha_member *m)
 		m->tags.nofailover = get_bool(tags, "nofailover");
 		m->tags.noloadbalance = get_bool(tags, "noloadbalance");
 		m->tags.nosync = get_bool(tags, "nosync");
-		m->tags.clonefrom = get_bool(tags, "clonefrom");
 		m->tags.failover_priority =
 			(int)get_int(tags, "failover_priority", 1);
 	}

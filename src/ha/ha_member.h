@@ -37,14 +37,21 @@ enum ha_state {
 };
 
 struct ha_tags {
-	bool nofailover, noloadbalance, nosync, clonefrom;
+	bool nofailover, noloadbalance, nosync;
 	int failover_priority;
 };
 
 struct ha_member {
 	char name[HA_NAME_MAX + 1];
 	char api_url[256];
-	char host[256];           /* PostgreSQL connect host */
+	char host[256];           /* PostgreSQL connect host, as configured
+				     ([postgresql] connect_address: a name
+				     or a numeric address) */
+	char hostaddr[64];        /* its numeric address, resolved by the
+				     member at startup (cfg_resolve); ""
+				     unknown. Others connect with libpq
+				     host=host hostaddr=hostaddr, so they
+				     never resolve the name on their loop */
 	int port;                 /* PostgreSQL connect port */
 	enum ha_role role;
 	enum ha_state state;

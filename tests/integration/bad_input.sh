@@ -109,6 +109,11 @@ for node in "$L" "$F"; do
 	req 400 "$node" POST /v1/lease/revoke '{"id":12}'
 	req 400 "$node" POST /v1/members/add '{"name":"node9"}'
 	req 400 "$node" POST /v1/members/add '{"name":"bad name!","peer_url":"127.0.0.1:24909"}'
+	# libraft takes IPv4 literals only, and the loop never resolves a name
+	req 400 "$node" POST /v1/members/add '{"name":"node9","peer_url":"localhost:24909"}'
+	req 400 "$node" POST /v1/members/add '{"name":"node9","peer_url":"[::1]:24909"}'
+	# the same PostgreSQL name as node1 (slot pgw_node1)
+	req 409 "$node" POST /v1/members/add '{"name":"NODE1","peer_url":"127.0.0.1:24909"}'
 	req 400 "$node" POST /v1/transfer-leader '{"name":5}'
 	req 400 "$node" GET '/v1/kv?key=/bad/existing&bogus=1'
 	req 400 "$node" GET '/v1/kv?key=/bad/existing&limit=abc'

@@ -791,25 +791,35 @@ static void test_members(void **state)
 	assert_int_equal(json_array_size(json_object_get(J, "members")), 3);
 	assert_string_equal(jstr("leader"), "n1");
 	assert_int_equal(call("POST", "/v1/members/add", NULL, AUTH,
-			      "{\"name\":\"bad name\",\"peer_url\":\"h:1\"}"),
+			      "{\"name\":\"bad name\",\"peer_url\":\"10.0.0.4:1\"}"),
 			 400);
 	assert_error_has("invalid member name");
 	assert_int_equal(call("POST", "/v1/members/add", NULL, AUTH,
 			      "{\"name\":\"n4\",\"peer_url\":\"h\"}"),
 			 400);
-	assert_error_has("host:port");
+	assert_error_has("IPV4-ADDRESS:PORT");
+	/* a host name: libraft's transport could not use it */
 	assert_int_equal(call("POST", "/v1/members/add", NULL, AUTH,
-			      "{\"name\":\"n4\",\"peer_url\":\"h:1\","
+			      "{\"name\":\"n4\",\"peer_url\":\"h:1\"}"),
+			 400);
+	assert_error_has("IPV4-ADDRESS:PORT");
+	assert_int_equal(call("POST", "/v1/members/add", NULL, AUTH,
+			      "{\"name\":\"n4\",\"peer_url\":\"10.0.0.4:1\","
 			      "\"api_url\":\"ftp://h:2\"}"),
 			 400);
 	assert_int_equal(call("POST", "/v1/members/add", NULL, AUTH,
-			      "{\"name\":\"n4\",\"peer_url\":\"h:1\"}"),
+			      "{\"name\":\"n4\",\"peer_url\":\"10.0.0.4:1\"}"),
 			 200);
 	assert_string_equal(jstr("cluster"), "c1");
 	assert_int_equal(call("POST", "/v1/members/add", NULL, AUTH,
-			      "{\"name\":\"n4\",\"peer_url\":\"h:1\"}"),
+			      "{\"name\":\"n4\",\"peer_url\":\"10.0.0.4:1\"}"),
 			 409);
 	assert_error_has("member already");
+	/* the same PostgreSQL name as n4 (slot, application_name) */
+	assert_int_equal(call("POST", "/v1/members/add", NULL, AUTH,
+			      "{\"name\":\"N4\",\"peer_url\":\"10.0.0.5:1\"}"),
+			 409);
+	assert_error_has("same PostgreSQL name");
 	assert_int_equal(call("POST", "/v1/members/promote", NULL, AUTH,
 			      "{\"name\":\"n9\"}"),
 			 404);
@@ -845,7 +855,7 @@ static void test_nomem(void **state)
 		{ "GET", "/replica", "lag=1MB", NULL, 200 },
 		{ "GET", "/v1/members", NULL, NULL, 200 },
 		{ "POST", "/v1/members/add", NULL,
-		  "{\"name\":\"n5\",\"peer_url\":\"h:1\"}", 409 },
+		  "{\"name\":\"n5\",\"peer_url\":\"10.0.0.4:1\"}", 409 },
 		{ "GET", "/nope", NULL, NULL, 404 },
 	};
 	int failed = 0;

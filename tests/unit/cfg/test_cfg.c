@@ -18,7 +18,10 @@
 #include "mem.h"
 #include "timing.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
+#include <netdb.h>
+#include <netinet/in.h>
 #include <ftw.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -144,6 +147,9 @@ static int group_setup(void **state)
 	write_file(path, " \n\t\r\n", 5);
 	fixture_path(path, sizeof path, "token_ctrl");
 	write_file(path, "abc\ndef\n", 8);
+	fixture_path(path, sizeof path, "fifo");
+	if (mkfifo(path, 0600) != 0)
+		return -1;
 	fixture_path(path, sizeof path, "token_big");
 	memset(big, 'a', sizeof big);
 	write_file(path, big, sizeof big);
@@ -337,6 +343,20 @@ static const struct ecase cases[] = {
 	  "2: [raft] listen: invalid value ':7101' " HP_RULE },
 	{ "raft_listen_bare_v6", "[raft]\nlisten = ::1:7101\n",
 	  "2: [raft] listen: invalid value '::1:7101' " HP_RULE },
+	/* libraft 0.15's TCP transport parses IPv4 literals only */
+	{ "raft_listen_v6", "[raft]\nlisten = [::1]:7101\n",
+	  "2: [raft] listen: invalid value '[::1]:7101' (an IPv6 address: "
+	  "libraft's TCP transport takes IPv4 only; use an IPv4 address or a "
+	  "host name that resolves to one)" },
+	{ "raft_advertise_v6", LAST_R "advertise = [fd00::1]:7101\n",
+	  "12: [raft] advertise: invalid value '[fd00::1]:7101' (an IPv6 "
+	  "address: libraft's TCP transport takes IPv4 only; use an IPv4 "
+	  "address or a host name that resolves to one)" },
+	{ "peers_v6",
+	  "[raft]\npeers = node1=127.0.0.1:7101,\n  node2=[fd00::2]:7102\n",
+	  "3: [raft] peers: node2=[fd00::2]:7102 is an IPv6 address: libraft's "
+	  "TCP transport takes IPv4 only; use an IPv4 address or a host name "
+	  "that resolves to one" },
 	{ "raft_listen_port_junk", "[raft]\nlisten = 127.0.0.1:71x\n",
 	  "2: [raft] listen: invalid value '127.0.0.1:71x' " HP_RULE },
 	{ "raft_listen_wildcard_no_advertise",
@@ -417,6 +437,46 @@ static const struct ecase cases[] = {
 		 "advertise = 127.0.0.1:7201\n",
 	  "11: [raft] peers: node1=127.0.0.1:7101 does not match this node's "
 	  "advertise address 127.0.0.1:7201" },
+
+	/* one PostgreSQL name per member (application_name, slot pgw_NAME):
+	 * lower-cased, '_', '.' and '-' all become '_'; the later item's
+	 * line */
+	{ "peers_pg_name_clash",
+	  CLUSTER NODE API "[raft]\nlisten = 127.0.0.1:7101\n"
+			   "peers = node1=127.0.0.1:7101, node-2=127.0.0.1:7102,\n"
+			   "  node.2=127.0.0.1:7103\n",
+	  "12: member 'node.2' and member 'node-2' (line 11) have the same "
+	  "PostgreSQL name 'node_2' (application_name, slot pgw_node_2); "
+	  "names must differ in more than case and '_', '.', '-'" },
+	{ "peers_pg_name_clash_case",
+	  CLUSTER NODE API "[raft]\nlisten = 127.0.0.1:7101\n"
+			   "peers = node1=127.0.0.1:7101, NODE1=127.0.0.1:7102\n",
+	  "11: member 'NODE1' and member 'node1' (line 11) have the same "
+	  "PostgreSQL name 'node1' (application_name, slot pgw_node1); "
+	  "names must differ in more than case and '_', '.', '-'" },
+	{ "peers_pg_name_clash_long",
+	  CLUSTER NODE API "[raft]\nlisten = 127.0.0.1:7101\n"
+			   "peers = node1=127.0.0.1:7101,\n"
+			   "  " "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefgh"
+			   "A=127.0.0.1:7102,\n"
+			   "  " "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefgh"
+			   "B=127.0.0.1:7103\n",
+	  "13: member "
+	  "'abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghB' and "
+	  "member "
+	  "'abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghA' "
+	  "(line 12) have the same PostgreSQL name "
+	  "'abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefgh' "
+	  "(application_name, slot "
+	  "pgw_abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefgh); "
+	  "names must differ in more than case and '_', '.', '-'" },
+	{ "join_node_name_pg_clash",
+	  CLUSTER API "[raft]\nlisten = 127.0.0.1:7104\n"
+		      "peers = Node1=127.0.0.1:7102\n"
+		      "initial_cluster_state = existing\n" NODE,
+	  "11: member 'node1' and member 'Node1' (line 8) have the same "
+	  "PostgreSQL name 'node1' (application_name, slot pgw_node1); "
+	  "names must differ in more than case and '_', '.', '-'" },
 
 	/* [raft] initial_cluster_state and numbers */
 	{ "cluster_state_bad", LAST_R "initial_cluster_state = joining\n",
@@ -533,6 +593,14 @@ static const struct ecase cases[] = {
 	  "directory" },
 	{ "token_file_directory", "[api]\n\ntoken_file = @DIR@\n",
 	  "3: [api] token_file: @DIR@: not a regular file" },
+	/* a FIFO is refused without being opened: opening one blocks until
+	 * a writer comes (and opening /dev/watchdog would arm it) */
+	{ "token_file_fifo", "[api]\ntoken_file = @DIR@/fifo\n",
+	  "2: [api] token_file: @DIR@/fifo: not a regular file" },
+	{ "password_file_fifo",
+	  LAST_P "replication_password_file = @DIR@/fifo\n",
+	  "14: [postgresql] replication_password_file: @DIR@/fifo: not a "
+	  "regular file" },
 	{ "token_file_empty",
 	  "[api]\ntoken_file = @DIR@/token_empty\n",
 	  "2: [api] token_file: @DIR@/token_empty: empty token" },
@@ -560,6 +628,14 @@ static const struct ecase cases[] = {
 	{ "tags_unknown_key",
 	  LAST_A "[tags]\nnofailover = on\nnoloadbalancing = on\n",
 	  "14: unknown key 'noloadbalancing' in [tags]" },
+	/* documented once, never implemented: refused, not ignored */
+	{ "tags_clonefrom_unsupported",
+	  LAST_A "[tags]\nnofailover = on\nclonefrom = true\n",
+	  "14: [tags] clonefrom: not supported (a new replica always clones "
+	  "from the primary); remove the key" },
+	{ "tags_clonefrom_false_unsupported", LAST_A "[tags]\nclonefrom = off\n",
+	  "13: [tags] clonefrom: not supported (a new replica always clones "
+	  "from the primary); remove the key" },
 	{ "ha_unknown_key", LAST_A "[ha]\nttl = 3s\nloopwait = 1s\n",
 	  "14: unknown key 'loopwait' in [ha]" },
 	{ "watchdog_unknown_key", LAST_A "[watchdog]\npath = /dev/watchdog\n",
@@ -1039,7 +1115,7 @@ static const char full[] =
 	"listen = 0.0.0.0:7102\n"
 	"advertise = 10.0.0.2:7102\n"
 	"peers = db_1=10.0.0.1:7102 , db_2 = 10.0.0.2:7102,\n"
-	"        db_3=[fd00::3]:7102,   ; a comma may end a line\n"
+	"        db_3=DB-3:7102,   ; a comma may end a line\n"
 	"\n"
 	"        db_4=node4.example.com:7102\n"
 	"initial_cluster_state = new\n"
@@ -1067,7 +1143,9 @@ static void test_all_keys(void **state)
 	assert_string_equal(c.peers[1].name, "db_2");
 	assert_string_equal(c.peers[1].address, "10.0.0.2:7102");
 	assert_string_equal(c.peers[2].name, "db_3");
-	assert_string_equal(c.peers[2].address, "[fd00::3]:7102");
+	assert_string_equal(c.peers[2].address, "DB-3:7102");
+	assert_int_equal(c.peers[2].line, 12);
+	assert_null(c.peers[2].addr); /* cfg_load never resolves */
 	assert_string_equal(c.peers[3].address, "node4.example.com:7102");
 	assert_false(c.join);
 	assert_int_equal(c.election_timeout_ms, 1000);
@@ -1110,8 +1188,8 @@ static void test_formats(void **state)
 		  "data_dir=/d\r\n"
 		  "log_level = error\r\n"
 		  "[raft]\r\n"
-		  "listen = [::1]:7101\r\n"
-		  "peers = node1=[::1]:7101\r\n"
+		  "listen = 127.0.0.1:7101\r\n"
+		  "peers = node1=127.0.0.1:7101\r\n"
 		  "election_timeout = 60s\r\n"
 		  "heartbeat_interval = 20s\r\n"
 		  "[api]\r\n"
@@ -1278,7 +1356,6 @@ static void assert_pg_defaults(const struct cfg_pg *pg)
 	assert_false(pg->nofailover);
 	assert_false(pg->noloadbalance);
 	assert_false(pg->nosync);
-	assert_false(pg->clonefrom);
 	assert_int_equal(pg->failover_priority, 1);
 	assert_int_equal(pg->ttl_ms, 2500);
 	assert_int_equal(pg->loop_wait_ms, 400);
@@ -1390,7 +1467,6 @@ static const char pg_full[] =
 	"nofailover = yes\n"
 	"noloadbalance = 1\n"
 	"nosync = TRUE\n"
-	"clonefrom = on\n"
 	"failover_priority = 0\n"
 	"[ha]\n"
 	"ttl = 3s\n"
@@ -1470,7 +1546,6 @@ static void test_pg_all_keys(void **state)
 	assert_true(pg->nofailover);
 	assert_true(pg->noloadbalance);
 	assert_true(pg->nosync);
-	assert_true(pg->clonefrom);
 	assert_int_equal(pg->failover_priority, 0);
 	assert_int_equal(pg->ttl_ms, 3000);
 	assert_int_equal(pg->loop_wait_ms, 500);
@@ -1760,6 +1835,225 @@ static void test_alloc_sweep(void **state)
 /* base/timing.h against the rules, in exact rationals: shrink(d) is the
  * largest whole ms <= d*(1-rho), stretch(d) the smallest >= d*(1+rho),
  * election(et) the smallest >= 3.5*et; rho = 1/1000. */
+/* The PostgreSQL name of a node (cfg.h): the rule as documented in
+ * docs/configuration.md ("Node names in PostgreSQL"). */
+static void test_pg_name(void **state)
+{
+	(void)state;
+	static const struct {
+		const char *node, *pg, *slot;
+	} t[] = {
+		{ "node1", "node1", "pgw_node1" },
+		{ "Node-1", "node_1", "pgw_node_1" },
+		{ "node.1", "node_1", "pgw_node_1" },
+		{ "node_1", "node_1", "pgw_node_1" },
+		{ "DB.Main-East_2", "db_main_east_2", "pgw_db_main_east_2" },
+		{ "-.-", "___", "pgw____" },
+		/* 63 characters: cut to 58, so pgw_ + it is at most 62 */
+		{ "ABCDEFGHIJabcdefghijabcdefghijabcdefghijabcdefghijabcdefghXYZab",
+		  "abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefgh",
+		  "pgw_abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefgh" },
+	};
+	for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) {
+		char pg[CFG_PG_NAME_LEN], slot[64];
+		memset(pg, 'x', sizeof pg);
+		cfg_pg_name(t[i].node, pg, sizeof pg);
+		assert_string_equal(pg, t[i].pg);
+		cfg_pg_slot_name(t[i].node, slot, sizeof slot);
+		assert_string_equal(slot, t[i].slot);
+		assert_true(strlen(slot) <= 63);
+	}
+	/* a short buffer cuts, never overflows */
+	char small[4];
+	cfg_pg_name("Node-1", small, sizeof small);
+	assert_string_equal(small, "nod");
+
+	/* clashes: different names, same PostgreSQL name */
+	assert_true(cfg_pg_name_clash("node-1", "node.1"));
+	assert_true(cfg_pg_name_clash("node-1", "Node_1"));
+	assert_true(cfg_pg_name_clash("NODE1", "node1"));
+	assert_false(cfg_pg_name_clash("node1", "node1")); /* same member */
+	assert_false(cfg_pg_name_clash("node1", "node-1"));
+	assert_false(cfg_pg_name_clash("node1", "node2"));
+	assert_true(cfg_pg_name_clash(
+		"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghA",
+		"abcdefghijabcdefghijabcdefghijabcdefghijabcdefghijabcdefghB"));
+}
+
+/* cfg_addr_pick: the first IPv4 address, else the first IPv6 one (unless
+ * IPv4 is required, as for Raft). */
+static void test_addr_pick(void **state)
+{
+	(void)state;
+	struct sockaddr_in a4 = { .sin_family = AF_INET };
+	struct sockaddr_in a4b = { .sin_family = AF_INET };
+	struct sockaddr_in6 a6 = { .sin6_family = AF_INET6 };
+	assert_int_equal(inet_pton(AF_INET, "192.0.2.7", &a4.sin_addr), 1);
+	assert_int_equal(inet_pton(AF_INET, "192.0.2.8", &a4b.sin_addr), 1);
+	assert_int_equal(inet_pton(AF_INET6, "2001:db8::5", &a6.sin6_addr), 1);
+	struct addrinfo i4b = { .ai_family = AF_INET,
+				.ai_addr = (struct sockaddr *)&a4b };
+	struct addrinfo i4 = { .ai_family = AF_INET,
+			       .ai_addr = (struct sockaddr *)&a4,
+			       .ai_next = &i4b };
+	struct addrinfo i6 = { .ai_family = AF_INET6,
+			       .ai_addr = (struct sockaddr *)&a6,
+			       .ai_next = &i4 };
+	struct addrinfo only6 = { .ai_family = AF_INET6,
+				  .ai_addr = (struct sockaddr *)&a6 };
+	char out[64];
+	/* IPv6 listed first: IPv4 still wins, and the first of them */
+	assert_int_equal(cfg_addr_pick(&i6, false, out, sizeof out), 0);
+	assert_string_equal(out, "192.0.2.7");
+	assert_int_equal(cfg_addr_pick(&i6, true, out, sizeof out), 0);
+	assert_string_equal(out, "192.0.2.7");
+	/* IPv6 only: fine for libpq and the API, not for libraft */
+	assert_int_equal(cfg_addr_pick(&only6, false, out, sizeof out), 0);
+	assert_string_equal(out, "2001:db8::5");
+	assert_int_equal(cfg_addr_pick(&only6, true, out, sizeof out),
+			 ERR_NOTFOUND);
+	assert_int_equal(cfg_addr_pick(NULL, false, out, sizeof out),
+			 ERR_NOTFOUND);
+}
+
+/* cfg_resolve: names are resolved (localhost from /etc/hosts), numeric
+ * addresses kept, and an unknown name is an error at its line that fills
+ * nothing. */
+static void test_resolve(void **state)
+{
+	(void)state;
+	struct cfg c;
+	char err[512];
+	static const char names[] =
+		CLUSTER NODE
+		"[raft]\nlisten = localhost:7101\n"
+		"peers = node1=localhost:7101, node2=127.0.0.2:7102,\n"
+		"  node3=LocalHost:7103\n"
+		"[api]\nlisten = localhost:8101\ntoken_file = @TOKEN@\n"
+		"[postgresql]\ndata_dir = /var/lib/postgresql/15/main\n"
+		"listen = 0.0.0.0:5441\nconnect_address = localhost:5441\n";
+	expect_ok(names, &c);
+	assert_null(c.raft_advertise_addr);
+	assert_int_equal(c.raft_advertise_line, 7);
+	assert_int_equal(c.pg.connect_line, 16);
+	assert_int_equal(cfg_resolve(&c, err, sizeof err), 0);
+	assert_string_equal(err, "");
+	assert_string_equal(c.raft_advertise_addr, "127.0.0.1:7101");
+	assert_string_equal(c.raft_listen_addr, "127.0.0.1:7101");
+	assert_string_equal(c.peers[0].addr, "127.0.0.1:7101");
+	assert_string_equal(c.peers[1].addr, "127.0.0.2:7102");
+	assert_string_equal(c.peers[2].addr, "127.0.0.1:7103");
+	assert_string_equal(c.api_listen_addr, "127.0.0.1:8101");
+	assert_string_equal(c.pg.connect_hostaddr, "127.0.0.1");
+	/* what was written stays as written */
+	assert_string_equal(c.peers[2].address, "LocalHost:7103");
+	assert_string_equal(c.pg.connect_address, "localhost:5441");
+	cfg_free(&c);
+
+	/* numeric: taken as they are; IPv6 fine for [api] and PostgreSQL */
+	expect_ok(LAST_A "[postgresql]\ndata_dir = /srv/pg\n"
+			 "listen = [::1]:5441\n",
+		  &c);
+	assert_int_equal(cfg_resolve(&c, err, sizeof err), 0);
+	assert_string_equal(c.raft_advertise_addr, "127.0.0.1:7101");
+	assert_string_equal(c.api_listen_addr, "127.0.0.1:8101");
+	assert_string_equal(c.pg.connect_hostaddr, "::1");
+	cfg_free(&c);
+	expect_ok(CLUSTER NODE RAFT
+		  "[api]\nlisten = [::1]:8101\ntoken_file = @TOKEN@\n",
+		  &c);
+	assert_int_equal(cfg_resolve(&c, err, sizeof err), 0);
+	assert_string_equal(c.api_listen_addr, "[::1]:8101");
+	assert_null(c.pg.connect_hostaddr); /* no [postgresql] */
+	cfg_free(&c);
+
+	/* an unknown name: FILE:LINE of the item, nothing filled */
+	expect_ok(CLUSTER NODE
+		  "[raft]\nlisten = 127.0.0.1:7101\n"
+		  "peers = node1=127.0.0.1:7101,\n"
+		  "  node2=no-such-host.invalid:7102\n" API,
+		  &c);
+	assert_int_equal(cfg_resolve(&c, err, sizeof err), ERR_INVAL);
+	char want[640];
+	snprintf(want, sizeof want,
+		 "%s:9: [raft] peers: cannot resolve 'no-such-host.invalid' of "
+		 "peer 'node2': ",
+		 ini_path);
+	assert_memory_equal(err, want, strlen(want));
+	assert_null(c.raft_advertise_addr);
+	assert_null(c.peers[0].addr);
+	assert_null(c.api_listen_addr);
+	cfg_free(&c);
+
+	/* a name on loopback next to members that are not: the others could
+	 * not reach it (Debian's 127.0.1.1 for the machine's own name) */
+	expect_ok(CLUSTER NODE
+		  "[raft]\nlisten = localhost:7101\n"
+		  "peers = node1=localhost:7101, node2=10.0.0.2:7102\n" API,
+		  &c);
+	assert_int_equal(cfg_resolve(&c, err, sizeof err), ERR_INVAL);
+	snprintf(want, sizeof want,
+		 "%s:7: [raft] advertise: 'localhost' resolves to the loopback "
+		 "address 127.0.0.1 on this machine, but 10.0.0.2:7102 is not on "
+		 "loopback (10.0.0.2): the other nodes could not reach it "
+		 "(Debian's /etc/hosts maps the machine's own name to "
+		 "127.0.1.1); use a name or address of the node's network",
+		 ini_path);
+	assert_string_equal(err, want);
+	assert_null(c.raft_advertise_addr);
+	cfg_free(&c);
+	expect_ok(CLUSTER NODE
+		  "[raft]\nlisten = 10.0.0.1:7101\n"
+		  "peers = node1=10.0.0.1:7101, node2=10.0.0.2:7102\n" API
+		  "[postgresql]\ndata_dir = /srv/pg\nlisten = localhost:5441\n",
+		  &c);
+	assert_int_equal(cfg_resolve(&c, err, sizeof err), ERR_INVAL);
+	snprintf(want, sizeof want,
+		 "%s:14: [postgresql] connect_address: 'localhost' resolves to "
+		 "the loopback address 127.0.0.1 on this machine, but "
+		 "10.0.0.1:7101 is not on loopback (10.0.0.1): ",
+		 ini_path);
+	assert_memory_equal(err, want, strlen(want));
+	cfg_free(&c);
+	/* a wildcard listen with a named advertise: the transport binds
+	 * 0.0.0.0, the name's address is advertised; a wildcard is no
+	 * evidence of other machines (all the rest is on loopback here) */
+	expect_ok(CLUSTER NODE
+		  "[raft]\nlisten = 0.0.0.0:7101\nadvertise = localhost:7101\n"
+		  "peers = node1=localhost:7101, node2=127.0.0.2:7102\n" API,
+		  &c);
+	assert_int_equal(cfg_resolve(&c, err, sizeof err), 0);
+	assert_string_equal(c.raft_listen_addr, "0.0.0.0:7101");
+	assert_string_equal(c.raft_advertise_addr, "127.0.0.1:7101");
+	cfg_free(&c);
+	/* a numeric loopback address is the operator's explicit choice */
+	expect_ok(CLUSTER NODE
+		  "[raft]\nlisten = 127.0.0.1:7101\n"
+		  "peers = node1=127.0.0.1:7101, node2=10.0.0.2:7102\n" API,
+		  &c);
+	assert_int_equal(cfg_resolve(&c, err, sizeof err), 0);
+	cfg_free(&c);
+
+	/* out of memory at every allocation: ERR_NOMEM, nothing filled,
+	 * nothing leaked (LeakSanitizer) */
+	expect_ok(names, &c);
+	long n;
+	for (n = 0; n < 100; n++) {
+		mem_fail_after(n);
+		int rc = cfg_resolve(&c, err, sizeof err);
+		mem_fail_after(-1);
+		if (rc == 0)
+			break;
+		assert_int_equal(rc, ERR_NOMEM);
+		assert_null(c.raft_advertise_addr);
+		assert_null(c.peers[2].addr);
+		assert_null(c.pg.connect_hostaddr);
+	}
+	assert_true(n > 2 && n < 100);
+	assert_string_equal(c.pg.connect_hostaddr, "127.0.0.1");
+	cfg_free(&c);
+}
+
 static void test_timing(void **state)
 {
 	(void)state;
@@ -1902,6 +2196,9 @@ int main(void)
 		cmocka_unit_test(test_pg_all_keys),
 		cmocka_unit_test(test_pg_values),
 		cmocka_unit_test(test_timing),
+		cmocka_unit_test(test_pg_name),
+		cmocka_unit_test(test_addr_pick),
+		cmocka_unit_test(test_resolve),
 		cmocka_unit_test(test_cluster_ha),
 		cmocka_unit_test(test_users),
 		cmocka_unit_test(test_deploy_examples),

@@ -42,6 +42,8 @@ static void fill_member(struct ha_member *m, unsigned variant)
 		 variant % 250);
 	snprintf(m->host, sizeof m->host, "db%u.example \"quoted\" \\ é",
 		 variant);
+	snprintf(m->hostaddr, sizeof m->hostaddr, "10.1.%u.%u", variant / 250,
+		 variant % 250);
 	m->port = 5432 + (int)variant;
 	m->role = (enum ha_role)(variant % NROLES);
 	m->state = (enum ha_state)(variant % NSTATES);
@@ -56,7 +58,6 @@ static void fill_member(struct ha_member *m, unsigned variant)
 	m->tags.nofailover = variant & 2;
 	m->tags.noloadbalance = variant & 4;
 	m->tags.nosync = variant & 8;
-	m->tags.clonefrom = variant & 16;
 	m->tags.failover_priority = (int)variant - 3;
 	snprintf(m->detail, sizeof m->detail, "detail %u\nline2\t\"x\"",
 		 variant);
@@ -69,6 +70,7 @@ static void assert_member_equal(const struct ha_member *a,
 	assert_string_equal(a->name, b->name);
 	assert_string_equal(a->api_url, b->api_url);
 	assert_string_equal(a->host, b->host);
+	assert_string_equal(a->hostaddr, b->hostaddr);
 	assert_int_equal(a->port, b->port);
 	assert_int_equal(a->role, b->role);
 	assert_int_equal(a->state, b->state);
@@ -82,7 +84,6 @@ static void assert_member_equal(const struct ha_member *a,
 	assert_int_equal(a->tags.nofailover, b->tags.nofailover);
 	assert_int_equal(a->tags.noloadbalance, b->tags.noloadbalance);
 	assert_int_equal(a->tags.nosync, b->tags.nosync);
-	assert_int_equal(a->tags.clonefrom, b->tags.clonefrom);
 	assert_int_equal(a->tags.failover_priority,
 			 b->tags.failover_priority);
 	assert_string_equal(a->detail, b->detail);
@@ -272,6 +273,7 @@ static void assert_defaults(const struct ha_member *m)
 	assert_string_equal(m->name, "");
 	assert_string_equal(m->api_url, "");
 	assert_string_equal(m->host, "");
+	assert_string_equal(m->hostaddr, "");
 	assert_int_equal(m->port, 0);
 	assert_int_equal(m->role, HA_ROLE_UNKNOWN);
 	assert_int_equal(m->state, HA_ST_STOPPED);
@@ -285,7 +287,6 @@ static void assert_defaults(const struct ha_member *m)
 	assert_false(m->tags.nofailover);
 	assert_false(m->tags.noloadbalance);
 	assert_false(m->tags.nosync);
-	assert_false(m->tags.clonefrom);
 	assert_int_equal(m->tags.failover_priority, 1);
 	assert_string_equal(m->detail, "");
 	assert_true(m->seq == 0);
@@ -428,12 +429,11 @@ static void test_member_decode_unknown_names_and_ranges(void **state)
 	assert_true(m.timeline == UINT32_MAX);
 	/* booleans: only true is true */
 	assert_int_equal(decode_str("{\"pending_restart\":true,\"tags\":"
-				    "{\"nosync\":true,\"clonefrom\":false}}",
+				    "{\"nosync\":true}}",
 				    &m),
 			 0);
 	assert_true(m.pending_restart);
 	assert_true(m.tags.nosync);
-	assert_false(m.tags.clonefrom);
 	/* explicit lag -1 and explicit priority 0 are kept */
 	assert_int_equal(decode_str("{\"lag_bytes\":-1,\"tags\":"
 				    "{\"failover_priority\":0}}",
