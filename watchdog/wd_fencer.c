@@ -339,6 +339,14 @@ int wd_fencer_main(int argc, char **argv)
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGQUIT, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
+	/* job control: the agent starts it in a session of its own
+	 * (ha_fencer.c), and these are ignored as well so that a fencer
+	 * started some other way cannot be stopped by a terminal */
+	signal(SIGTSTP, SIG_IGN);
+	signal(SIGTTIN, SIG_IGN);
+	signal(SIGTTOU, SIG_IGN);
+	if (getsid(0) != getpid() && setsid() < 0 && errno != EPERM)
+		log_warn("fencer[%s] setsid: %s", f.node, strerror(errno));
 
 	char buf[4 * WD_FENCER_LINE_MAX];
 	size_t len = 0;

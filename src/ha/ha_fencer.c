@@ -102,10 +102,16 @@ static void spawn(struct ha_fencer *f)
 	stdio[2].data.fd = 2;
 	char *argv[] = { f->exe,      "fencer", "--data-dir", f->data_dir,
 			 "--node",    f->node,  NULL };
+	/* UV_PROCESS_DETACHED: setsid() in the child. The fencer leads a
+	 * session and process group of its own, so that nothing that stops or
+	 * signals pgwarden's group (Ctrl-Z or Ctrl-C on a foreground `pgwarden
+	 * run`, kill -STOP -PGID, a debugger attached to the group) reaches
+	 * it. libuv still watches the child: the exit callback fires. */
 	uv_process_options_t po = {
 		.exit_cb = on_exit_cb,
 		.file = f->exe,
 		.args = argv,
+		.flags = UV_PROCESS_DETACHED,
 		.stdio_count = 3,
 		.stdio = stdio,
 	};
