@@ -344,8 +344,15 @@ int daemon_run(const struct cfg *cfg, bool join)
 	log_info("pgwarden[%s] running cluster=%s api=%s raft=%s version=%s",
 		 cfg->node_name, cfg->cluster_name, cfg->api_url,
 		 cfg->raft_advertise, PGW_VERSION);
+	/* from here on a log line never waits for stderr (log.h); before,
+	 * startup errors are written synchronously */
+	int lrv = log_sink_start();
+	if (lrv != 0)
+		log_warn("pgwarden[%s] log sink: %s; logging stays synchronous",
+			 cfg->node_name, err_str(lrv));
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	drain(&d);
+	log_sink_stop(); /* everything buffered is written out */
 	log_info("pgwarden[%s] stopped", cfg->node_name);
 	close(d.lock_fd);
 	return 0;

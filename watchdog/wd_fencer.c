@@ -348,6 +348,11 @@ int wd_fencer_main(int argc, char **argv)
 	if (getsid(0) != getpid() && setsid() < 0 && errno != EPERM)
 		log_warn("fencer[%s] setsid: %s", f.node, strerror(errno));
 
+	/* a stderr that blocks (journald stalled, a terminal on hold) must
+	 * not hold the fencer back from its deadline: lines go through the
+	 * sink's writer thread (base/log.h) */
+	(void)log_sink_start();
+
 	char buf[4 * WD_FENCER_LINE_MAX];
 	size_t len = 0;
 	bool eof = false;
@@ -415,5 +420,6 @@ int wd_fencer_main(int argc, char **argv)
 			f.armed = false;
 		}
 	}
+	log_sink_stop();
 	return 0;
 }

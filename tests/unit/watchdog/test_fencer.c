@@ -12,7 +12,9 @@
  *       - a pid whose working directory is not the data dir and no
  *         postmaster.pid: nothing is killed;
  *       - the pid in postmaster.pid (working in the data dir) is fenced
- *         even when the armed pid is gone.
+ *         even when the armed pid is gone;
+ *       - it leads a session of its own, and SIGTSTP/SIGTTIN/SIGTTOU do
+ *         not stop it: it still fences at the deadline.
  * Every wait is a poll with a cap; every child is reaped in teardown. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -406,6 +408,47 @@ static void test_pidfile_fenced(void **state)
 	assert_false(gone(getpid()));
 }
 
+/* /proc/PID/stat state letter, '-' if gone */
+static char proc_state(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	FILE *fp = fopen(path, "r");
+	if (!fp)
+		return '-';
+	size_t n = fread(buf, 1, sizeof buf - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : '-';
+}
+
+/* The fencer leads a session (and so a process group) of its own, so a
+ * signal to its starter's group never reaches it, and the job-control
+ * stop signals leave it running: it still fences at its deadline. */
+static void test_job_control_ignored(void **state)
+{
+	struct fx *f = *state;
+	start_dummy(f, f->dir);
+	start_fencer(f);
+	uint64_t deadline = mono_ms() + 400;
+	send_line(f, 1, f->dummy, deadline);
+	uint64_t t0 = mono_ms();
+	while (getsid(f->fencer) != f->fencer && mono_ms() - t0 < SLACK_MS)
+		sleep_ms(2);
+	assert_int_equal(getsid(f->fencer), f->fencer);
+	assert_int_equal(getpgid(f->fencer), f->fencer);
+	assert_int_not_equal(getpgid(f->fencer), getpgrp());
+	assert_int_equal(kill(f->fencer, SIGTSTP), 0);
+	assert_int_equal(kill(f->fencer, SIGTTIN), 0);
+	assert_int_equal(kill(f->fencer, SIGTTOU), 0);
+	sleep_ms(50);
+	assert_int_not_equal(proc_state(f->fencer), 'T');
+	assert_false(dummy_exited(f));
+	wait_dummy_killed(f, 400 + SLACK_MS);
+	assert_true(mono_ms() >= deadline);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -419,6 +462,7 @@ int main(void)
 		T(test_eof_armed_fences_then_exits),
 		T(test_foreign_pid_untouched),
 		T(test_pidfile_fenced),
+		T(test_job_control_ignored),
 #undef T
 	};
 	return cmocka_run_group_tests_name("fencer", tests, NULL, NULL);
