@@ -32,6 +32,7 @@
 #include "err.h"
 #include "log.h"
 #include "mem.h"
+#include "wd_lag.h"
 
 #define FORWARD_TIMEOUT_MS 10000u
 #define REGISTER_INTERVAL_MS 1000u
@@ -41,6 +42,7 @@ struct api {
 	struct rs_store *store;
 	struct http_client *client;
 	char *cluster, *name, *token, *api_url, *peer_url, *version;
+	const struct wd_lag *lag; /* loop stalls; borrowed, may be NULL */
 	uv_timer_t reg_timer;
 	bool reg_inflight;
 	api_status_fn agent_status; /* NULL on a store-only node */
@@ -1155,6 +1157,15 @@ static void h_status(struct api *a, struct http_req *req)
 		"fsm_hash", json_hex(st.fsm_hash), "snapshot_index",
 		(json_int_t)st.snapshot_index, "api_url", a->api_url,
 		"peer_url", a->peer_url, "version", a->version);
+	if (j && a->lag) {
+		struct wd_lag_stats ls;
+		wd_lag_get(a->lag, &ls);
+		json_object_set_new(j, "loop",
+				    json_pack("{s:I,s:I}", "stalls",
+					      (json_int_t)ls.stalls,
+					      "worst_stall_ms",
+					      (json_int_t)ls.worst_ms));
+	}
 	respond_json(req, 200, j);
 }
 
@@ -2016,6 +2027,7 @@ int api_new(uv_loop_t *loop, struct rs_store *store,
 	a->api_url = mem_strdup(o->api_url);
 	a->peer_url = mem_strdup(o->peer_url);
 	a->version = mem_strdup(o->version);
+	a->lag = o->lag;
 	if (!a->cluster || !a->name || !a->token || !a->api_url ||
 	    !a->peer_url || !a->version) {
 		api_free(a);
