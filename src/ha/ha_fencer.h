@@ -18,7 +18,9 @@
  * The first time it is armed, a fencer an earlier pgwarden of this data
  * directory left behind (SIGKILLed while primary, restarted within the
  * lease) is ended: it would otherwise kill the adopted PostgreSQL at the
- * old deadline.
+ * old deadline. That walk of /proc runs on libuv's thread pool
+ * (uv_queue_work, a request that owns copies of what it needs); a fencer
+ * whose parent is this pgwarden is never ended.
  * Thread: the loop thread.
  */
 #ifndef HA_FENCER_H
