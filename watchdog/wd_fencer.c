@@ -244,6 +244,48 @@ static int kill_tree(pid_t pm, uint64_t *stopped_ms)
 	return k.n;
 }
 
+/* the process's name (/proc/PID/comm) is "postgres" */
+static bool named_postgres(pid_t pid)
+{
+	char path[64], buf[32];
+	snprintf(path, sizeof path, "/proc/%ld/comm", (long)pid);
+	FILE *fp = fopen(path, "re");
+	if (!fp)
+		return false;
+	bool yes = fgets(buf, sizeof buf, fp) && strcmp(buf, "postgres\n") == 0;
+	fclose(fp);
+	return yes;
+}
+
+/* SIGKILL every live process named postgres that works in the data
+ * directory and is not a child of a postmaster fenced just now: backends
+ * whose postmaster died before the deadline (a SIGKILL to pgwarden's
+ * process group takes the postmaster, never its children, which each sit
+ * in a session of their own) are nobody's children any more and run
+ * until each notices the death by itself. Returns how many. */
+static int kill_orphans(const struct fencer *f)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return 0;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long v = strtol(e->d_name, &end, 10);
+		char st = 0;
+		if (*end != '\0' || v <= 0 || v > INT_MAX ||
+		    proc_stat((pid_t)v, &st, NULL, NULL) != 0 || st == 'Z' ||
+		    st == 'X' || !named_postgres((pid_t)v) ||
+		    !in_data_dir(f, (pid_t)v))
+			continue;
+		if (kill((pid_t)v, SIGKILL) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
+}
+
 static void fence(struct fencer *f, uint64_t now)
 {
 	pid_t done[2] = { 0, 0 };
@@ -276,7 +318,14 @@ static void fence(struct fencer *f, uint64_t now)
 			 f->node, stopped, (long)p, c);
 		done[n++] = p;
 	}
-	if (n == 0)
+	/* and what is left of a postmaster that died earlier */
+	int orphans = kill_orphans(f);
+	if (orphans > 0)
+		log_warn("fencer[%s] fired mono=%" PRIu64 ": killed %d postgres "
+			 "processes left in the data directory without their "
+			 "postmaster",
+			 f->node, mono_ms(), orphans);
+	else if (n == 0)
 		log_info("fencer[%s] deadline passed mono=%" PRIu64
 			 ": no postmaster left to fence",
 			 f->node, now);

@@ -17,8 +17,11 @@
  * each process whose parent it is, then SIGKILL to it. Only a process that
  * works in DIR (its cwd, as every PostgreSQL process's) is ever fenced: the
  * armed pid if it still has the start time it had when armed, and the pid
- * in DIR/postmaster.pid. PostgreSQL's data is crash-safe: the next
- * start runs crash recovery.
+ * in DIR/postmaster.pid; then, by a scan of /proc, every process named
+ * postgres still working in DIR (backends whose postmaster died before the
+ * deadline, e.g. with pgwarden's process group, are nobody's children
+ * and would run until each notices). PostgreSQL's data is crash-safe: the
+ * next start runs crash recovery.
  *
  * When the pipe closes (the agent exited or died), a disarmed fencer exits
  * at once and an armed one waits for its deadline, fences, then exits: the

@@ -14,7 +14,10 @@
  *       - the pid in postmaster.pid (working in the data dir) is fenced
  *         even when the armed pid is gone;
  *       - it leads a session of its own, and SIGTSTP/SIGTTIN/SIGTTOU do
- *         not stop it: it still fences at the deadline.
+ *         not stop it: it still fences at the deadline;
+ *       - processes named postgres working in the data dir without a
+ *         postmaster (orphaned backends) are killed at the deadline, and
+ *         none named otherwise or working elsewhere.
  * Every wait is a poll with a cap; every child is reaped in teardown. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -27,6 +30,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -123,6 +127,7 @@ struct fx {
 	char other[64]; /* a directory that is not */
 	pid_t dummy;    /* the dummy postmaster */
 	pid_t kids[2];  /* its children */
+	pid_t extra[3]; /* other children of the test (killed, reaped) */
 	pid_t fencer;
 	int to_fencer;  /* write end of its stdin */
 	int dummy_status, fencer_status;
@@ -161,6 +166,12 @@ static int teardown(void **state)
 		if (f->kids[i] > 0)
 			kill(f->kids[i], SIGKILL);
 	reap(f->dummy, &f->dummy_status, &f->dummy_done);
+	for (int i = 0; i < 3; i++)
+		if (f->extra[i] > 0) {
+			int st;
+			kill(f->extra[i], SIGKILL);
+			waitpid(f->extra[i], &st, 0);
+		}
 	char path[128];
 	snprintf(path, sizeof path, "%s/postmaster.pid", f->dir);
 	unlink(path);
@@ -449,6 +460,63 @@ static void test_job_control_ignored(void **state)
 	assert_true(mono_ms() >= deadline);
 }
 
+/* a sleeping child of the test working in cwd, named name */
+static pid_t start_named(const char *cwd, const char *name)
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		if (chdir(cwd) != 0 || prctl(PR_SET_NAME, name, 0, 0, 0) != 0)
+			_exit(1);
+		if (write(p[1], "x", 1) != 1)
+			_exit(1);
+		close(p[1]);
+		for (int j = 0; j < 600; j++)
+			sleep_ms(100);
+		_exit(0);
+	}
+	close(p[1]);
+	char c;
+	assert_int_equal(read(p[0], &c, 1), 1); /* named and moved */
+	close(p[0]);
+	return pid;
+}
+
+/* Backends left without their postmaster (it died with pgwarden's group)
+ * are nobody's children: at the deadline every process named postgres
+ * working in the data dir is killed; one named otherwise, or working
+ * elsewhere, is not. */
+static void test_orphans_fenced(void **state)
+{
+	struct fx *f = *state;
+	pid_t orphan = f->extra[0] = start_named(f->dir, "postgres");
+	pid_t other = f->extra[1] = start_named(f->dir, "not-postgres");
+	pid_t away = f->extra[2] = start_named(f->other, "postgres");
+	start_fencer(f);
+	/* armed for a postmaster that is not there (our own pid works
+	 * elsewhere) and no postmaster.pid */
+	uint64_t deadline = mono_ms() + 150;
+	send_line(f, 1, getpid(), deadline);
+	int st;
+	uint64_t t0 = mono_ms();
+	pid_t w = 0;
+	while ((w = waitpid(orphan, &st, WNOHANG)) == 0 &&
+	       mono_ms() - t0 < 150 + SLACK_MS)
+		sleep_ms(2);
+	assert_int_equal(w, orphan);
+	f->extra[0] = 0; /* reaped */
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGKILL);
+	assert_true(mono_ms() >= deadline);
+	sleep_ms(100);
+	assert_int_equal(waitpid(other, &st, WNOHANG), 0);
+	assert_int_equal(waitpid(away, &st, WNOHANG), 0);
+	assert_false(gone(getpid()));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -463,6 +531,7 @@ int main(void)
 		T(test_foreign_pid_untouched),
 		T(test_pidfile_fenced),
 		T(test_job_control_ignored),
+		T(test_orphans_fenced),
 #undef T
 	};
 	return cmocka_run_group_tests_name("fencer", tests, NULL, NULL);
