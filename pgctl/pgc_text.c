@@ -423,14 +423,14 @@ struct sync_req {
 	int fd;          /* owned */
 	int err_file;    /* errno of fdatasync, 0 if it worked */
 	int err_dir;     /* errno of the directory's open or fsync */
-	char path[1100]; /* the file's (final) name */
+	char path[4200]; /* the file's (final) name */
 };
 
 /* fdatasync(fd), then fsync of path's directory (the rename); errnos */
 static void flush_now(int fd, const char *path, int *err_file, int *err_dir)
 {
 	*err_file = fdatasync(fd) < 0 ? errno : 0;
-	char dir[1100];
+	char dir[4200];
 	snprintf(dir, sizeof dir, "%s", path);
 	char *slash = strrchr(dir, '/');
 	if (slash == dir)

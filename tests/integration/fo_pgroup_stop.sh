@@ -56,6 +56,9 @@ node_start() {
 	log "started node$i pid ${PG_PID[$i]} (job of shell $!)"
 }
 
+# is_stopped PID: in the stopped state (T in /proc/PID/stat)
+is_stopped() { [[ $(proc_state "$1") == T ]]; }
+
 fo_up
 FIRST=1
 
@@ -78,7 +81,7 @@ stop_case() {
 	tk=$(fo_now)
 	kill "-$sig" -- "-$pgwpid"
 	log "SIG$sig to node$P's process group $pgwpid"
-	wait_until -t 3 test "$(proc_state "$pgwpid")" = T ||
+	wait_until -t 3 is_stopped "$pgwpid" ||
 		fail "node$P's pgwarden is not stopped by SIG$sig (state $(proc_state "$pgwpid"))"
 
 	wait_until -t 30 fo_new_primary "$P" || {
