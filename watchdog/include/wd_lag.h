@@ -12,8 +12,8 @@
  * at most once per WD_LAG_LOG_INTERVAL_MS; the stalls not logged in
  * between are counted in the next line ("(K more since the last line,
  * worst X ms)"). GET /status shows the count and the worst.
- * The same as redis's latency monitor, for the same reason: the loop
- * renews the primary lease, and a stalled loop fences the node.
+ * Why it matters: the loop renews the primary lease, and a stalled loop
+ * fences the node.
  *
  * Thread: the loop thread. Times in ms; CLOCK_MONOTONIC (uv_hrtime).
  */
