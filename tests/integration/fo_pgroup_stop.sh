@@ -29,7 +29,7 @@
 # only such a group can be stopped by it.
 FO_SYNC_MODE=${FO_SYNC_MODE:-on}
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/failover.sh"
-fo_init 32800
+fo_init 33600
 
 # node_start I: node I as a background job of `bash -c 'set -m; ...'` in a
 # session of its own; the job's pid (pgwarden's, = its process group) is
