@@ -258,11 +258,12 @@ static bool named_postgres(pid_t pid)
 }
 
 /* SIGKILL every live process named postgres that works in the data
- * directory and is not a child of a postmaster fenced just now: backends
- * whose postmaster died before the deadline (a SIGKILL to pgwarden's
- * process group takes the postmaster, never its children, which each sit
- * in a session of their own) are nobody's children any more and run
- * until each notices the death by itself. Returns how many. */
+ * directory (the children of a postmaster fenced just now are dead or
+ * dying already): backends whose postmaster died before the deadline (a
+ * SIGKILL to pgwarden's process group takes the postmaster, never its
+ * children, which each sit in a session of their own) are nobody's
+ * children any more and run until each notices the death by itself.
+ * Returns how many were signalled. */
 static int kill_orphans(const struct fencer *f)
 {
 	DIR *d = opendir("/proc");
