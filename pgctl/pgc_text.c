@@ -1,6 +1,6 @@
 /* pgc_text.c - pure text helpers (LSNs, conninfo and conf quoting,
- * postmaster.pid and pg_controldata parsing) and the small synchronous
- * file writes pgctl makes in a data directory.
+ * postmaster.pid and pg_controldata parsing) and the small file writes
+ * pgctl makes in a data directory.
  *
  * Files are written to NAME.tmp and renamed over NAME, one small file per
  * call. Without a loop (offline tools, tests) NAME.tmp is fdatasync'ed
