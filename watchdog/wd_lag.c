@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
 #include "err.h"
 #include "log.h"
@@ -35,35 +36,54 @@ bool wd_lag_note(struct wd_lag *m, uint64_t now_ms, uint64_t busy_ms,
 	return true;
 }
 
+/* CPU time of the calling thread, ns */
+static uint64_t thread_cpu_ns(void)
+{
+	struct timespec ts;
+	if (clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) != 0)
+		return 0;
+	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
 static void on_prepare(uv_prepare_t *h)
 {
 	struct wd_lag *m = h->data;
 	uint64_t now = uv_hrtime();
 	uint64_t idle = uv_metrics_idle_time(m->loop);
+	uint64_t cpu = thread_cpu_ns();
 	if (!m->started) {
 		m->started = true;
 		m->last_ns = now;
 		m->last_idle_ns = idle;
+		m->last_cpu_ns = cpu;
 		return;
 	}
 	uint64_t span = now - m->last_ns;
 	uint64_t waited = idle - m->last_idle_ns;
 	uint64_t busy_ms = span > waited ? (span - waited) / 1000000u : 0;
+	/* the CPU the loop thread used meanwhile: close to busy_ms when a
+	 * callback computed, far below it when the thread waited in a
+	 * system call (a disk flush) or for a CPU (an overloaded machine) */
+	uint64_t cpu_ms = cpu >= m->last_cpu_ns
+				  ? (cpu - m->last_cpu_ns) / 1000000u
+				  : 0;
 	m->last_ns = now;
 	m->last_idle_ns = idle;
+	m->last_cpu_ns = cpu;
 	uint64_t quiet = 0, quiet_worst = 0;
 	if (!wd_lag_note(m, now / 1000000u, busy_ms, &quiet, &quiet_worst))
 		return;
 	if (quiet)
-		log_warn("loop[%s] stall ms=%" PRIu64 " stalls=%" PRIu64
-			 " worst_ms=%" PRIu64 " (%" PRIu64
+		log_warn("loop[%s] stall ms=%" PRIu64 " cpu_ms=%" PRIu64
+			 " stalls=%" PRIu64 " worst_ms=%" PRIu64 " (%" PRIu64
 			 " more since the last line, worst %" PRIu64 " ms)",
-			 m->name, busy_ms, m->st.stalls, m->st.worst_ms, quiet,
-			 quiet_worst);
+			 m->name, busy_ms, cpu_ms, m->st.stalls,
+			 m->st.worst_ms, quiet, quiet_worst);
 	else
-		log_warn("loop[%s] stall ms=%" PRIu64 " stalls=%" PRIu64
-			 " worst_ms=%" PRIu64,
-			 m->name, busy_ms, m->st.stalls, m->st.worst_ms);
+		log_warn("loop[%s] stall ms=%" PRIu64 " cpu_ms=%" PRIu64
+			 " stalls=%" PRIu64 " worst_ms=%" PRIu64,
+			 m->name, busy_ms, cpu_ms, m->st.stalls,
+			 m->st.worst_ms);
 }
 
 int wd_lag_init(struct wd_lag *m, uv_loop_t *loop, const char *name,

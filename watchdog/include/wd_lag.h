@@ -8,7 +8,10 @@
  *   (now - previous prepare) - (idle time spent waiting in between).
  * An iteration busy for at least the threshold (50 ms in the daemon) is a
  * stall: it is counted, the worst is kept, and it is logged as
- *   "loop[NAME] stall ms=M stalls=N worst_ms=W"
+ *   "loop[NAME] stall ms=M cpu_ms=C stalls=N worst_ms=W"
+ * (C: the CPU time the loop thread used in that iteration; C close to M
+ * means a callback computed, C far below M that the thread waited, in a
+ * system call or for a CPU)
  * at most once per WD_LAG_LOG_INTERVAL_MS; the stalls not logged in
  * between are counted in the next line ("(K more since the last line,
  * worst X ms)"). GET /status shows the count and the worst.
@@ -43,6 +46,7 @@ struct wd_lag {
 	bool started;           /* a previous prepare was seen */
 	uint64_t last_ns;       /* uv_hrtime() at the previous prepare */
 	uint64_t last_idle_ns;  /* uv_metrics_idle_time() then */
+	uint64_t last_cpu_ns;   /* the loop thread's CPU time then */
 	struct wd_lag_stats st;
 	uint64_t logged_at_ms;  /* when the last stall line was written; 0
 				   never */
