@@ -165,16 +165,22 @@ struct killset {
 	int n;
 };
 
-/* SIGKILL pid once; 1 if it was not killed before */
-static int kill_once(struct killset *k, pid_t pid)
+/* add pid to k; 1 if it was not in it */
+static int remember(struct killset *k, pid_t pid)
 {
-	kill(pid, SIGKILL);
 	for (int i = 0; i < k->n; i++)
 		if (k->pid[i] == pid)
 			return 0;
 	if (k->n < (int)(sizeof k->pid / sizeof k->pid[0]))
 		k->pid[k->n++] = pid;
 	return 1;
+}
+
+/* SIGKILL pid once; 1 if it was not killed before */
+static int kill_once(struct killset *k, pid_t pid)
+{
+	kill(pid, SIGKILL);
+	return remember(k, pid);
 }
 
 /* SIGKILL the live children of pm: from /proc/PM/task/PM/children (one
@@ -217,9 +223,9 @@ static int kill_children(pid_t pm, struct killset *k, bool scan)
 /* SIGSTOP the postmaster (no more forks, no restart of what dies), SIGKILL
  * its children at once (the backends: no commit is acknowledged after
  * this), then again until none is new, then the postmaster. *stopped_ms:
- * when the first round of SIGKILLs was sent. Returns the number of
- * children killed. */
-static int kill_tree(pid_t pm, uint64_t *stopped_ms)
+ * when the first round of SIGKILLs was sent. Every pid signalled is added
+ * to *k. Returns the number of children killed. */
+static int kill_tree(pid_t pm, struct killset *kset, uint64_t *stopped_ms)
 {
 	struct killset k = { .n = 0 };
 	kill(pm, SIGSTOP);
@@ -241,6 +247,9 @@ static int kill_tree(pid_t pm, uint64_t *stopped_ms)
 			break;
 	kill_children(pm, &k, true);
 	kill(pm, SIGKILL);
+	for (int i = 0; i < k.n; i++)
+		(void)remember(kset, k.pid[i]);
+	(void)remember(kset, pm);
 	return k.n;
 }
 
@@ -264,7 +273,7 @@ static bool named_postgres(pid_t pid)
  * children, which each sit in a session of their own) are nobody's
  * children any more and run until each notices the death by itself.
  * Returns how many were signalled. */
-static int kill_orphans(const struct fencer *f)
+static int kill_orphans(const struct fencer *f, const struct killset *done)
 {
 	DIR *d = opendir("/proc");
 	if (!d)
@@ -280,7 +289,11 @@ static int kill_orphans(const struct fencer *f)
 		    st == 'X' || !named_postgres((pid_t)v) ||
 		    !in_data_dir(f, (pid_t)v))
 			continue;
-		if (kill((pid_t)v, SIGKILL) == 0)
+		/* a child SIGKILLed a moment ago may not have exited yet */
+		bool seen = false;
+		for (int i = 0; i < done->n && !seen; i++)
+			seen = done->pid[i] == (pid_t)v;
+		if (!seen && kill((pid_t)v, SIGKILL) == 0)
 			n++;
 	}
 	closedir(d);
@@ -289,6 +302,8 @@ static int kill_orphans(const struct fencer *f)
 
 static void fence(struct fencer *f, uint64_t now)
 {
+	static struct killset killed; /* static: no allocation, no big stack */
+	killed.n = 0;
 	pid_t done[2] = { 0, 0 };
 	int n = 0;
 	/* the postmaster the agent named, if it is still the same process */
@@ -299,7 +314,7 @@ static void fence(struct fencer *f, uint64_t now)
 		    (!f->start || start == f->start) &&
 		    in_data_dir(f, f->pid)) {
 			uint64_t stopped;
-			int c = kill_tree(f->pid, &stopped);
+			int c = kill_tree(f->pid, &killed, &stopped);
 			log_warn("fencer[%s] fired mono=%" PRIu64
 				 " late_ms=%" PRIu64 ": killed postmaster %ld "
 				 "and %d children (the primary lease was not "
@@ -313,14 +328,14 @@ static void fence(struct fencer *f, uint64_t now)
 	pid_t p = pidfile_pid(f);
 	if (p > 0 && p != done[0] && in_data_dir(f, p)) {
 		uint64_t stopped;
-		int c = kill_tree(p, &stopped);
+		int c = kill_tree(p, &killed, &stopped);
 		log_warn("fencer[%s] fired mono=%" PRIu64 ": killed postmaster "
 			 "%ld of postmaster.pid and %d children",
 			 f->node, stopped, (long)p, c);
 		done[n++] = p;
 	}
 	/* and what is left of a postmaster that died earlier */
-	int orphans = kill_orphans(f);
+	int orphans = kill_orphans(f, &killed);
 	if (orphans > 0)
 		log_warn("fencer[%s] fired mono=%" PRIu64 ": killed %d postgres "
 			 "processes left in the data directory without their "
