@@ -1050,6 +1050,7 @@ int api_new(uv_loop_t *loop, struct rs_store *store, struct http_client *client,
 	a->api_url = mem_strdup(o->api_url);
 	a->peer_url = mem_strdup(o->peer_url);
 	a->version = mem_strdup(o->version);
+	a->lag = o->lag;
 	if (!a->cluster || !a->name || !a->token || !a->api_url ||
 	    !a->peer_url || !a->version) {
 		api_free(a);

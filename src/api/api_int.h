@@ -18,11 +18,14 @@
 #include "api/api.h"
 #include "ha/ha_agent.h"
 
+struct wd_lag;
+
 struct api {
 	uv_loop_t *loop;
 	struct rs_store *store;
 	struct http_client *client;
 	char *cluster, *name, *token, *api_url, *peer_url, *version;
+	const struct wd_lag *lag; /* loop stalls; borrowed, may be NULL */
 	uv_timer_t reg_timer;
 	bool reg_inflight;
 	api_status_fn agent_status; /* NULL on a store-only node */

@@ -1312,7 +1312,8 @@ static int write_hba(struct ha_agent *a)
 		lines[k++] = pg->pg_hba[i];
 	lines[k] = NULL;
 	char err[256];
-	int rv = pgc_hba_write(pg->data_dir, lines, err, sizeof err);
+	int rv = pgc_hba_write_on(a->loop, pg->data_dir, lines, err,
+				  sizeof err);
 	mem_free(lines);
 	if (rv != 0)
 		log_error("ha[%s] pg_hba: %s", a->cfg->node_name, err);
@@ -3252,14 +3253,14 @@ static int write_passfile(struct ha_agent *a, char *errmsg, size_t errlen)
 		}
 		ok = write(fd, line, o) == (ssize_t)o;
 	}
-	if (fsync(fd) != 0)
-		ok = false;
-	close(fd);
 	if (!ok || rename(tmp, a->passfile) != 0) {
 		snprintf(errmsg, errlen, "%s: %s", a->passfile, strerror(errno));
+		close(fd);
 		unlink(tmp);
 		return ERR_IO;
 	}
+	/* in place now; the flush runs on the thread pool (pgc.h) */
+	(void)pgc_file_sync_async(a->loop, fd, a->passfile);
 	return 0;
 }
 
