@@ -3250,6 +3250,11 @@ void ha_agent_test_set_leader(struct ha_agent *a, bool leader,
 	a->leader_lease = leader ? lease : 0;
 }
 
+void ha_agent_test_set_crashed_primary(struct ha_agent *a, bool crashed)
+{
+	a->flow_was_crashed_primary = crashed;
+}
+
 int ha_agent_test_begin(struct ha_agent *a, enum ha_fsm_state from,
 			enum ha_fsm_state to, enum ha_flow f,
 			const struct ha_member *leader)

@@ -75,6 +75,9 @@ int ha_agent_test_begin(struct ha_agent *a, enum ha_fsm_state from,
 /* Make the agent believe it holds the primary lease (id), or not. */
 void ha_agent_test_set_leader(struct ha_agent *a, bool leader,
 			      uint64_t lease);
+/* The data was a crashed primary ("in production"): a rejoin recovers it
+ * first (as converge sets it from pg_controldata). */
+void ha_agent_test_set_crashed_primary(struct ha_agent *a, bool crashed);
 /* Is a step of the flow bound to a function? (every one must be) */
 bool ha_agent_step_bound(enum ha_step s);
 

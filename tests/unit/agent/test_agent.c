@@ -948,6 +948,38 @@ static void test_rejoin_stopped_needs_no_stop(void **state)
 	AT(t, REPLICA);
 }
 
+/* a crashed primary's data: crash recovery as a standby of no one, a
+ * clean stop, and only then pg_rewind */
+static void test_rejoin_crashed_primary_recovers_first(void **state)
+{
+	struct t *t = *state;
+	ha_agent_test_set_crashed_primary(t->a, true);
+	BEGIN(t, STOPPED, REPLICA, REJOIN, leader2());
+	CALLS("start_replica");
+	assert_string_equal(F.start_conninfo, ""); /* follows no one */
+	complete(0);
+	CALLS("start_replica,stop");
+	complete(0);
+	CALLS("start_replica,stop,rewind");
+	complete(0);
+	CALLS("start_replica,stop,rewind,start_replica");
+	assert_non_null(strstr(F.start_conninfo, "10.0.0.2"));
+	complete(0);
+	AT(t, REPLICA);
+	IDLE(t);
+}
+
+static void test_rejoin_crash_recovery_fails(void **state)
+{
+	struct t *t = *state;
+	ha_agent_test_set_crashed_primary(t->a, true);
+	BEGIN(t, STOPPED, REPLICA, REJOIN, leader2());
+	complete(ERR_PG);
+	AT(t, STOPPED);
+	IDLE(t);
+	CALLS("start_replica"); /* never rewound */
+}
+
 /* failed before touching the data (no marker): try again later */
 static void test_rejoin_rewind_fails_data_intact(void **state)
 {
@@ -1078,6 +1110,17 @@ static void test_repoint(void **state)
 	IDLE(t); /* nothing left running */
 }
 
+static void test_repoint_fails_keeps_following(void **state)
+{
+	struct t *t = *state;
+	F.pm = PGC_PM_RUNNING;
+	F.next_rv = ERR_IO; /* write_conf */
+	BEGIN(t, REPLICA, REPLICA, REPOINT, leader2());
+	CALLS("write_conf"); /* no reload of a configuration not written */
+	AT(t, REPLICA);
+	IDLE(t);
+}
+
 static void test_refuse(void **state)
 {
 	struct t *t = *state;
@@ -1170,6 +1213,8 @@ int main(void)
 		T(test_bootstrap_initialize_conflict_is_fine),
 		T(test_rejoin_running_primary),
 		T(test_rejoin_stopped_needs_no_stop),
+		T(test_rejoin_crashed_primary_recovers_first),
+		T(test_rejoin_crash_recovery_fails),
 		T(test_rejoin_rewind_fails_data_intact),
 		T(test_rejoin_rewind_fails_wipes),
 		T(test_rejoin_rewind_fails_refuses),
@@ -1180,6 +1225,7 @@ int main(void)
 		T(test_reinit_running_replica),
 		T(test_reinit_stopped_wipes_at_once),
 		T(test_repoint),
+		T(test_repoint_fails_keeps_following),
 		T(test_refuse),
 		T(test_shutdown_revokes_after_stop),
 		T(test_shutdown_stop_fails_still_revokes),
