@@ -2274,13 +2274,18 @@ static void flow_finish(struct ha_agent *a, const struct ha_next *n)
 			 ha_flow_name(f), a->flow_msg);
 	else
 		snprintf(reason, sizeof reason, "%s done", ha_flow_name(f));
+	bool immediate = ha_flow_get(f)->immediate;
 	if (n->kind != HA_NEXT_FAIL)
 		agent_move(a, to, f, reason);
+	else if (immediate) /* tried again next tick: no line per tick */
+		log_debug("ha[%s] role=%s goal=%s reason=%s",
+			  a->cfg->node_name, ha_fsm_state_name(a->st),
+			  ha_fsm_state_name(r->to), reason);
 	else
 		log_info("ha[%s] role=%s goal=%s reason=%s", a->cfg->node_name,
 			 ha_fsm_state_name(a->st), ha_fsm_state_name(r->to),
 			 reason);
-	if (ha_flow_get(f)->immediate) {
+	if (immediate) {
 		a->row = NULL;
 		return;
 	}
