@@ -2168,8 +2168,8 @@ static const struct cli_cmd cli_cmds[] = {
 	 "timeline switches with their reasons"},
 	{{"fsm"}, 0, 0, OPT(O_DOT), 0, F_SIMPLE, false, cmd_fsm,
 	 "fsm [--dot]",
-	 "the agent's life cycle: transition table and flows (--dot: "
-	 "Graphviz)"},
+	 "the agent's life cycle, transition table and flows (asks no "
+	 "node; --dot: Graphviz)"},
 	{{"reinit"}, 1, 1, OPT(O_FORCE), 0, F_SIMPLE, true, cmd_reinit,
 	 "reinit NODE [--force]",
 	 "wipe a replica's data and clone it again from the primary"},
