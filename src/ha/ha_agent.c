@@ -3255,6 +3255,11 @@ void ha_agent_test_set_leader(struct ha_agent *a, bool leader,
 	a->leader_lease = leader ? lease : 0;
 }
 
+void ha_agent_test_tick(struct ha_agent *a)
+{
+	tick(a);
+}
+
 void ha_agent_test_set_crashed_primary(struct ha_agent *a, bool crashed)
 {
 	a->flow_was_crashed_primary = crashed;

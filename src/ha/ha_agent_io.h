@@ -78,6 +78,8 @@ void ha_agent_test_set_leader(struct ha_agent *a, bool leader,
 /* The data was a crashed primary ("in production"): a rejoin recovers it
  * first (as converge sets it from pg_controldata). */
 void ha_agent_test_set_crashed_primary(struct ha_agent *a, bool crashed);
+/* One tick: probe, read the store, observe, converge, report. */
+void ha_agent_test_tick(struct ha_agent *a);
 /* Is a step of the flow bound to a function? (every one must be) */
 bool ha_agent_step_bound(enum ha_step s);
 

@@ -314,7 +314,23 @@ static struct fake {
 	} sub[128];
 	int nsub;
 	int store_code;           /* rs_result.code for PUTs */
+	/* what the local copy of the store holds (range answers it) */
+	struct kvent {
+		char key[256];
+		char value[1024];
+	} kv[16];
+	int nkv;
+	pgc_probe_cb probe_cb;    /* a probe in flight */
+	void *probe_arg;
 } F;
+
+static void store_set(const char *leaf, const char *value)
+{
+	assert_true(F.nkv < 16);
+	snprintf(F.kv[F.nkv].key, sizeof F.kv[0].key, "/service/c1/%s", leaf);
+	snprintf(F.kv[F.nkv].value, sizeof F.kv[0].value, "%s", value);
+	F.nkv++;
+}
 
 static void called(const char *what)
 {
@@ -460,9 +476,24 @@ static int f_probe(struct pgc_node *n, unsigned timeout_ms, pgc_probe_cb cb,
 {
 	(void)n;
 	(void)timeout_ms;
-	(void)cb;
-	(void)arg;
-	return ERR_UNAVAILABLE;
+	if (F.probe_cb)
+		return ERR_UNAVAILABLE;
+	F.probe_cb = cb;
+	F.probe_arg = arg;
+	return 0;
+}
+
+/* Answer the probe in flight: PostgreSQL runs, in recovery or not. */
+static void probe_answer(bool in_recovery, uint64_t sysid)
+{
+	assert_non_null(F.probe_cb);
+	struct pgc_probe p = { .in_recovery = in_recovery,
+			       .system_id = sysid,
+			       .timeline = 1,
+			       .streaming = in_recovery };
+	pgc_probe_cb cb = F.probe_cb;
+	F.probe_cb = NULL;
+	cb(F.probe_arg, 0, "", &p);
 }
 static int f_query(struct pgc_node *n, const char *sql, int nparams,
 		   const char *const *params, unsigned timeout_ms,
@@ -506,13 +537,26 @@ static int f_range(struct rs_store *st, const char *key, size_t key_len,
 		   uint64_t *revision)
 {
 	(void)st;
-	(void)key;
-	(void)key_len;
-	(void)prefix;
-	(void)limit;
 	*kvs = NULL;
-	*n = 0; /* an empty store */
+	*n = 0;
 	*revision = 1;
+	struct rs_kv *out = mem_calloc(16, sizeof *out);
+	assert_non_null(out);
+	size_t k = 0;
+	for (int i = 0; i < F.nkv && (limit == 0 || k < limit); i++) {
+		size_t kl = strlen(F.kv[i].key);
+		if (prefix ? strncmp(F.kv[i].key, key, key_len) != 0
+			   : kl != key_len || memcmp(F.kv[i].key, key, kl) != 0)
+			continue;
+		out[k].key = mem_strdup(F.kv[i].key);
+		out[k].value = mem_strdup(F.kv[i].value);
+		out[k].value_len = strlen(F.kv[i].value);
+		out[k].mod_rev = 3;
+		out[k].lease = 0;
+		k++;
+	}
+	*kvs = out;
+	*n = k;
 	return 0;
 }
 
@@ -1185,6 +1229,158 @@ static void test_shutdown_preempts_flow(void **state)
 	AT(t, SHUTDOWN);
 }
 
+/* ------------------------------------------------------------------ */
+/* converge: the goal and the row a tick picks (store view + PostgreSQL)  */
+/* ------------------------------------------------------------------ */
+
+/* An initialized cluster (system id 42) led by node2. */
+static void cluster_led_by_node2(void)
+{
+	store_set("initialize", "42");
+	store_set("leader", "node2");
+	char *js = ha_member_encode(leader2());
+	assert_non_null(js);
+	store_set("members/node2", js);
+	mem_free(js);
+}
+
+static void tick(struct t *t)
+{
+	ha_agent_test_tick(t->a);
+}
+
+/* no data, another node leads: clone from it */
+static void test_tick_no_data_follower_clones(void **state)
+{
+	struct t *t = *state;
+	cluster_led_by_node2();
+	tick(t);
+	CALLS("basebackup");
+	assert_non_null(strstr(F.bb_conninfo, "10.0.0.2"));
+	AT(t, NO_DATA);
+	assert_int_equal(ha_agent_flow(t->a), FL(CLONE));
+}
+
+/* stopped replica data: start as the leader's replica, no rewind */
+static void test_tick_stopped_replica_data_starts_replica(void **state)
+{
+	struct t *t = *state;
+	cluster_led_by_node2();
+	touch(t, "PG_VERSION");
+	snprintf(F.cd.state, sizeof F.cd.state, "shut down in recovery");
+	tick(t);
+	CALLS("controldata"); /* what the data was, first */
+	complete(0);
+	tick(t);
+	CALLS("controldata,start_replica");
+	assert_non_null(strstr(F.start_conninfo, "10.0.0.2"));
+	AT(t, STOPPED);
+	assert_int_equal(ha_agent_flow(t->a), FL(START_REPLICA));
+}
+
+/* a crashed primary's data (in production): rejoin, recovering first */
+static void test_tick_crashed_primary_data_rejoins(void **state)
+{
+	struct t *t = *state;
+	cluster_led_by_node2();
+	touch(t, "PG_VERSION");
+	snprintf(F.cd.state, sizeof F.cd.state, "in production");
+	tick(t);
+	complete(0); /* controldata */
+	tick(t);
+	assert_int_equal(ha_agent_flow(t->a), FL(REJOIN));
+	CALLS("controldata,start_replica");
+	assert_string_equal(F.start_conninfo, ""); /* a standby of no one */
+}
+
+/* data of another cluster is never started */
+static void test_tick_other_cluster_refused(void **state)
+{
+	struct t *t = *state;
+	cluster_led_by_node2();
+	touch(t, "PG_VERSION");
+	F.cd.system_id = 7;
+	tick(t);
+	complete(0); /* controldata: system id 7 */
+	tick(t);
+	AT(t, REFUSED);
+	tick(t);
+	tick(t);
+	CALLS("controldata"); /* nothing started, ever */
+}
+
+/* a writable PostgreSQL while another node leads: stopped, rewound */
+static void test_tick_writable_follower_rejoins(void **state)
+{
+	struct t *t = *state;
+	cluster_led_by_node2();
+	touch(t, "PG_VERSION");
+	F.pm = PGC_PM_RUNNING;
+	tick(t);
+	probe_answer(false, 42);
+	tick(t);
+	AT(t, PRIMARY);
+	assert_int_equal(ha_agent_flow(t->a), FL(REJOIN));
+	CALLS("stop");
+}
+
+/* a replica that follows someone else is re-pointed, not restarted */
+static void test_tick_replica_repointed(void **state)
+{
+	struct t *t = *state;
+	cluster_led_by_node2();
+	touch(t, "PG_VERSION");
+	F.pm = PGC_PM_RUNNING;
+	tick(t);
+	probe_answer(true, 42);
+	tick(t);
+	AT(t, REPLICA);
+	CALLS("write_conf,reload");
+	assert_non_null(strstr(F.start_conninfo, "10.0.0.2"));
+	probe_answer(true, 42);
+	tick(t);
+	CALLS("write_conf,reload"); /* following node2 now: nothing more */
+}
+
+/* reinit of a replica: stop, wipe */
+static void test_tick_reinit(void **state)
+{
+	struct t *t = *state;
+	cluster_led_by_node2();
+	touch(t, "PG_VERSION");
+	F.pm = PGC_PM_RUNNING;
+	tick(t);
+	probe_answer(true, 42);
+	tick(t);
+	assert_int_equal(ha_agent_reinit(t->a), 0);
+	probe_answer(true, 42);
+	tick(t);
+	assert_int_equal(ha_agent_flow(t->a), FL(REINIT));
+	CALLS("write_conf,reload,stop");
+	complete(0);
+	CALLS("write_conf,reload,stop,wipe");
+	complete(0);
+	AT(t, NO_DATA);
+}
+
+/* the postmaster exits: recorded as the observed row */
+static void test_tick_observes_exit(void **state)
+{
+	struct t *t = *state;
+	cluster_led_by_node2();
+	touch(t, "PG_VERSION");
+	F.pm = PGC_PM_RUNNING;
+	tick(t);
+	probe_answer(true, 42);
+	tick(t);
+	AT(t, REPLICA);
+	F.pm = PGC_PM_STOPPED;
+	snprintf(F.cd.state, sizeof F.cd.state, "in crash recovery");
+	F.pend = P_NONE;
+	tick(t);
+	AT(t, STOPPED);
+}
+
 int main(void)
 {
 	log_set_level(LOG_ERROR);
@@ -1230,6 +1426,14 @@ int main(void)
 		T(test_shutdown_revokes_after_stop),
 		T(test_shutdown_stop_fails_still_revokes),
 		T(test_shutdown_preempts_flow),
+		T(test_tick_no_data_follower_clones),
+		T(test_tick_stopped_replica_data_starts_replica),
+		T(test_tick_crashed_primary_data_rejoins),
+		T(test_tick_other_cluster_refused),
+		T(test_tick_writable_follower_rejoins),
+		T(test_tick_replica_repointed),
+		T(test_tick_reinit),
+		T(test_tick_observes_exit),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
