@@ -1381,6 +1381,63 @@ static void test_tick_observes_exit(void **state)
 	AT(t, STOPPED);
 }
 
+/* this node leads (it holds the lease the leader key names) */
+static void cluster_led_by_me(struct t *t, bool initialized)
+{
+	if (initialized)
+		store_set("initialize", "42");
+	store_set("leader", "node1");
+	ha_agent_test_set_leader(t->a, true, 0x77);
+}
+
+static void test_tick_leader_stopped_starts_primary(void **state)
+{
+	struct t *t = *state;
+	cluster_led_by_me(t, true);
+	touch(t, "PG_VERSION");
+	tick(t);
+	CALLS("controldata"); /* this cluster's data? */
+	complete(0);
+	tick(t);
+	CALLS("controldata,start_primary");
+	assert_int_equal(ha_agent_flow(t->a), FL(START_PRIMARY));
+	complete(0);
+	AT(t, PRIMARY);
+}
+
+static void test_tick_leader_replica_promotes(void **state)
+{
+	struct t *t = *state;
+	cluster_led_by_me(t, true);
+	touch(t, "PG_VERSION");
+	F.pm = PGC_PM_RUNNING;
+	tick(t);
+	probe_answer(true, 42);
+	tick(t);
+	CALLS("promote");
+	assert_int_equal(ha_agent_flow(t->a), FL(PROMOTE));
+}
+
+static void test_tick_leader_of_new_cluster_bootstraps(void **state)
+{
+	struct t *t = *state;
+	cluster_led_by_me(t, false);
+	tick(t);
+	CALLS("initdb");
+	assert_int_equal(ha_agent_flow(t->a), FL(BOOTSTRAP));
+}
+
+/* not leading and no cluster yet: wait, start nothing */
+static void test_tick_no_cluster_waits(void **state)
+{
+	struct t *t = *state;
+	tick(t);
+	tick(t);
+	CALLS("");
+	AT(t, NO_DATA);
+	IDLE(t);
+}
+
 int main(void)
 {
 	log_set_level(LOG_ERROR);
@@ -1434,6 +1491,10 @@ int main(void)
 		T(test_tick_replica_repointed),
 		T(test_tick_reinit),
 		T(test_tick_observes_exit),
+		T(test_tick_leader_stopped_starts_primary),
+		T(test_tick_leader_replica_promotes),
+		T(test_tick_leader_of_new_cluster_bootstraps),
+		T(test_tick_no_cluster_waits),
 #undef T
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
