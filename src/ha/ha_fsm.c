@@ -122,6 +122,8 @@ const struct ha_fsm_row ha_fsm_rows[] = {
 	  "data left by a clone or bootstrap that failed half-way" },
 	{ S(NO_DATA), S(PRIMARY), F(NONE), P(NONE),
 	  "a bootstrap that failed half-way left PostgreSQL running" },
+	{ S(NO_DATA), S(REPLICA), F(NONE), P(NONE),
+	  "a clone whose start reported failure came up after all" },
 	{ S(STOPPED), S(PRIMARY), F(NONE), P(NONE),
 	  "running writable although its flow failed late" },
 	{ S(STOPPED), S(REPLICA), F(NONE), P(NONE),

@@ -87,6 +87,31 @@ static void test_every_state_has_a_way_out(void **state)
 			assert_int_equal(ha_fsm_rows[i].to, S(SHUTDOWN));
 }
 
+/* What observation shows is a fact: every change between observable
+ * states (and the first look from init) is a row, so that agent_move never
+ * records one the table does not explain. */
+static void test_every_observation_is_a_row(void **state)
+{
+	(void)state;
+	for (int from = 0; from < HA_FSM__N; from++)
+		for (int to = 0; to < HA_FSM__N; to++) {
+			if (from == to || !ha_fsm_observable((enum ha_fsm_state)to) ||
+			    !(from == S(INIT) ||
+			      ha_fsm_observable((enum ha_fsm_state)from)))
+				continue;
+			if (!ha_fsm_observed((enum ha_fsm_state)from,
+					     (enum ha_fsm_state)to))
+				fail_msg("no observed row %s -> %s",
+					 ha_fsm_state_name((enum ha_fsm_state)from),
+					 ha_fsm_state_name((enum ha_fsm_state)to));
+		}
+	/* and none leaves a terminal state */
+	for (int to = 0; to < HA_FSM__N; to++) {
+		assert_null(ha_fsm_observed(S(REFUSED), (enum ha_fsm_state)to));
+		assert_null(ha_fsm_observed(S(SHUTDOWN), (enum ha_fsm_state)to));
+	}
+}
+
 static bool overlap(const struct ha_fsm_row *a, const struct ha_fsm_row *b)
 {
 	for (int s = 0; s < HA_FSM__N; s++)
@@ -1445,6 +1470,7 @@ int main(void)
 		cmocka_unit_test(test_every_state_reachable_from_init),
 		cmocka_unit_test(test_every_state_has_a_way_out),
 		cmocka_unit_test(test_no_duplicate_or_contradictory_rows),
+		cmocka_unit_test(test_every_observation_is_a_row),
 		cmocka_unit_test(test_flows_are_closed),
 		cmocka_unit_test(test_print),
 		cmocka_unit_test(test_docs_show_the_table),
