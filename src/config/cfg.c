@@ -48,6 +48,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <ini.h>
+#include <jansson.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -220,6 +221,8 @@ struct load {
 	size_t peer_cap;      /* capacity of peers and peer_line */
 	unsigned *param_line; /* owned: line of cfg->pg.params[i] */
 	unsigned *user_line;  /* owned: header line of cfg->pg.users[i] */
+	bool no_lines;        /* not a file (the store's config): messages
+			       * name no line */
 	char *buf;            /* getline()'s buffer: libc malloc */
 	size_t bufcap;
 };
@@ -235,7 +238,7 @@ static void put_err(struct load *L, unsigned line, const char *fmt,
 	if (!L->err || L->errlen == 0)
 		return;
 	int n;
-	if (line)
+	if (line && !L->no_lines)
 		n = snprintf(L->err, L->errlen, "%s:%u: ", L->path, line);
 	else
 		n = snprintf(L->err, L->errlen, "%s: ", L->path);
@@ -2064,4 +2067,150 @@ int cfg_load(const char *path, struct cfg *out, char *err, size_t errlen)
 	if (L.rc)
 		cfg_free(out);
 	return L.rc;
+}
+
+/* ---- the cluster-wide [ha] (store) ------------------------------------ */
+
+static const int ha_keys[] = { K_HA_TTL,	   K_HA_LOOP_WAIT,
+			       K_HA_SAFETY_MARGIN, K_HA_MAX_LAG,
+			       K_HA_SYNC_MODE,	   K_HA_SYNC_COUNT,
+			       K_HA_CRASH_RESTART, K_HA_MOVE_RAFT_LEADER };
+
+static void ha_to_pg(const struct cfg_ha *h, struct cfg_pg *pg)
+{
+	pg->ttl_ms = h->ttl_ms;
+	pg->loop_wait_ms = h->loop_wait_ms;
+	pg->safety_margin_ms = h->safety_margin_ms;
+	pg->maximum_lag_on_failover = h->maximum_lag_on_failover;
+	pg->synchronous_mode = h->synchronous_mode;
+	pg->synchronous_node_count = h->synchronous_node_count;
+	pg->crash_restart_timeout_ms = h->crash_restart_timeout_ms;
+	pg->move_raft_leader = h->move_raft_leader;
+}
+
+void cfg_ha_of(const struct cfg *c, struct cfg_ha *out)
+{
+	const struct cfg_pg *pg = &c->pg;
+	*out = (struct cfg_ha){
+		.ttl_ms = pg->ttl_ms,
+		.loop_wait_ms = pg->loop_wait_ms,
+		.safety_margin_ms = pg->safety_margin_ms,
+		.maximum_lag_on_failover = pg->maximum_lag_on_failover,
+		.synchronous_mode = pg->synchronous_mode,
+		.synchronous_node_count = pg->synchronous_node_count,
+		.crash_restart_timeout_ms = pg->crash_restart_timeout_ms,
+		.move_raft_leader = pg->move_raft_leader,
+	};
+}
+
+static const char *sync_mode_word(enum cfg_sync_mode m)
+{
+	return m == CFG_SYNC_STRICT ? "strict" : m == CFG_SYNC_ON ? "on" : "off";
+}
+
+int cfg_ha_to_json(const struct cfg_ha *h, char *buf, size_t len)
+{
+	int n = snprintf(buf, len,
+			 "{\"ha\":{\"ttl\":\"%ums\",\"loop_wait\":\"%ums\","
+			 "\"safety_margin\":\"%ums\","
+			 "\"maximum_lag_on_failover\":\"%llu\","
+			 "\"synchronous_mode\":\"%s\","
+			 "\"synchronous_node_count\":\"%u\","
+			 "\"crash_restart_timeout\":\"%ums\","
+			 "\"move_raft_leader\":\"%s\"}}",
+			 h->ttl_ms, h->loop_wait_ms, h->safety_margin_ms,
+			 (unsigned long long)h->maximum_lag_on_failover,
+			 sync_mode_word(h->synchronous_mode),
+			 h->synchronous_node_count, h->crash_restart_timeout_ms,
+			 h->move_raft_leader ? "true" : "false");
+	if (n < 0 || (size_t)n >= len)
+		return ERR_INVAL;
+	return n;
+}
+
+int cfg_ha_from_json(const struct cfg *c, const char *json,
+		     struct cfg_ha *out, char *err, size_t errlen)
+{
+	/* The ini's own parsers and checks, run on a copy of this node's
+	 * settings: only the [ha] fields are written, and nothing the copy
+	 * points to is freed or changed. */
+	struct cfg tmp = *c;
+	struct cfg_ha h;
+	cfg_ha_of(c, &h);
+	ha_to_pg(&h, &tmp.pg);
+	struct load L = {
+		.path = "cluster config",
+		.cfg = &tmp,
+		.err = err,
+		.errlen = errlen,
+		.sect = S_HA,
+		.last_key = -1,
+		.no_lines = true,
+	};
+	snprintf(L.title, sizeof L.title, "%s", "ha");
+	tmp.pg.enabled = true; /* run the timing checks */
+	if (err && errlen)
+		err[0] = '\0';
+
+	json_error_t je;
+	json_t *root = json_loads(json, JSON_REJECT_DUPLICATES, &je);
+	json_t *ha = root ? json_object_get(root, "ha") : NULL;
+	if (!root) {
+		fail(&L, 0, "not a JSON object: %s", je.text);
+	} else if (!json_is_object(root) || json_object_size(root) != 1 ||
+		   !json_is_object(ha)) {
+		fail(&L, 0, "expected {\"ha\": {...}} and nothing else");
+	} else {
+		const char *name;
+		json_t *v;
+		json_object_foreach(ha, name, v)
+		{
+			int id = find_key(S_HA, name);
+			if (id < 0) {
+				fail(&L, 0, "[ha] %s: unknown key", name);
+				break;
+			}
+			if (!json_is_string(v)) {
+				fail(&L, 0, "[ha] %s: expected a string value",
+				     name);
+				break;
+			}
+			if (keys[id].parse(&L, &keys[id], json_string_value(v)))
+				break;
+		}
+	}
+	json_decref(root);
+	if (!L.rc)
+		check_ha(&L);
+	if (L.rc)
+		return L.rc;
+	cfg_ha_of(&tmp, out);
+	return 0;
+}
+
+void cfg_ha_diff(const struct cfg_ha *a, const struct cfg_ha *b, char *out,
+		 size_t len)
+{
+	const bool differs[] = {
+		a->ttl_ms != b->ttl_ms,
+		a->loop_wait_ms != b->loop_wait_ms,
+		a->safety_margin_ms != b->safety_margin_ms,
+		a->maximum_lag_on_failover != b->maximum_lag_on_failover,
+		a->synchronous_mode != b->synchronous_mode,
+		a->synchronous_node_count != b->synchronous_node_count,
+		a->crash_restart_timeout_ms != b->crash_restart_timeout_ms,
+		a->move_raft_leader != b->move_raft_leader,
+	}; /* in the order of ha_keys */
+	size_t n = 0;
+	if (len)
+		out[0] = '\0';
+	for (size_t i = 0; i < NELEM(ha_keys) && len; i++) {
+		if (!differs[i])
+			continue;
+		int w = snprintf(out + n, len - n, "%s%s", n ? ", " : "",
+				 keys[ha_keys[i]].name);
+		if (w < 0 || (size_t)w >= len - n)
+			break;
+		n += (size_t)w;
+	}
 }

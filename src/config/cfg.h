@@ -206,4 +206,41 @@ void cfg_free(struct cfg *c);
 int cfg_split_hostport(const char *s, char *host, size_t hostlen,
 		       uint16_t *port);
 
+/* The cluster-wide [ha] settings. The first node that runs PostgreSQL
+ * writes its ini's [ha] into the store (key /service/CLUSTER/config, as
+ * cfg_ha_to_json() writes it) before any node may take the primary lease;
+ * from then on every node uses the store's values and its own ini's [ha]
+ * only where the store has none (docs/configuration.md, "[ha]"). */
+struct cfg_ha {
+	unsigned ttl_ms;
+	unsigned loop_wait_ms;
+	unsigned safety_margin_ms;
+	uint64_t maximum_lag_on_failover; /* bytes */
+	enum cfg_sync_mode synchronous_mode;
+	unsigned synchronous_node_count;
+	unsigned crash_restart_timeout_ms;
+	bool move_raft_leader;
+};
+
+/* The [ha] values of a loaded file (its defaults where it has none). */
+void cfg_ha_of(const struct cfg *c, struct cfg_ha *out);
+
+/* {"ha":{"ttl":"2500ms",...}}: every key, written as the ini would write
+ * it. Returns the length, or ERR_INVAL if it does not fit in len. */
+int cfg_ha_to_json(const struct cfg_ha *h, char *buf, size_t len);
+
+/* Parse a stored config, checking each value by the ini's own rules
+ * (types, ranges) and the whole by the ini's timing checks (I1, I3) with
+ * this node's own election_timeout and watchdog from c. A key missing
+ * from the store keeps c's value; an unknown key is an error. On failure
+ * returns ERR_INVAL with "cluster config: [ha] KEY: reason" in err and
+ * leaves *out unchanged. */
+int cfg_ha_from_json(const struct cfg *c, const char *json,
+		     struct cfg_ha *out, char *err, size_t errlen);
+
+/* Names of the keys whose values differ in a and b, separated by ", "
+ * (empty when equal); for logs. */
+void cfg_ha_diff(const struct cfg_ha *a, const struct cfg_ha *b, char *out,
+		 size_t len);
+
 #endif

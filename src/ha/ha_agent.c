@@ -46,6 +46,7 @@
 #include <jansson.h>
 
 #include "err.h"
+#include "failpoint.h"
 #include "ha/ha_agent_io.h"
 #include "ha/ha_fencer.h"
 #include "ha/ha_fsm.h"
@@ -152,6 +153,14 @@ struct ha_agent {
 	uint64_t leader_rev;      /* store revision at which we took it */
 	uint64_t leader_lease;
 	uint64_t valid_until_ms;  /* self-fencing deadline */
+	uint64_t lease_ttl;       /* ms, the held lease's own ttl (store) */
+	bool last_leader_inflight; /* a last_leader put is in flight */
+	struct cfg_ha ha;         /* the cluster's [ha] in effect (store) */
+	uint64_t ha_rev;          /* mod revision of the config key read */
+	bool ha_known;            /* ha came from the store */
+	bool ha_bad;              /* the store's config fails our checks */
+	bool ha_inflight;         /* writing the config key */
+	bool ha_wait_logged;
 	bool renew_inflight;
 	uint64_t renew_sent_ms;
 	bool acquire_inflight;
@@ -176,8 +185,14 @@ struct ha_agent {
 	uint64_t sw_final_lsn;
 	uint64_t sw_deadline_ms;
 	uint64_t sw_key_rev;      /* mod revision of the request handled */
+	bool sw_unknown;          /* the handover put's outcome is unknown */
+	uint64_t sw_leader_rev;   /* mod revision of our leader key that the
+				     handover put compares with */
 	struct pgc_conn *sw_conn; /* to the target's PostgreSQL */
 	uv_timer_t sw_timer;
+	uv_timer_t fp_timer;      /* failpoint handover_commit_late */
+	struct rs_cmd fp_cmd;     /* its put (key in fp_key) */
+	char fp_key[256];
 	bool clean_handover;      /* stopped cleanly and handed over: the next
 				     start as a replica needs no pg_rewind */
 	char promote_reason[32];  /* for the history entry */
@@ -301,9 +316,12 @@ static bool read_member(struct ha_agent *a, const char *name,
 	return ok;
 }
 
+static void cluster_ha_refresh(struct ha_agent *a);
+
 static void refresh_view(struct ha_agent *a)
 {
 	char buf[512];
+	cluster_ha_refresh(a);
 	a->initialized = read_key(a, "initialize", a->init_sysid,
 				  sizeof a->init_sysid, NULL, NULL);
 	a->has_leader = read_key(a, "leader", a->leader_name,
@@ -326,6 +344,116 @@ static void refresh_view(struct ha_agent *a)
 	}
 	a->leader_rec_ok = a->has_leader &&
 			   read_member(a, a->leader_name, &a->leader_rec);
+}
+
+/* ------------------------------------------------------------------ */
+/* The cluster-wide [ha]                                                */
+/* ------------------------------------------------------------------ */
+
+/* The config key holds the cluster's [ha] (src/config/cfg.h, cfg_ha_*).
+ * The first node that finds it missing writes its own ini's (create-only:
+ * of nodes starting together one wins), and no node takes or adopts the
+ * primary lease before it has read the key: every lease holder counts by
+ * the same ttl, loop_wait and safety_margin, whatever its ini says. A
+ * stored config this node's own settings refuse (its election_timeout or
+ * watchdog make I1/I3 fail) keeps this node from leading, loudly. */
+static void on_cluster_ha_written(void *arg, int status,
+				  const struct rs_result *res)
+{
+	struct ha_agent *a = arg;
+	a->ha_inflight = false;
+	int rv = status ? status : res->code;
+	if (rv == 0)
+		log_info("ha[%s] wrote the cluster's [ha] settings (from %s)",
+			 a->cfg->node_name, a->cfg->path ? a->cfg->path : "ini");
+	else if (rv != ERR_CONFLICT && !a->closing)
+		log_warn("ha[%s] writing the cluster's [ha] settings failed: "
+			 "%s (retried next tick)",
+			 a->cfg->node_name, err_str(rv));
+}
+
+static void cluster_ha_apply(struct ha_agent *a, const struct cfg_ha *h)
+{
+	struct cfg_ha ini;
+	char d[256];
+	cfg_ha_of(a->cfg, &ini);
+	cfg_ha_diff(&ini, h, d, sizeof d);
+	if (d[0])
+		log_warn("ha[%s] [ha] %s in %s differ from the cluster's: the "
+			 "cluster's values are used (key /service/%s/config)",
+			 a->cfg->node_name, d,
+			 a->cfg->path ? a->cfg->path : "the ini",
+			 a->cfg->cluster_name);
+	cfg_ha_diff(&a->ha, h, d, sizeof d);
+	if (d[0] && a->ha_known)
+		log_info("ha[%s] cluster [ha] changed: %s", a->cfg->node_name,
+			 d);
+	bool wait_changed = h->loop_wait_ms != a->loop_wait;
+	a->ha = *h;
+	a->ttl = h->ttl_ms;
+	a->loop_wait = h->loop_wait_ms;
+	a->margin = h->safety_margin_ms;
+	if (wait_changed && uv_is_active((uv_handle_t *)&a->tick))
+		uv_timer_set_repeat(&a->tick, a->loop_wait);
+	a->ha_known = true;
+	a->ha_bad = false;
+}
+
+static void cluster_ha_refresh(struct ha_agent *a)
+{
+	char key[256], err[256];
+	ha_key(key, sizeof key, a->cfg->cluster_name, "config");
+	struct rs_kv *kvs = NULL;
+	size_t n = 0;
+	uint64_t rev;
+	if (a->io->range(a->store, key, strlen(key), false, 1, &kvs, &n,
+			 &rev) != 0)
+		return;
+	if (n == 1 && kvs[0].mod_rev != a->ha_rev) {
+		struct cfg_ha h;
+		a->ha_rev = kvs[0].mod_rev;
+		if (cfg_ha_from_json(a->cfg, kvs[0].value, &h, err,
+				     sizeof err) == 0) {
+			cluster_ha_apply(a, &h);
+		} else {
+			a->ha_bad = true;
+			log_error("ha[%s] %s: this node will not lead until the "
+				  "cluster's [ha] or its own settings change",
+				  a->cfg->node_name, err);
+		}
+	} else if (n == 0 && !a->ha_inflight && !a->closing) {
+		char js[1024];
+		int len = cfg_ha_to_json(&a->ha, js, sizeof js);
+		struct rs_cmd c = {
+			.op = RS_OP_PUT,
+			.flags = RS_CMD_HAS_PREV,
+			.prev_rev = 0,
+			.key = { key, (uint32_t)strlen(key) },
+			.value = { js, len > 0 ? (uint32_t)len : 0 },
+		};
+		if (len > 0 && agent_submit(a, &c, STORE_TIMEOUT_MS,
+					    on_cluster_ha_written, a) == 0)
+			a->ha_inflight = true;
+	}
+	rs_kvs_free(kvs, n);
+}
+
+/* May this node take or adopt the primary lease, as far as the cluster's
+ * settings go? */
+static bool cluster_ha_ready(struct ha_agent *a)
+{
+	if (a->ha_known && !a->ha_bad) {
+		a->ha_wait_logged = false;
+		return true;
+	}
+	if (!a->ha_wait_logged)
+		log_info("ha[%s] not leading: %s", a->cfg->node_name,
+			 a->ha_bad ? "the cluster's [ha] settings fail this "
+				     "node's checks"
+				   : "the cluster's [ha] settings are not "
+				     "in the store yet");
+	a->ha_wait_logged = true;
+	return false;
 }
 
 /* ------------------------------------------------------------------ */
@@ -380,12 +508,12 @@ static void sync_format(struct ha_agent *a, char *buf, size_t len)
 {
 	if (!a->sync_applied_set || a->nsync_applied == 0 ||
 	    a->sync_applied_k == 0) {
-		if (a->cfg->pg.synchronous_mode == CFG_SYNC_STRICT)
+		if (a->ha.synchronous_mode == CFG_SYNC_STRICT)
 			snprintf(buf, len,
 				 "synchronous_standby_names=ANY %u "
 				 "(\"pgwarden_no_standby\")",
-				 a->cfg->pg.synchronous_node_count
-					 ? a->cfg->pg.synchronous_node_count
+				 a->ha.synchronous_node_count
+					 ? a->ha.synchronous_node_count
 					 : 1);
 		else
 			snprintf(buf, len, "synchronous_standby_names=");
@@ -429,7 +557,7 @@ static const char **build_params(struct ha_agent *a)
 	char cn[128];
 	snprintf(cn, sizeof cn, "cluster_name=%s", a->cfg->cluster_name);
 	p[k++] = mem_strdup(cn);
-	if (a->cfg->pg.synchronous_mode != CFG_SYNC_OFF && a->initialized) {
+	if (a->ha.synchronous_mode != CFG_SYNC_OFF && a->initialized) {
 		/* also on replicas: it takes effect the moment one is
 		 * promoted. Not while bootstrapping: there is no standby yet
 		 * and initdb's roles must commit. */
@@ -501,7 +629,7 @@ static void sync_desired(struct ha_agent *a, bool primary_view,
 			    m.tags.nosync)
 				continue;
 			if (primary_view &&
-			    a->cfg->pg.synchronous_mode == CFG_SYNC_ON &&
+			    a->ha.synchronous_mode == CFG_SYNC_ON &&
 			    !(m.role == HA_ROLE_REPLICA &&
 			      m.state == HA_ST_STREAMING))
 				continue;
@@ -510,7 +638,7 @@ static void sync_desired(struct ha_agent *a, bool primary_view,
 		}
 		rs_kvs_free(kvs, nk);
 	}
-	if (a->cfg->pg.synchronous_mode == CFG_SYNC_STRICT) {
+	if (a->ha.synchronous_mode == CFG_SYNC_STRICT) {
 		/* strict lists every member of the cluster, running or not:
 		 * a stopped node's record is gone, its membership is not */
 		struct rs_member *ms = NULL;
@@ -545,10 +673,10 @@ static void sync_desired(struct ha_agent *a, bool primary_view,
 		}
 	}
 	qsort(names, *n, 64, cmp_name);
-	unsigned want = a->cfg->pg.synchronous_node_count
-				? a->cfg->pg.synchronous_node_count
+	unsigned want = a->ha.synchronous_node_count
+				? a->ha.synchronous_node_count
 				: 1;
-	if (a->cfg->pg.synchronous_mode == CFG_SYNC_ON)
+	if (a->ha.synchronous_mode == CFG_SYNC_ON)
 		*k = *n == 0 ? 0 : (want < *n ? want : (unsigned)*n);
 	else
 		*k = want;
@@ -596,7 +724,7 @@ static void sync_publish(struct ha_agent *a, char names[][64], size_t n,
 		json_array_append_new(arr, json_string(names[i]));
 	json_t *o = json_pack(
 		"{s:s,s:s,s:i,s:o}", "leader", a->cfg->node_name, "mode",
-		a->cfg->pg.synchronous_mode == CFG_SYNC_STRICT ? "strict" : "on",
+		a->ha.synchronous_mode == CFG_SYNC_STRICT ? "strict" : "on",
 		"k", (int)k, "standbys", arr);
 	char *js = o ? json_dumps(o, JSON_COMPACT) : NULL;
 	json_decref(o);
@@ -649,7 +777,7 @@ static int sync_apply(struct ha_agent *a, char names[][64], size_t n,
 /* On a replica: keep the set it would start with if promoted. */
 static void sync_follow(struct ha_agent *a)
 {
-	if (a->cfg->pg.synchronous_mode == CFG_SYNC_OFF)
+	if (a->ha.synchronous_mode == CFG_SYNC_OFF)
 		return;
 	char names[SYNC_MAX][64];
 	size_t n = 0;
@@ -657,7 +785,7 @@ static void sync_follow(struct ha_agent *a)
 	/* "on": a new primary starts asynchronous and lists standbys as they
 	 * stream from it (the set the old primary published keeps guarding
 	 * failovers meanwhile); "strict": it starts waiting for all others */
-	if (a->cfg->pg.synchronous_mode == CFG_SYNC_STRICT)
+	if (a->ha.synchronous_mode == CFG_SYNC_STRICT)
 		sync_desired(a, false, names, &n, &k);
 	memcpy(a->sync_applied, names, n * 64);
 	a->nsync_applied = n;
@@ -672,7 +800,7 @@ static void sync_follow(struct ha_agent *a)
  * will commit with, so its first commit already waits for a standby. */
 static void sync_before_promote(struct ha_agent *a)
 {
-	if (a->cfg->pg.synchronous_mode == CFG_SYNC_OFF)
+	if (a->ha.synchronous_mode == CFG_SYNC_OFF)
 		return;
 	sync_follow(a);
 	const char **params = build_params(a);
@@ -694,7 +822,7 @@ static void sync_before_promote(struct ha_agent *a)
 /* On the running primary, every tick. */
 static void sync_manage(struct ha_agent *a)
 {
-	if (a->cfg->pg.synchronous_mode == CFG_SYNC_OFF || a->sync_inflight)
+	if (a->ha.synchronous_mode == CFG_SYNC_OFF || a->sync_inflight)
 		return;
 	char names[SYNC_MAX][64];
 	size_t n;
@@ -1141,9 +1269,27 @@ static int write_hba(struct ha_agent *a)
 /* Leases                                                               */
 /* ------------------------------------------------------------------ */
 
+/* How long after sending a grant or keepalive the lease may be counted
+ * ours. Computed from the ttl the store holds for that lease (as it
+ * answered the grant or keepalive), never from this node's ini: the
+ * store expires the lease by its own ttl, so a lease granted by another
+ * ttl (an adopted lease, a handed-over one, an ini edited since) must be
+ * fenced by that ttl too. */
 static uint64_t lease_valid_span(struct ha_agent *a)
 {
-	return timing_valid_span(a->ttl, a->margin);
+	return timing_valid_span(a->lease_ttl, a->margin);
+}
+
+/* Record the ttl the store answered for the held lease (0: an old store
+ * that does not say; then the ttl asked for at grant, else our own). */
+static void lease_ttl_from(struct ha_agent *a, const struct rs_result *res)
+{
+	uint64_t ttl = res->ttl_ms ? res->ttl_ms : a->ttl;
+	if (a->lease_ttl && ttl != a->lease_ttl)
+		log_warn("ha[%s] lease %016" PRIx64 " ttl=%" PRIu64
+			 "ms->%" PRIu64 "ms",
+			 a->cfg->node_name, res->lease, a->lease_ttl, ttl);
+	a->lease_ttl = ttl;
 }
 
 static void fence(struct ha_agent *a, const char *why);
@@ -1220,6 +1366,7 @@ static void on_renewed(void *arg, int status, const struct rs_result *res)
 	if (!a->leader || a->closing)
 		return;
 	if (status == 0 && res->code == 0) {
+		lease_ttl_from(a, res);
 		uint64_t until = a->renew_sent_ms + lease_valid_span(a);
 		if (until > a->valid_until_ms)
 			a->valid_until_ms = until;
@@ -1265,6 +1412,8 @@ static void on_acquire_grant(void *arg, int status, const struct rs_result *res)
 		return;
 	}
 	a->leader_lease = res->lease;
+	a->lease_ttl = 0;
+	lease_ttl_from(a, res);
 	char key[256];
 	ha_key(key, sizeof key, a->cfg->cluster_name, "leader");
 	struct rs_cmd c = {
@@ -1287,11 +1436,41 @@ static void on_revoked(void *arg, int status, const struct rs_result *res)
 	(void)res;
 }
 
+/* last_leader names the node that holds the primary lease; the controller
+ * reads it when that lease is gone. While this node leads, every tick
+ * compares the key with our name and writes it again until it says so:
+ * a write lost to a Raft leader change, a timeout, or an older primary's
+ * put that committed late is repaired within a loop_wait (the controller
+ * does not trust the key blindly either: ha_decide.c). */
 static void on_last_leader(void *arg, int status, const struct rs_result *res)
 {
-	(void)arg;
-	(void)status;
-	(void)res;
+	struct ha_agent *a = arg;
+	a->last_leader_inflight = false;
+	int rv = status ? status : res->code;
+	if (rv != 0 && !a->closing)
+		log_warn("ha[%s] writing last_leader failed: %s (retried next "
+			 "tick)",
+			 a->cfg->node_name, err_str(rv));
+}
+
+static void last_leader_sync(struct ha_agent *a)
+{
+	if (!a->leader || a->last_leader_inflight || a->closing)
+		return;
+	char last[HA_NAME_MAX + 1] = "";
+	if (read_key(a, "last_leader", last, sizeof last, NULL, NULL) &&
+	    strcmp(last, a->cfg->node_name) == 0)
+		return;
+	char key[256];
+	ha_key(key, sizeof key, a->cfg->cluster_name, "last_leader");
+	struct rs_cmd c = {
+		.op = RS_OP_PUT,
+		.key = { key, (uint32_t)strlen(key) },
+		.value = { a->cfg->node_name,
+			   (uint32_t)strlen(a->cfg->node_name) },
+	};
+	if (agent_submit(a, &c, STORE_TIMEOUT_MS, on_last_leader, a) == 0)
+		a->last_leader_inflight = true;
 }
 
 static void on_leader_put(void *arg, int status, const struct rs_result *res)
@@ -1326,21 +1505,13 @@ static void on_leader_put(void *arg, int status, const struct rs_result *res)
 	arm_fence_timer(a);
 	log_info("ha[%s] took the primary lease %016" PRIx64,
 		 a->cfg->node_name, a->leader_lease);
-	char key[256];
-	ha_key(key, sizeof key, a->cfg->cluster_name, "last_leader");
-	struct rs_cmd c = {
-		.op = RS_OP_PUT,
-		.key = { key, (uint32_t)strlen(key) },
-		.value = { a->cfg->node_name,
-			   (uint32_t)strlen(a->cfg->node_name) },
-	};
-	agent_submit(a, &c, STORE_TIMEOUT_MS, on_last_leader, a);
+	last_leader_sync(a);
 	tick(a);
 }
 
 static void acquire(struct ha_agent *a)
 {
-	if (a->acquire_inflight || a->leader)
+	if (a->acquire_inflight || a->leader || !cluster_ha_ready(a))
 		return;
 	/* The watchdog is armed before the lease is asked for (I3); a node
 	 * whose required watchdog cannot be opened never leads. */
@@ -1371,6 +1542,13 @@ static void on_adopt_renewed(void *arg, int status, const struct rs_result *res)
 	a->acquire_inflight = false;
 	if (status != 0 || res->code != 0 || a->closing)
 		return;
+	/* the lease keeps the ttl it was granted with, whoever granted it */
+	a->lease_ttl = 0;
+	lease_ttl_from(a, res);
+	if (a->lease_ttl != a->ttl)
+		log_info("ha[%s] adopted lease %016" PRIx64 " has ttl=%" PRIu64
+			 "ms (this node's ttl is %ums): fencing by the lease's",
+			 a->cfg->node_name, res->lease, a->lease_ttl, a->ttl);
 	if (wd_arm_for(&a->wd, a->acquire_sent_ms, lease_valid_span(a)) != 0 &&
 	    !wd_may_lead(&a->wd)) {
 		log_error("ha[%s] the watchdog is required but unavailable: "
@@ -1388,20 +1566,6 @@ static void on_adopt_renewed(void *arg, int status, const struct rs_result *res)
 		bool handed = last[0] && strcmp(last, a->cfg->node_name) != 0;
 		snprintf(a->promote_reason, sizeof a->promote_reason, "%s",
 			 handed ? "switchover" : "restart");
-		if (handed) {
-			/* record who leads now, as a lease taker does */
-			char key[256];
-			ha_key(key, sizeof key, a->cfg->cluster_name,
-			       "last_leader");
-			struct rs_cmd c = {
-				.op = RS_OP_PUT,
-				.key = { key, (uint32_t)strlen(key) },
-				.value = { a->cfg->node_name,
-					   (uint32_t)strlen(a->cfg->node_name) },
-			};
-			agent_submit(a, &c, STORE_TIMEOUT_MS, on_last_leader,
-				  a);
-		}
 	}
 	a->valid_until_ms = a->acquire_sent_ms + lease_valid_span(a);
 	arm_fence_timer(a);
@@ -1412,7 +1576,7 @@ static void on_adopt_renewed(void *arg, int status, const struct rs_result *res)
 
 static void adopt_lease(struct ha_agent *a)
 {
-	if (a->acquire_inflight)
+	if (a->acquire_inflight || !cluster_ha_ready(a))
 		return;
 	struct rs_cmd c = { .op = RS_OP_LEASE_KEEPALIVE,
 			    .lease = a->leader_key_lease };
@@ -1910,9 +2074,75 @@ static void sw_handed(struct ha_agent *a)
 	delete_request(a, "failover", a->sw_key_rev);
 }
 
+/* Resuming as primary after a handover put whose outcome is unknown (a
+ * timeout, a Raft leader change: it may still commit) would let the
+ * target promote beside us. So the outcome is settled first, through the
+ * Raft log (step sw_settle): put our own name with the revision the
+ * handover compared with. If that commits, the handover did not, and
+ * never can (the revision moved on): resume (sw_abort). If the compare
+ * fails, the key moved (sw_moved): the handover committed, or the lease
+ * went; never resume. Unknown again: ask again, PostgreSQL stays stopped
+ * meanwhile. */
+static void sw_settle(struct ha_agent *a);
+
+static void on_sw_settled(void *arg, int status, const struct rs_result *res)
+{
+	struct ha_agent *a = arg;
+	if (a->flow != HA_FLOW_SWITCHOVER || a->closing)
+		return;
+	if (status == 0 && res->code == 0) {
+		a->leader_rev = res->revision;
+		snprintf(a->flow_msg, sizeof a->flow_msg,
+			 "the handover did not commit (the leader key was "
+			 "claimed back)");
+		flow_next(a, 0, NULL); /* -> sw_abort: resume */
+		return;
+	}
+	if ((status == 0 && res->code != 0) || !a->leader) {
+		/* ERR_CONFLICT: the key moved; ERR_NOTFOUND: the lease is
+		 * gone; !leader: fenced meanwhile */
+		flow_next(a, status ? status : res->code,
+			  "the leader key moved"); /* -> sw_moved */
+		return;
+	}
+	log_warn("ha[%s] settling the handover: %s; asking again",
+		 a->cfg->node_name, err_str(status));
+	sw_settle(a);
+}
+
+static void on_sw_settle_timer(uv_timer_t *t)
+{
+	struct ha_agent *a = t->data;
+	if (a->flow == HA_FLOW_SWITCHOVER && !a->closing)
+		sw_settle(a);
+}
+
+static void sw_settle(struct ha_agent *a)
+{
+	char key[256];
+	ha_key(key, sizeof key, a->cfg->cluster_name, "leader");
+	struct rs_cmd c = {
+		.op = RS_OP_PUT,
+		.flags = RS_CMD_HAS_PREV,
+		.prev_rev = a->sw_leader_rev,
+		.key = { key, (uint32_t)strlen(key) },
+		.value = { a->cfg->node_name,
+			   (uint32_t)strlen(a->cfg->node_name) },
+		.lease = a->leader_lease,
+	};
+	if (agent_submit(a, &c, STORE_TIMEOUT_MS, on_sw_settled, a) != 0) {
+		/* not even submitted: nothing can commit from this attempt,
+		 * but the handover's own put still may: try again */
+		uv_timer_start(&a->sw_timer, on_sw_settle_timer, 200, 0);
+	}
+}
+
 static void on_handed_over(void *arg, int status, const struct rs_result *res)
 {
 	struct ha_agent *a = arg;
+	/* tests: the put committed, its answer is lost on the way */
+	if (status == 0 && res->code == 0 && failpoint("handover_reply_lost"))
+		status = ERR_TIMEOUT;
 	bool ok = status == 0 && res->code == 0;
 	if (a->flow != HA_FLOW_SWITCHOVER || a->closing) {
 		/* the daemon stops meanwhile: the key moved all the same */
@@ -1920,11 +2150,34 @@ static void on_handed_over(void *arg, int status, const struct rs_result *res)
 			sw_handed(a);
 		return;
 	}
-	if (!ok) {
-		sw_fail(a, "the leader key could not be moved");
+	if (ok) {
+		flow_next(a, 0, NULL); /* -> sw_handed */
 		return;
 	}
-	flow_next(a, 0, NULL);
+	/* applied and refused (the compare failed): it did not commit;
+	 * no answer: it may still commit (-> sw_unknown) */
+	a->sw_unknown = status != 0;
+	if (status != 0)
+		log_warn("ha[%s] handover to %s: %s, its outcome is unknown: "
+			 "settling it before anything else",
+			 a->cfg->node_name, a->sw_target, err_str(status));
+	flow_next(a, status ? status : ERR_CANCELED,
+		  "the leader key could not be moved");
+}
+
+static void on_fp_late_put(uv_timer_t *t)
+{
+	struct ha_agent *a = t->data;
+	if (!a->closing)
+		agent_submit(a, &a->fp_cmd, STORE_TIMEOUT_MS, on_revoked, a);
+}
+
+static void on_fp_handover_timeout(uv_timer_t *t)
+{
+	struct ha_agent *a = t->data;
+	struct rs_result res = { 0 };
+	if (a->flow == HA_FLOW_SWITCHOVER && !a->closing)
+		on_handed_over(a, ERR_TIMEOUT, &res);
 }
 
 static void on_sw_timer(uv_timer_t *t);
@@ -2681,11 +2934,13 @@ static int st_sw_hand_over(struct ha_agent *a)
 {
 	char key[256], cur[HA_NAME_MAX + 1];
 	uint64_t lease = 0, rev = 0;
+	a->sw_unknown = false;
 	if (!read_key(a, "leader", cur, sizeof cur, &lease, &rev) ||
 	    strcmp(cur, a->cfg->node_name) != 0 || lease != a->leader_lease) {
 		step_fail(a, ERR_CANCELED, "the leader key changed meanwhile");
 		return STEP_FAILED;
 	}
+	a->sw_leader_rev = rev;
 	ha_key(key, sizeof key, a->cfg->cluster_name, "leader");
 	struct rs_cmd c = {
 		.op = RS_OP_PUT,
@@ -2695,11 +2950,59 @@ static int st_sw_hand_over(struct ha_agent *a)
 		.value = { a->sw_target, (uint32_t)strlen(a->sw_target) },
 		.lease = a->leader_lease,
 	};
+	if (failpoint("handover_commit_late")) {
+		/* tests: the put is held back (as in a Raft leader that stops
+		 * before it answers) and commits after the primary's wait for
+		 * it timed out */
+		a->fp_cmd = c;
+		snprintf(a->fp_key, sizeof a->fp_key, "%s", key);
+		a->fp_cmd.key.p = a->fp_key;
+		uv_timer_start(&a->fp_timer, on_fp_late_put,
+			       STORE_TIMEOUT_MS + 2500, 0);
+		uv_timer_start(&a->sw_timer, on_fp_handover_timeout,
+			       STORE_TIMEOUT_MS, 0);
+		return STEP_STARTED;
+	}
 	if (agent_submit(a, &c, STORE_TIMEOUT_MS, on_handed_over, a) != 0) {
 		step_fail(a, ERR_CANCELED, "the store refused the handover");
 		return STEP_FAILED;
 	}
 	return STEP_STARTED;
+}
+
+/* The handover put failed: no answer means it may still commit. */
+static int st_sw_unknown(struct ha_agent *a)
+{
+	return a->sw_unknown ? STEP_NEXT : STEP_FAILED;
+}
+
+static int st_sw_settle(struct ha_agent *a)
+{
+	sw_settle(a);
+	return STEP_STARTED;
+}
+
+static int st_sw_moved(struct ha_agent *a)
+{
+	char cur[HA_NAME_MAX + 1] = "";
+	read_key(a, "leader", cur, sizeof cur, NULL, NULL);
+	log_warn("ha[%s] the handover's outcome: the leader key moved "
+		 "(now '%s'): not resuming as primary",
+		 a->cfg->node_name, cur);
+	return strcmp(cur, a->sw_target) == 0 ? STEP_NEXT : STEP_FAILED;
+}
+
+/* gone or someone else's: not ours in any case; rejoin by the usual path
+ * (pg_rewind if needed) */
+static int st_sw_lost(struct ha_agent *a)
+{
+	a->leader = false;
+	a->leader_lease = 0;
+	uv_timer_stop(&a->fence_timer);
+	wd_disarm(&a->wd);
+	sw_cleanup(a);
+	step_fail(a, ERR_CANCELED, "the leader key moved during the handover");
+	return STEP_NEXT;
 }
 
 static int st_sw_handed(struct ha_agent *a)
@@ -2856,6 +3159,10 @@ static const step_fn step_fns[HA_STEP__N] = {
 	[HA_STEP_SW_CONTROLDATA] = st_sw_controldata,
 	[HA_STEP_SW_WAIT_TARGET] = st_sw_wait_target,
 	[HA_STEP_SW_HAND_OVER] = st_sw_hand_over,
+	[HA_STEP_SW_UNKNOWN] = st_sw_unknown,
+	[HA_STEP_SW_SETTLE] = st_sw_settle,
+	[HA_STEP_SW_MOVED] = st_sw_moved,
+	[HA_STEP_SW_LOST] = st_sw_lost,
 	[HA_STEP_SW_HANDED] = st_sw_handed,
 	[HA_STEP_SW_ABORT] = st_sw_abort,
 	[HA_STEP_REINIT_STOP] = st_reinit_stop,
@@ -2927,9 +3234,7 @@ static void converge_lead(struct ha_agent *a, enum pgc_pm_state pm)
 		a->down_since_ms = 0;
 	else if (a->down_since_ms == 0)
 		a->down_since_ms = now;
-	unsigned limit = a->cfg->pg.crash_restart_timeout_ms
-				 ? a->cfg->pg.crash_restart_timeout_ms
-				 : 5000;
+	unsigned limit = a->ha.crash_restart_timeout_ms;
 	if (!up && a->down_since_ms && now - a->down_since_ms > limit &&
 	    a->initialized) {
 		log_error("ha[%s] PostgreSQL did not come back within %u "
@@ -3151,6 +3456,7 @@ static void tick(struct ha_agent *a)
 	refresh_view(a);
 	observe(a);
 	renew(a);
+	last_leader_sync(a);
 	if (a->io->state(a->pg) == PGC_PM_RUNNING && !a->probe_inflight) {
 		if (a->io->probe(a->pg, PROBE_TIMEOUT_MS, on_probe, a) == 0) {
 			a->probe_inflight = true;
@@ -3303,9 +3609,11 @@ int ha_agent_new(uv_loop_t *loop, const struct cfg *cfg,
 	a->cfg = cfg;
 	a->store = store;
 	a->kv = kv;
-	a->ttl = cfg->pg.ttl_ms ? cfg->pg.ttl_ms : 2500;
-	a->loop_wait = cfg->pg.loop_wait_ms ? cfg->pg.loop_wait_ms : 400;
-	a->margin = cfg->pg.safety_margin_ms; /* as checked at load (I1, I3) */
+	/* the ini's [ha] until the store's is read (cluster_ha_refresh) */
+	cfg_ha_of(cfg, &a->ha);
+	a->ttl = a->ha.ttl_ms;
+	a->loop_wait = a->ha.loop_wait_ms;
+	a->margin = a->ha.safety_margin_ms; /* as checked at load (I1, I3) */
 	slot_name_of(cfg->node_name, a->appname, sizeof a->appname);
 	snprintf(a->slot, sizeof a->slot, "pgw_%.58s", a->appname);
 	snprintf(a->log_path, sizeof a->log_path, "%s/postgresql.log",
@@ -3354,7 +3662,9 @@ int ha_agent_new(uv_loop_t *loop, const struct cfg *cfg,
 	a->watch.data = a;
 	uv_timer_init(loop, &a->sw_timer);
 	a->sw_timer.data = a;
-	a->open_handles = 4;
+	uv_timer_init(loop, &a->fp_timer);
+	a->fp_timer.data = a;
+	a->open_handles = 5;
 	*out = a;
 	return 0;
 }
@@ -3504,6 +3814,8 @@ static void close_handles(struct ha_agent *a)
 	uv_close((uv_handle_t *)&a->watch, on_handle_closed);
 	uv_timer_stop(&a->sw_timer);
 	uv_close((uv_handle_t *)&a->sw_timer, on_handle_closed);
+	uv_timer_stop(&a->fp_timer);
+	uv_close((uv_handle_t *)&a->fp_timer, on_handle_closed);
 	pgc_conn_free(a->sw_conn);
 	a->sw_conn = NULL;
 	uv_close((uv_handle_t *)&a->tick, on_handle_closed);

@@ -48,7 +48,12 @@
  *                  rejoin_wipe -> rejoin_wiped -> no_data
  *   switchover     sw_stop -> sw_controldata -> sw_wait_target ->
  *                  sw_hand_over -> sw_handed; any failure: sw_abort
- *                  (still leading: started as primary again next tick)
+ *                  (still leading: started as primary again next tick);
+ *                  a handover put without an answer may still commit:
+ *                  sw_unknown -> sw_settle (our name put back at the
+ *                  revision compared with: committed -> sw_abort; the key
+ *                  moved -> sw_moved: to the target -> sw_handed, else
+ *                  sw_lost -> stopped, not leading)
  *   reinit         reinit_stop -> reinit_wipe -> reinit_wiped
  *   refuse         refuse (immediate)
  *   shutdown       sd_stop -> sd_release -> sd_revoke_member -> sd_close
@@ -228,7 +233,19 @@ static const struct ha_step_def switchover_steps[] = {
 	  GO(SW_HAND_OVER), GO(SW_ABORT) },
 	{ P(SW_HAND_OVER), "sw_hand_over",
 	  "CAS the leader key, with our lease, to the target",
-	  GO(SW_HANDED), GO(SW_ABORT) },
+	  GO(SW_HANDED), GO(SW_UNKNOWN) },
+	{ P(SW_UNKNOWN), "sw_unknown",
+	  "no answer: it may still commit; refused: it did not",
+	  GO(SW_SETTLE), GO(SW_ABORT) },
+	{ P(SW_SETTLE), "sw_settle",
+	  "CAS our name back at that revision (asked until answered)",
+	  GO(SW_ABORT), GO(SW_MOVED) },
+	{ P(SW_MOVED), "sw_moved",
+	  "the key moved: to the target, handed; elsewhere, lost",
+	  GO(SW_HANDED), GO(SW_LOST) },
+	{ P(SW_LOST), "sw_lost",
+	  "not leading; stays stopped, rejoins by the usual path",
+	  FAIL_AT(STOPPED), FAIL_AT(STOPPED) },
 	{ P(SW_HANDED), "sw_handed",
 	  "not leading: watchdog closed, request deleted", GOAL, FAIL },
 	{ P(SW_ABORT), "sw_abort",
@@ -411,13 +428,13 @@ static void print_text(FILE *f)
 		const struct ha_flow_def *d = &flows[k];
 		fprintf(f, "\nflow %s%s\n", d->name,
 			d->immediate ? " (immediate)" : "");
-		fprintf(f, "  %-17s %-18s %-18s %s\n", "STEP", "ON SUCCESS",
+		fprintf(f, "  %-17s %-19s %-19s %s\n", "STEP", "ON SUCCESS",
 			"ON FAILURE", "DOES");
 		for (size_t i = 0; i < d->nsteps; i++) {
 			char ok[64], err[64];
 			next_text(ok, sizeof ok, &d->steps[i].ok);
 			next_text(err, sizeof err, &d->steps[i].err);
-			fprintf(f, "  %-17s %-18s %-18s %s\n",
+			fprintf(f, "  %-17s %-19s %-19s %s\n",
 				d->steps[i].name, ok, err, d->steps[i].does);
 		}
 	}

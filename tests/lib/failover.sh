@@ -56,14 +56,14 @@ fo_since() { echo $((($(fo_now) - $1) / 1000)); }
 fo_addr() { if ((FO_NS)); then echo "10.200.0.$1"; else echo 127.0.0.1; fi; }
 port_node() { echo $(($1 - PG_BASE - 20)); }
 
-# fo_init BASE: pg_init on our own port block (30000..30900, or 32000..32900
+# fo_init BASE: pg_init on our own port block (30000..30900, or 32000..33900
 # for the tests added later: 31000s belong to bench/failover). pg_init only
 # accepts its own range (28000..28900), so it is called with 28000 and the
 # ini files are written again for BASE before anything starts.
 fo_init() {
 	local base=$1 i
-	if ((base % 100 != 0 || !((base >= 30000 && base <= 30900) || (base >= 32000 && base <= 32900)))); then
-		echo "port base $base outside 30000..30900 and 32000..32900 (a block of 100)" >&2
+	if ((base % 100 != 0 || !((base >= 30000 && base <= 30900) || (base >= 32000 && base <= 33900)))); then
+		echo "port base $base outside 30000..30900 and 32000..33900 (a block of 100)" >&2
 		exit 2
 	fi
 	PGW_PG_PORT_BASE= pg_init 28000

@@ -1781,6 +1781,109 @@ static void test_timing(void **state)
 	}
 }
 
+/* The cluster-wide [ha] in the store: written as the ini writes values,
+ * read back with the ini's own checks (types, ranges, I1/I3 against this
+ * node's election_timeout and watchdog). */
+static void test_cluster_ha(void **state)
+{
+	(void)state;
+	struct cfg c;
+	struct cfg_ha h, back;
+	char js[1024], err[256];
+	expect_ok(LAST_P "[ha]\nttl = 3s\nloop_wait = 500\nsafety_margin = 0\n"
+			 "maximum_lag_on_failover = 2MB\nsynchronous_mode = "
+			 "strict\nsynchronous_node_count = 2\n"
+			 "crash_restart_timeout = 7s\nmove_raft_leader = off\n",
+		  &c);
+	cfg_ha_of(&c, &h);
+	assert_int_equal(h.ttl_ms, 3000);
+	assert_int_equal(h.safety_margin_ms, 0);
+	assert_true(cfg_ha_to_json(&h, js, sizeof js) > 0);
+	memset(&back, 0xA5, sizeof back);
+	assert_int_equal(cfg_ha_from_json(&c, js, &back, err, sizeof err), 0);
+	assert_int_equal(back.ttl_ms, 3000);
+	assert_int_equal(back.loop_wait_ms, 500);
+	assert_int_equal(back.safety_margin_ms, 0);
+	assert_int_equal(back.maximum_lag_on_failover, 2 * 1048576);
+	assert_int_equal(back.synchronous_mode, CFG_SYNC_STRICT);
+	assert_int_equal(back.synchronous_node_count, 2);
+	assert_int_equal(back.crash_restart_timeout_ms, 7000);
+	assert_false(back.move_raft_leader);
+	char d[256];
+	cfg_ha_diff(&h, &back, d, sizeof d);
+	assert_string_equal(d, "");
+	assert_int_equal(cfg_ha_to_json(&h, js, 10), ERR_INVAL);
+	cfg_free(&c);
+
+	/* a node with the defaults reads another node's values */
+	expect_ok(LAST_P, &c);
+	struct cfg_ha mine;
+	cfg_ha_of(&c, &mine);
+	assert_int_equal(cfg_ha_from_json(&c,
+					  "{\"ha\":{\"ttl\":\"10s\","
+					  "\"synchronous_mode\":\"on\"}}",
+					  &h, err, sizeof err),
+			 0);
+	assert_int_equal(h.ttl_ms, 10000);
+	assert_int_equal(h.synchronous_mode, CFG_SYNC_ON);
+	assert_int_equal(h.loop_wait_ms, 400); /* absent: this node's */
+	cfg_ha_diff(&mine, &h, d, sizeof d);
+	assert_string_equal(d, "ttl, synchronous_mode");
+
+	/* refused, naming the key and the reason; *out unchanged */
+	static const struct {
+		const char *json, *want;
+	} bad[] = {
+		{ "{\"ha\":{\"ttl\":\"1s\"}}",
+		  "cluster config: [ha] loop_wait (400ms) must be at most a "
+		  "third of ttl (1000ms)" },
+		{ "{\"ha\":{\"ttl\":\"2000ms\"}}",
+		  "cluster config: [ha] ttl 2000ms is too short: ttl*(1-rho) - "
+		  "safety_margin (1698ms) must exceed 3.5*election_timeout + "
+		  "loop_wait (1800ms)" },
+		{ "{\"ha\":{\"ttl\":\"fast\"}}",
+		  "cluster config: [ha] ttl: invalid value 'fast' (expected "
+		  "milliseconds, or a number with unit ms or s, 500..600000 "
+		  "ms)" },
+		{ "{\"ha\":{\"ttl\":2500}}",
+		  "cluster config: [ha] ttl: expected a string value" },
+		{ "{\"ha\":{\"tll\":\"2s\"}}",
+		  "cluster config: [ha] tll: unknown key" },
+		{ "{\"ha\":{},\"x\":1}",
+		  "cluster config: expected {\"ha\": {...}} and nothing else" },
+		{ "[1]", "cluster config: expected {\"ha\": {...}} and nothing "
+			 "else" },
+		{ "{\"ha\":{\"synchronous_node_count\":\"0\"}}",
+		  "cluster config: [ha] synchronous_node_count: invalid value "
+		  "'0' (expected a whole number, 1..16)" },
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		struct cfg_ha keep = h;
+		assert_int_equal(cfg_ha_from_json(&c, bad[i].json, &h, err,
+						  sizeof err),
+				 ERR_INVAL);
+		assert_string_equal(err, bad[i].want);
+		assert_memory_equal(&keep, &h, sizeof h);
+	}
+	assert_int_equal(cfg_ha_from_json(&c, "{nope", &h, err, sizeof err),
+			 ERR_INVAL);
+	assert_non_null(strstr(err, "cluster config: not a JSON object"));
+	cfg_free(&c);
+
+	/* I3 is checked with this node's own watchdog timeout */
+	expect_ok(LAST_P "[ha]\nttl = 4s\n[watchdog]\ntimeout = 2s\n", &c);
+	assert_int_equal(cfg_ha_from_json(&c,
+					  "{\"ha\":{\"ttl\":\"3s\","
+					  "\"safety_margin\":\"700ms\"}}",
+					  &h, err, sizeof err),
+			 ERR_INVAL);
+	assert_string_equal(err, "cluster config: [watchdog] timeout 2000ms is "
+				 "too long: ttl*(1-rho) - timeout - "
+				 "safety_margin (297ms) must exceed loop_wait "
+				 "(400ms)");
+	cfg_free(&c);
+}
+
 int main(void)
 {
 	static const struct CMUnitTest fixed[] = {
@@ -1799,6 +1902,7 @@ int main(void)
 		cmocka_unit_test(test_pg_all_keys),
 		cmocka_unit_test(test_pg_values),
 		cmocka_unit_test(test_timing),
+		cmocka_unit_test(test_cluster_ha),
 		cmocka_unit_test(test_users),
 		cmocka_unit_test(test_deploy_examples),
 		cmocka_unit_test(test_split_hostport),
