@@ -2084,6 +2084,7 @@ static void sw_handed(struct ha_agent *a)
  * went; never resume. Unknown again: ask again, PostgreSQL stays stopped
  * meanwhile. */
 static void sw_settle(struct ha_agent *a);
+static void on_sw_settle_timer(uv_timer_t *t);
 
 static void on_sw_settled(void *arg, int status, const struct rs_result *res)
 {
@@ -2105,9 +2106,12 @@ static void on_sw_settled(void *arg, int status, const struct rs_result *res)
 			  "the leader key moved"); /* -> sw_moved */
 		return;
 	}
-	log_warn("ha[%s] settling the handover: %s; asking again",
+	/* not at once: a store without a leader answers "unavailable" on
+	 * the next loop turn, and asking again from here would spin the loop
+	 * (a 0 ms timer started in a timer callback runs in the same pass) */
+	log_warn("ha[%s] settling the handover: %s; asking again in 200 ms",
 		 a->cfg->node_name, err_str(status));
-	sw_settle(a);
+	uv_timer_start(&a->sw_timer, on_sw_settle_timer, 200, 0);
 }
 
 static void on_sw_settle_timer(uv_timer_t *t)
