@@ -3565,6 +3565,28 @@ void ha_agent_test_set_leader(struct ha_agent *a, bool leader,
 	a->leader_lease = leader ? lease : 0;
 }
 
+int ha_agent_test_begin_at(struct ha_agent *a, enum ha_fsm_state from,
+			   enum ha_fsm_state to, enum ha_flow f,
+			   enum ha_step at, const struct ha_member *leader)
+{
+	const struct ha_fsm_row *r = ha_fsm_find(from, to, f);
+	if (!r || !ha_flow_step(f, at) || ha_flow_get(f)->immediate)
+		return ERR_NOTFOUND;
+	a->st = from;
+	a->data_present = from != HA_FSM_NO_DATA;
+	if (leader) {
+		snprintf(a->flow_leader, sizeof a->flow_leader, "%s",
+			 leader->name);
+		snprintf(a->sw_target, sizeof a->sw_target, "%s",
+			 leader->name);
+	}
+	a->row = r;
+	a->flow = f;
+	a->flow_err = 0;
+	a->flow_msg[0] = '\0';
+	return flow_run(a, at, false);
+}
+
 void ha_agent_test_tick(struct ha_agent *a)
 {
 	tick(a);

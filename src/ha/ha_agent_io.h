@@ -72,6 +72,11 @@ enum ha_step ha_agent_step(const struct ha_agent *a);
 int ha_agent_test_begin(struct ha_agent *a, enum ha_fsm_state from,
 			enum ha_fsm_state to, enum ha_flow f,
 			const struct ha_member *leader);
+/* The same, but entering the flow at its step `at` (a later step of the
+ * row's flow, as if the ones before it had succeeded). */
+int ha_agent_test_begin_at(struct ha_agent *a, enum ha_fsm_state from,
+			   enum ha_fsm_state to, enum ha_flow f,
+			   enum ha_step at, const struct ha_member *leader);
 /* Make the agent believe it holds the primary lease (id), or not. */
 void ha_agent_test_set_leader(struct ha_agent *a, bool leader,
 			      uint64_t lease);

@@ -343,6 +343,7 @@ static struct fake {
 	struct kvent {
 		char key[256];
 		char value[1024];
+		uint64_t lease;
 	} kv[16];
 	int nkv;
 	pgc_probe_cb probe_cb;    /* a probe in flight */
@@ -354,7 +355,23 @@ static void store_set(const char *leaf, const char *value)
 	assert_true(F.nkv < 16);
 	snprintf(F.kv[F.nkv].key, sizeof F.kv[0].key, "/service/c1/%s", leaf);
 	snprintf(F.kv[F.nkv].value, sizeof F.kv[0].value, "%s", value);
+	F.kv[F.nkv].lease = 0;
 	F.nkv++;
+}
+
+/* Change a key the store holds (it must be there). */
+static void store_change(const char *leaf, const char *value, uint64_t lease)
+{
+	char key[256];
+	snprintf(key, sizeof key, "/service/c1/%s", leaf);
+	for (int i = 0; i < F.nkv; i++)
+		if (strcmp(F.kv[i].key, key) == 0) {
+			snprintf(F.kv[i].value, sizeof F.kv[0].value, "%s",
+				 value);
+			F.kv[i].lease = lease;
+			return;
+		}
+	fail_msg("no key %s", key);
 }
 
 static void called(const char *what)
@@ -577,7 +594,7 @@ static int f_range(struct rs_store *st, const char *key, size_t key_len,
 		out[k].value = mem_strdup(F.kv[i].value);
 		out[k].value_len = strlen(F.kv[i].value);
 		out[k].mod_rev = 3;
-		out[k].lease = 0;
+		out[k].lease = F.kv[i].lease;
 		k++;
 	}
 	*kvs = out;
@@ -653,6 +670,25 @@ static void flush_store(void)
 			return;
 	}
 	fail_msg("store answers never settle");
+}
+
+/* Answer store command i alone, with this status and result code. */
+static void answer(int i, int status, int code)
+{
+	assert_true(i < F.nsub && !F.sub[i].answered);
+	F.sub[i].answered = true;
+	struct rs_result res = { .code = code, .revision = 9 };
+	F.sub[i].cb(F.sub[i].arg, status, &res);
+}
+
+/* The last PUT of the leader key: its index, or -1. */
+static int last_leader_put(void)
+{
+	for (int i = F.nsub - 1; i >= 0; i--)
+		if (F.sub[i].op == RS_OP_PUT &&
+		    strcmp(F.sub[i].key, "/service/c1/leader") == 0)
+			return i;
+	return -1;
 }
 
 static int count_sub(enum rs_op op, const char *key_leaf)
@@ -1141,6 +1177,99 @@ static void test_switchover_target_unknown_abandons(void **state)
 	assert_int_equal(count_sub(RS_OP_PUT, "/leader"), 0);
 }
 
+/* The handover put (sw_hand_over) without an answer: it may still have
+ * committed, so the agent settles it through the store before it resumes
+ * as primary or gives the lead up. */
+static void handover_unknown(struct t *t)
+{
+	store_set("leader", "node1");
+	store_change("leader", "node1", 0x77);
+	ha_agent_test_set_leader(t->a, true, 0x77);
+	F.pm = PGC_PM_STOPPED; /* stopped cleanly for the switchover */
+	assert_int_equal(ha_agent_test_begin_at(t->a, S(PRIMARY), S(STOPPED),
+						FL(SWITCHOVER),
+						HA_STEP_SW_HAND_OVER,
+						leader2()),
+			 0);
+	int put = last_leader_put();
+	assert_true(put >= 0);
+	assert_string_equal(F.sub[put].value, "node2");
+	answer(put, ERR_TIMEOUT, 0);
+	assert_int_equal(ha_agent_step(t->a), HA_STEP_SW_SETTLE);
+	int settle = last_leader_put();
+	assert_true(settle > put);
+	assert_string_equal(F.sub[settle].value, "node1"); /* claim it back */
+}
+
+static bool leading(struct t *t)
+{
+	return ha_agent_reinit(t->a) == ERR_CONFLICT;
+}
+
+static void test_handover_unknown_claimed_back_resumes(void **state)
+{
+	struct t *t = *state;
+	handover_unknown(t);
+	answer(last_leader_put(), 0, 0); /* our put committed: theirs never */
+	AT(t, PRIMARY);
+	IDLE(t);
+	assert_true(leading(t)); /* resumes as primary next tick */
+	assert_int_equal(count_sub(RS_OP_DELETE, "/switchover"), 1);
+}
+
+static void test_handover_unknown_committed_is_handed(void **state)
+{
+	struct t *t = *state;
+	handover_unknown(t);
+	store_change("leader", "node2", 0x77);
+	answer(last_leader_put(), 0, ERR_CONFLICT);
+	AT(t, STOPPED);
+	IDLE(t);
+	assert_false(leading(t));
+	assert_int_equal(count_sub(RS_OP_DELETE, "/switchover"), 1);
+}
+
+static void test_handover_unknown_key_elsewhere_lost(void **state)
+{
+	struct t *t = *state;
+	handover_unknown(t);
+	store_change("leader", "node3", 0x55);
+	answer(last_leader_put(), 0, ERR_CONFLICT);
+	AT(t, STOPPED); /* never resumes as primary */
+	IDLE(t);
+	assert_false(leading(t));
+}
+
+static void on_guard(uv_timer_t *g)
+{
+	(void)g;
+}
+
+/* A store without a leader answers "unavailable" at once: the agent asks
+ * again only after a pause, never from its own callback (which spun the
+ * loop). */
+static void test_handover_settle_retries_after_a_pause(void **state)
+{
+	struct t *t = *state;
+	handover_unknown(t);
+	int before = F.nsub;
+	uint64_t t0 = uv_hrtime();
+	answer(last_leader_put(), ERR_UNAVAILABLE, 0);
+	assert_true(last_leader_put() < before); /* not from the callback */
+	assert_int_equal(ha_agent_step(t->a), HA_STEP_SW_SETTLE);
+	static uv_timer_t guard;
+	uv_timer_init(&t->loop, &guard);
+	uv_timer_start(&guard, on_guard, 50, 50);
+	for (int i = 0; i < 40 && last_leader_put() < before; i++)
+		uv_run(&t->loop, UV_RUN_ONCE);
+	uv_close((uv_handle_t *)&guard, NULL);
+	uv_run(&t->loop, UV_RUN_NOWAIT);
+	assert_true(last_leader_put() >= before); /* asked again */
+	assert_true(uv_hrtime() - t0 >= 150 * 1000000ull);
+	answer(last_leader_put(), 0, 0);
+	AT(t, PRIMARY);
+}
+
 /* ---- reinit: any -> no_data ---- */
 
 static void test_reinit_running_replica(void **state)
@@ -1501,6 +1630,10 @@ int main(void)
 		T(test_switchover_stop_fails_keeps_primary),
 		T(test_switchover_unclean_stop_abandons),
 		T(test_switchover_target_unknown_abandons),
+		T(test_handover_unknown_claimed_back_resumes),
+		T(test_handover_unknown_committed_is_handed),
+		T(test_handover_unknown_key_elsewhere_lost),
+		T(test_handover_settle_retries_after_a_pause),
 		T(test_reinit_running_replica),
 		T(test_reinit_stopped_wipes_at_once),
 		T(test_repoint),
