@@ -775,8 +775,10 @@ static int teardown(void **state)
 	for (int i = 0; i < 100 && uv_run(&t->loop, UV_RUN_NOWAIT); i++)
 		;
 	ha_agent_free(t->a);
-	for (int i = 0; i < 100 && uv_run(&t->loop, UV_RUN_NOWAIT); i++)
-		;
+	/* file flushes run on libuv's thread pool (pgc_file_sync_async):
+	 * wait for them, bounded (2 s) */
+	for (int i = 0; i < 2000 && uv_run(&t->loop, UV_RUN_NOWAIT); i++)
+		usleep(1000);
 	/* every handle the agent and its node opened is closed */
 	assert_int_equal(uv_loop_close(&t->loop), 0);
 	char cmd[128];
