@@ -269,7 +269,9 @@ static void set_state(struct ha_agent *a, enum ha_state st, const char *detail)
 			 detail && *detail ? " detail=" : "",
 			 detail ? detail : "");
 	a->state = st;
-	snprintf(a->detail, sizeof a->detail, "%s", detail ? detail : "");
+	/* cut to the field (a flow's message can be longer) */
+	snprintf(a->detail, sizeof a->detail, "%.*s",
+		 (int)(sizeof a->detail - 1), detail ? detail : "");
 }
 
 /* ------------------------------------------------------------------ */
