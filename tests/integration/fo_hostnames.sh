@@ -17,7 +17,9 @@
 #    (NODE2 next to node2) is refused;
 #  - the primary's machine dies under a write load: a replica takes over,
 #    the other replica follows it by name, and (a) no acknowledged row is
-#    lost, (b) no two primaries accepted writes at once.
+#    lost, (b) no two primaries accepted writes at once;
+#  - the old primary restarts and rejoins through pg_rewind from the new
+#    one, and a switchover back to it completes.
 FO_SYNC_MODE=${FO_SYNC_MODE:-on}
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/failover.sh"
 fo_ns_init hostnames
@@ -128,3 +130,22 @@ wait_until -t 30 follows || fail "node$R does not stream from node$N by name: $(
 
 fo_check_lost "$N" w
 fo_check_overlap w
+
+# the dead primary comes back: pg_rewind from the new primary by name
+# (its CHECKPOINT on the source goes through pgctl's own connection, which
+# refuses a host name without hostaddr), then it streams
+nlines=$(wc -l <"$(node_log "$P")")
+fo_start_node "$P"
+wait_until -t 40 fo_streams_from "$P" "$N" || {
+	pgw list >&2 || true
+	fail "node$P does not stream from node$N within 40 s of its restart"
+}
+tail -n +"$((nlines + 1))" "$(node_log "$P")" | grep -qE 'op=rewind done' ||
+	fail "node$P's log since its restart shows no finished pg_rewind"
+# a switchover back to it: the old primary checks the target over libpq
+# (host=NAME hostaddr=ADDRESS) before handing over
+out=$(pgw --timeout 30 switchover --candidate "node$P" --force 2>&1) ||
+	fail "switchover to node$P failed: $out"
+wait_until -t 15 fo_primary_is "$P" || fail "node$P is not the primary after the switchover: $(pgw list 2>&1)"
+wait_until -t 30 fo_streams_from "$N" "$P" || fail "node$N does not stream from node$P after the switchover"
+log "switchover to node$P done; node$N streams from it"
