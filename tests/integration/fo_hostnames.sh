@@ -102,6 +102,18 @@ fi
 [[ $out == *"same PostgreSQL name 'node2'"*"member 'node2'"* ]] ||
 	fail "member add NODE2: unexpected message: $out"
 assert_eq 3 "$(pgw members -o json | jq '.members | length')" "members after the refused add"
+# member add --peer-url by name: the CLI resolves it (in the client's
+# namespace) and the cluster stores the IPv4 address; an unknown name is an
+# error before anything is sent
+if out=$(pgw member add node9 --peer-url nosuch.pgwtest:7109 2>&1); then
+	fail "member add with an unknown host name was accepted: $out"
+fi
+[[ $out == *"cannot resolve 'nosuch.pgwtest'"* ]] || fail "member add nosuch.pgwtest: unexpected message: $out"
+out=$(pgw member add node9 --peer-url db3.pgwtest:7109 2>&1) || fail "member add node9 by name: $out"
+assert_eq "10.200.0.3:7109" "$(pgw members -o json | jq -r '.members[] | select(.name == "node9") | .peer_url')" "node9's stored peer_url"
+out=$(pgw member remove node9 2>&1) || fail "member remove node9: $out"
+three_members() { [[ $(pgw members -o json | jq '.members | length') == 3 ]]; }
+wait_until -t 10 three_members || fail "node9 still listed after its removal"
 
 # the primary's machine dies under a write load
 fo_writer_start w
