@@ -944,7 +944,8 @@ static void on_program_done(void *arg, const struct pgc_proc_result *r)
 	if (r->err) {
 		if (n->op == OP_REWIND) {
 			/* A failed rewind may have half-copied files: never
-			 * start this directory again (see TESTING.md). */
+			 * start this directory again (docs/architecture.md,
+			 * "The agent's loop"). */
 			char path[PATH_MAX];
 			snprintf(path, sizeof path, "%s/%s", n->data_dir,
 				 PGC_REWIND_FAILED_FILE);

@@ -594,6 +594,11 @@ int pgc_conf_write(const char *data_dir, const struct pgc_conf *c,
 			goto out;
 		}
 	}
+	/* read only in recovery, and changeable only by a restart: written
+	 * on every node, so that the reload after a promotion (the file then
+	 * written as a primary's) never changes it and PostgreSQL never logs
+	 * "configuration file ... contains errors" */
+	(void)ds_setting(&d, "recovery_target_timeline", 24, "latest");
 	if (c->replica) {
 		ds_add(&d, "# replica\n");
 		const char *ci = c->primary_conninfo ? c->primary_conninfo : "";
@@ -601,7 +606,6 @@ int pgc_conf_write(const char *data_dir, const struct pgc_conf *c,
 		if (c->primary_slot_name && *c->primary_slot_name)
 			(void)ds_setting(&d, "primary_slot_name", 17,
 					 c->primary_slot_name);
-		(void)ds_setting(&d, "recovery_target_timeline", 24, "latest");
 	}
 	if (d.failed) {
 		set_msg(errmsg, cap, "pgwarden.conf: out of memory");

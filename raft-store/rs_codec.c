@@ -17,7 +17,7 @@
  *
  * where str is u32 length + bytes. The padding is not optional: libraft
  * 0.15 corrupts its on-disk log for entries whose length is not a multiple
- * of 8 (see docs and LIBRAFT.md), so every encoded command is padded.
+ * of 8 (docs/architecture.md, "libraft 0.15.0"), so every command is padded.
  *
  * The encoding is canonical: a buffer that decodes re-encodes to the same
  * bytes. Encoder and decoder apply the same validation (cmd_check), so an

@@ -304,16 +304,10 @@ int daemon_run(const struct cfg *cfg, bool join)
 		struct ha_ctl_options co = {
 			.cluster = cfg->cluster_name,
 			.interval_ms = 100,
-			.stale_ms = 2500,
-			.maximum_lag = cfg->pg.maximum_lag_on_failover
-					       ? cfg->pg.maximum_lag_on_failover
-					       : 1048576,
-			.candidate_timeout_ms = 10000,
+			.cfg = cfg,
 			.client = d.client,
 			.token = cfg->token,
-			.lsn_timeout_ms = 300,
 			.self = cfg->node_name,
-			.move_raft_leader = cfg->pg.move_raft_leader,
 		};
 		rv = ha_ctl_new(&d.loop, d.store, d.kv, &co, &d.ctl);
 	}

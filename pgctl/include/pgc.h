@@ -21,9 +21,10 @@
  *     demote, pg_basebackup, pg_rewind, pg_controldata, wipe, slots.
  *
  * Files pgctl owns in the data directory:
- *   pgwarden.conf           cluster parameters and the replica settings
- *                           (primary_conninfo, primary_slot_name,
- *                           recovery_target_timeline='latest'); included
+ *   pgwarden.conf           cluster parameters,
+ *                           recovery_target_timeline='latest' (on every
+ *                           node) and the replica settings
+ *                           (primary_conninfo, primary_slot_name); included
  *                           from postgresql.conf by one line
  *                           "include_if_exists = 'pgwarden.conf'" that
  *                           pgctl appends when missing (pg_rewind copies

@@ -642,7 +642,8 @@ static int cli_on_progress(void *ud, curl_off_t dt, curl_off_t dn,
 }
 
 /* One HTTP request to one endpoint, blocking for at most total_ms.
- * body (borrowed) is sent with POST when non-NULL. Returns 0 when an
+ * body (borrowed) is the request body (NULL: none; a POST then sends an
+ * empty one). Returns 0 when an
  * HTTP answer arrived (r->status, r->body, r->json), -1 on a transport
  * failure (r->err, r->sent). r is cleared first. */
 static int cli_http_once(struct cli *c, const char *base, const char *method,
@@ -682,6 +683,11 @@ static int cli_http_once(struct cli *c, const char *base, const char *method,
 		hdrs = curl_slist_append(hdrs,
 					 "Content-Type: application/json");
 		curl_easy_setopt(h, CURLOPT_POSTFIELDS, body);
+	} else if (strcmp(method, "POST") == 0) {
+		/* libcurl sends a GET unless it has POST data: a body-less
+		 * POST (pause, resume, reinitialize) is an empty body */
+		curl_easy_setopt(h, CURLOPT_POSTFIELDS, "");
+		curl_easy_setopt(h, CURLOPT_POSTFIELDSIZE, 0L);
 	}
 	if (strcmp(method, "GET") != 0 && strcmp(method, "POST") != 0)
 		curl_easy_setopt(h, CURLOPT_CUSTOMREQUEST, method);

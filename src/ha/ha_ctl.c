@@ -32,8 +32,10 @@ struct ha_ctl {
 	struct kv *kv;
 	char *cluster;
 	unsigned interval_ms;
-	uint64_t maximum_lag;
-	unsigned candidate_timeout_ms;
+	const struct cfg *cfg;  /* borrowed */
+	struct cfg_ha ha;       /* the cluster's [ha] in force */
+	uint64_t ha_rev;        /* mod revision of the config key applied */
+	struct ha_ctl_timing t; /* derived from ha's ttl and loop_wait */
 	uv_timer_t timer;
 	bool inflight;
 	bool closing;
@@ -50,7 +52,6 @@ struct ha_ctl {
 		uint64_t changed_ms;
 	} *fresh;
 	size_t nfresh;
-	unsigned stale_ms;
 	/* steady state: a leader holds the key and nothing is pending; while
 	 * the store does not change, there is nothing to look at */
 	bool steady;
@@ -62,7 +63,6 @@ struct ha_ctl {
 	/* the WAL positions asked of the replicas once the lease is gone */
 	struct http_client *client;
 	char *token;
-	unsigned lsn_timeout_ms;
 	enum { POLL_IDLE, POLL_RUNNING, POLL_DONE } poll;
 	uint64_t poll_gen;     /* requests of older polls are ignored */
 	uint64_t poll_start_ms, poll_done_ms;
@@ -71,14 +71,13 @@ struct ha_ctl {
 	struct poll_res {
 		char name[HA_NAME_MAX + 1];
 		bool ok;
-		uint64_t received, replayed;
+		struct ha_lsn_pos pos;
 		char err[96];
 	} *poll_res;
 	size_t npoll;
 	bool timer_closed;
 	/* Raft leadership moved off the primary's node */
 	const char *self;
-	bool move_raft_leader;
 	uint64_t move_tried_ms, move_checked_ms;
 	unsigned move_inflight;
 	void (*close_cb)(void *);
@@ -121,7 +120,8 @@ static bool is_fresh(struct ha_ctl *c, const struct ha_member *m, uint64_t now)
 			f->seq = m->seq;
 			f->changed_ms = now;
 		}
-		return f->changed_ms != 0 && now - f->changed_ms <= c->stale_ms;
+		return f->changed_ms != 0 &&
+		       now - f->changed_ms <= c->t.stale_ms;
 	}
 	struct fresh *n = mem_realloc(c->fresh, (c->nfresh + 1) * sizeof *n);
 	if (!n)
@@ -139,11 +139,24 @@ static bool is_fresh(struct ha_ctl *c, const struct ha_member *m, uint64_t now)
 
 static void look(struct ha_ctl *c);
 static void maybe_closed(struct ha_ctl *c);
+static void follow_stored_config(struct ha_ctl *c);
 
-/* The Raft leader moves off the primary's node this long after it became
- * the ready leader, and tries again at most this often. */
-#define MOVE_AFTER_MS 2000u
-#define MOVE_RETRY_MS 5000u
+void ha_ctl_timing(unsigned ttl_ms, unsigned loop_wait_ms, unsigned interval_ms,
+		   struct ha_ctl_timing *t)
+{
+	/* docs/architecture.md, "Controller timing": each formula's reason */
+	unsigned report = HA_REPORT_INTERVAL_MS;
+	t->stale_ms = ttl_ms > 2 * report ? ttl_ms : 2 * report;
+	t->candidate_timeout_ms = 4 * ttl_ms;
+	t->lsn_timeout_ms = 3 * loop_wait_ms / 4 > 100 ? 3 * loop_wait_ms / 4
+							: 100;
+	t->poll_reuse_ms = report;
+	t->pending_ms = report + loop_wait_ms + interval_ms;
+	t->move_after_ms = 5 * loop_wait_ms;
+	t->move_retry_ms = 2 * ttl_ms;
+	t->move_check_ms = report;
+	t->write_timeout_ms = 4 * ttl_ms / 5;
+}
 
 static void on_moved(void *arg, int status, const struct rs_result *res)
 {
@@ -162,10 +175,10 @@ static void on_moved(void *arg, int status, const struct rs_result *res)
  * replica (the record lives on that node's lease: the node is alive). */
 static void move_leader_off_primary(struct ha_ctl *c, uint64_t now)
 {
-	if (!c->move_raft_leader || !c->self || c->move_inflight ||
-	    now - c->ready_ms < MOVE_AFTER_MS ||
-	    (c->move_tried_ms && now - c->move_tried_ms < MOVE_RETRY_MS) ||
-	    now - c->move_checked_ms < 1000)
+	if (!c->ha.move_raft_leader || !c->self || c->move_inflight ||
+	    now - c->ready_ms < c->t.move_after_ms ||
+	    (c->move_tried_ms && now - c->move_tried_ms < c->t.move_retry_ms) ||
+	    now - c->move_checked_ms < c->t.move_check_ms)
 		return;
 	c->move_checked_ms = now;
 	char *leader = get_key(c, "leader", NULL);
@@ -202,9 +215,6 @@ static void move_leader_off_primary(struct ha_ctl *c, uint64_t now)
 		c->move_inflight++;
 }
 
-/* How long the answers of one poll stand in for the members' records. */
-#define POLL_REUSE_MS 1000u
-
 struct poll_req {
 	struct ha_ctl *c;
 	uint64_t gen;
@@ -223,10 +233,10 @@ static void poll_finish(struct ha_ctl *c)
 		int n = r->ok ? snprintf(line + off, sizeof line - off,
 					 "%s%s=%X/%X,%X/%X", i ? " " : "",
 					 r->name,
-					 (unsigned)(r->received >> 32),
-					 (unsigned)r->received,
-					 (unsigned)(r->replayed >> 32),
-					 (unsigned)r->replayed)
+					 (unsigned)(r->pos.received >> 32),
+					 (unsigned)r->pos.received,
+					 (unsigned)(r->pos.replayed >> 32),
+					 (unsigned)r->pos.replayed)
 			      : snprintf(line + off, sizeof line - off,
 					 "%s%s=(%s)", i ? " " : "", r->name,
 					 r->err);
@@ -238,6 +248,40 @@ static void poll_finish(struct ha_ctl *c)
 		 c->npoll, c->poll_done_ms - c->poll_start_ms, line);
 }
 
+int ha_ctl_parse_lsn(const char *body, size_t len, struct ha_lsn_pos *out,
+		     char *err, size_t errlen)
+{
+	memset(out, 0, sizeof *out);
+	json_t *o = json_loadb(body, len, 0, NULL);
+	json_t *rv = o ? json_object_get(o, "lsn_received") : NULL;
+	json_t *pv = o ? json_object_get(o, "lsn_replayed") : NULL;
+	json_t *tv = o ? json_object_get(o, "timeline") : NULL;
+	json_t *ir = o ? json_object_get(o, "in_recovery") : NULL;
+	const char *why = NULL;
+	if (!json_is_object(o))
+		why = "answer is not a JSON object";
+	else if (!json_is_integer(rv) || !json_is_integer(pv))
+		why = "LSN missing or not an integer";
+	else if (json_integer_value(rv) < 0 || json_integer_value(pv) < 0)
+		/* a negative LSN cast to uint64 would win every ranking */
+		why = "negative LSN";
+	else if (tv && (!json_is_integer(tv) || json_integer_value(tv) < 0 ||
+			json_integer_value(tv) > UINT32_MAX))
+		why = "timeline not a 32-bit unsigned integer";
+	else if (!json_is_true(ir))
+		why = "not in recovery";
+	if (why) {
+		snprintf(err, errlen, "%s", why);
+		json_decref(o);
+		return ERR_CORRUPT;
+	}
+	out->received = (uint64_t)json_integer_value(rv);
+	out->replayed = (uint64_t)json_integer_value(pv);
+	out->timeline = tv ? (uint32_t)json_integer_value(tv) : 0;
+	json_decref(o);
+	return 0;
+}
+
 static void on_lsn_answer(void *arg, int err, long status, const char *body,
 			  size_t len)
 {
@@ -247,25 +291,13 @@ static void on_lsn_answer(void *arg, int err, long status, const char *body,
 	if (q->gen == c->poll_gen && c->poll == POLL_RUNNING &&
 	    q->idx < c->npoll) {
 		struct poll_res *r = &c->poll_res[q->idx];
-		json_t *o = err == 0 && status == 200
-				    ? json_loadb(body, len, 0, NULL)
-				    : NULL;
-		json_t *rv = o ? json_object_get(o, "lsn_received") : NULL;
-		json_t *pv = o ? json_object_get(o, "lsn_replayed") : NULL;
-		json_t *ir = o ? json_object_get(o, "in_recovery") : NULL;
-		if (json_is_integer(rv) && json_is_integer(pv) &&
-		    json_is_true(ir)) {
-			r->ok = true;
-			r->received = (uint64_t)json_integer_value(rv);
-			r->replayed = (uint64_t)json_integer_value(pv);
-		} else if (err != 0) {
+		if (err != 0)
 			snprintf(r->err, sizeof r->err, "%s", err_str(err));
-		} else if (status != 200) {
+		else if (status != 200)
 			snprintf(r->err, sizeof r->err, "HTTP %ld", status);
-		} else {
-			snprintf(r->err, sizeof r->err, "not in recovery");
-		}
-		json_decref(o);
+		else
+			r->ok = ha_ctl_parse_lsn(body, len, &r->pos, r->err,
+						 sizeof r->err) == 0;
 		if (--c->poll_pending == 0) {
 			poll_finish(c);
 			if (!c->closing)
@@ -313,7 +345,7 @@ static void poll_start(struct ha_ctl *c, const struct ha_member *ms, size_t n)
 					.idx = c->npoll };
 		c->npoll++;
 		if (http_client_request(c->client, "GET", url, headers, NULL, 0,
-					c->lsn_timeout_ms, on_lsn_answer,
+					c->t.lsn_timeout_ms, on_lsn_answer,
 					q) != 0) {
 			snprintf(r->err, sizeof r->err, "not sent");
 			mem_free(q);
@@ -326,21 +358,35 @@ static void poll_start(struct ha_ctl *c, const struct ha_member *ms, size_t n)
 		poll_finish(c);
 }
 
-/* What the replicas answered, over their records: a position only grows */
+/* What the replicas answered, over their records: a position only grows.
+ * An answer on a newer timeline replaces the record's position; one on an
+ * older timeline than the record (a record written after the answer) is
+ * ignored. An answer without a timeline (0, unknown) only raises LSNs. */
+void ha_ctl_apply_lsn(struct ha_member *m, const struct ha_lsn_pos *p)
+{
+	if (p->timeline && m->timeline && p->timeline < m->timeline)
+		return;
+	if (p->timeline > m->timeline) {
+		m->timeline = p->timeline;
+		m->lsn_received = p->received;
+		m->lsn_replayed = p->replayed;
+		return;
+	}
+	if (p->received > m->lsn_received)
+		m->lsn_received = p->received;
+	if (p->replayed > m->lsn_replayed)
+		m->lsn_replayed = p->replayed;
+}
+
 static void poll_apply(const struct ha_ctl *c, struct ha_member *ms, size_t n)
 {
 	for (size_t i = 0; i < c->npoll; i++) {
 		const struct poll_res *r = &c->poll_res[i];
 		if (!r->ok)
 			continue;
-		for (size_t j = 0; j < n; j++) {
-			if (strcmp(ms[j].name, r->name) != 0)
-				continue;
-			if (r->received > ms[j].lsn_received)
-				ms[j].lsn_received = r->received;
-			if (r->replayed > ms[j].lsn_replayed)
-				ms[j].lsn_replayed = r->replayed;
-		}
+		for (size_t j = 0; j < n; j++)
+			if (strcmp(ms[j].name, r->name) == 0)
+				ha_ctl_apply_lsn(&ms[j], &r->pos);
 	}
 }
 
@@ -374,6 +420,7 @@ static void look(struct ha_ctl *c)
 		c->leader_gone_ms = 0;
 		c->ready_ms = now_ms();
 	}
+	follow_stored_config(c);
 	move_leader_off_primary(c, now_ms());
 	if (c->steady && st.revision == c->steady_rev)
 		return;
@@ -381,8 +428,8 @@ static void look(struct ha_ctl *c)
 
 	struct ha_view v;
 	memset(&v, 0, sizeof v);
-	v.maximum_lag = c->maximum_lag;
-	v.candidate_timeout_ms = c->candidate_timeout_ms;
+	v.maximum_lag = c->ha.maximum_lag_on_failover;
+	v.candidate_timeout_ms = c->t.candidate_timeout_ms;
 	char *s;
 	if ((s = get_key(c, "pause", NULL))) {
 		v.paused = true;
@@ -498,7 +545,7 @@ static void look(struct ha_ctl *c)
 			if (c->fresh[i].changed_ms > c->leader_gone_ms)
 				v.last_leader_recent = true;
 			/* its record exists (seen, maybe not yet changed) */
-			if (now - c->ready_ms < 1500)
+			if (now - c->ready_ms < c->t.pending_ms)
 				v.last_leader_pending = true;
 		}
 	}
@@ -511,7 +558,7 @@ static void look(struct ha_ctl *c)
 			c->poll = POLL_IDLE;
 	} else {
 		if (c->poll == POLL_DONE &&
-		    now_ms() - c->poll_done_ms > POLL_REUSE_MS)
+		    now_ms() - c->poll_done_ms > c->t.poll_reuse_ms)
 			c->poll = POLL_IDLE;
 		if (c->poll == POLL_IDLE)
 			poll_start(c, ms, nm);
@@ -577,10 +624,46 @@ static void look(struct ha_ctl *c)
 	}
 	cmd.key.p = key;
 	cmd.key.len = (uint32_t)strlen(key);
-	if (kv_submit(c->kv, &cmd, 2000, on_written, c) == 0)
+	if (kv_submit(c->kv, &cmd, c->t.write_timeout_ms, on_written, c) == 0)
 		c->inflight = true;
 	mem_free(val);
 	mem_free(ms);
+}
+
+static void use_ha(struct ha_ctl *c, const struct cfg_ha *h)
+{
+	c->ha = *h;
+	ha_ctl_timing(h->ttl_ms, h->loop_wait_ms, c->interval_ms, &c->t);
+}
+
+int ha_ctl_follow_config(struct ha_ctl *c, const char *json)
+{
+	struct cfg_ha h;
+	char err[256];
+	if (cfg_ha_from_json(c->cfg, json, &h, err, sizeof err) != 0) {
+		log_error("ha-ctl %s: deciding with the [ha] in force (ttl "
+			  "%ums, loop_wait %ums)",
+			  err, c->ha.ttl_ms, c->ha.loop_wait_ms);
+		return ERR_INVAL;
+	}
+	char d[256];
+	cfg_ha_diff(&c->ha, &h, d, sizeof d);
+	if (d[0])
+		log_info("ha-ctl following the cluster's [ha]: %s", d);
+	use_ha(c, &h);
+	return 0;
+}
+
+/* The config key changed (or was seen for the first time): follow it. */
+static void follow_stored_config(struct ha_ctl *c)
+{
+	uint64_t rev = 0;
+	char *s = get_key(c, "config", &rev);
+	if (s && rev != c->ha_rev) {
+		c->ha_rev = rev;
+		(void)ha_ctl_follow_config(c, s);
+	}
+	mem_free(s);
 }
 
 static void on_timer(uv_timer_t *t)
@@ -603,13 +686,12 @@ int ha_ctl_new(uv_loop_t *loop, struct rs_store *store, struct kv *kv,
 		return ERR_NOMEM;
 	}
 	c->interval_ms = o->interval_ms ? o->interval_ms : 100;
-	c->stale_ms = o->stale_ms ? o->stale_ms : 2500;
-	c->maximum_lag = o->maximum_lag;
-	c->candidate_timeout_ms = o->candidate_timeout_ms;
+	c->cfg = o->cfg;
+	struct cfg_ha h;
+	cfg_ha_of(o->cfg, &h);
+	use_ha(c, &h);
 	c->client = o->client;
 	c->self = o->self;
-	c->move_raft_leader = o->move_raft_leader;
-	c->lsn_timeout_ms = o->lsn_timeout_ms ? o->lsn_timeout_ms : 300;
 	if (o->token && !(c->token = mem_strdup(o->token))) {
 		mem_free(c->cluster);
 		mem_free(c);
@@ -620,6 +702,16 @@ int ha_ctl_new(uv_loop_t *loop, struct rs_store *store, struct kv *kv,
 	uv_timer_start(&c->timer, on_timer, c->interval_ms, c->interval_ms);
 	*out = c;
 	return 0;
+}
+
+const struct ha_ctl_timing *ha_ctl_timing_of(const struct ha_ctl *c)
+{
+	return &c->t;
+}
+
+const struct cfg_ha *ha_ctl_ha_of(const struct ha_ctl *c)
+{
+	return &c->ha;
 }
 
 void ha_ctl_poke(struct ha_ctl *c)

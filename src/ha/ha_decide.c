@@ -5,7 +5,8 @@
  * part of the HA logic a reviewer must be able to trust, so it lives apart
  * from the runtime (ha_ctl.c) that gathers the view and carries the action
  * out, and it is unit-tested on its own (tests/unit/ha). The rules it
- * implements are written in docs/architecture.md ("Choosing the primary").
+ * implements are the numbered list in docs/architecture.md ("Choosing the
+ * new primary"); the comments below cite its rule numbers.
  */
 #include "ha/ha_decide.h"
 #include "config/cfg.h"
@@ -26,13 +27,26 @@ static const struct ha_member *find(const struct ha_view *v, const char *n)
 	return NULL;
 }
 
-/* a better than b as the next primary? */
+/* Compare the WAL positions of a and b: the timeline first (WAL on an
+ * older timeline is a history the cluster left, whatever its LSN), then
+ * the best LSN. <0, 0, >0 like strcmp. */
+static int pos_cmp(const struct ha_member *a, const struct ha_member *b)
+{
+	if (a->timeline != b->timeline)
+		return a->timeline > b->timeline ? 1 : -1;
+	uint64_t la = ha_member_lsn(a), lb = ha_member_lsn(b);
+	return la > lb ? 1 : la < lb ? -1 : 0;
+}
+
+/* a better than b as the next primary? Position, then failover_priority,
+ * then the last leader, then the smaller name (docs/architecture.md,
+ * "Choosing the new primary", rule 6). */
 static bool better(const struct ha_member *a, const struct ha_member *b,
 		   const char *last_leader)
 {
-	uint64_t la = ha_member_lsn(a), lb = ha_member_lsn(b);
-	if (la != lb)
-		return la > lb;
+	int c = pos_cmp(a, b);
+	if (c != 0)
+		return c > 0;
 	if (a->tags.failover_priority != b->tags.failover_priority)
 		return a->tags.failover_priority > b->tags.failover_priority;
 	/* equal data: the former primary keeps its role (no timeline
@@ -80,16 +94,45 @@ static bool in_sync_set(const struct ha_view *v, const struct ha_member *m)
 	return false;
 }
 
-/* The last leader reports (fresh), with this cluster's data, not busy,
- * allowed to lead. */
-static bool last_leader_ok(const struct ha_view *v)
+/* Data of this cluster (a primary's or a replica's, same system id). */
+static bool ours(const struct ha_view *v, const struct ha_member *m)
+{
+	return has_data(m) && strcmp(m->sysid, v->sysid) == 0;
+}
+
+/* The node may be promoted at all: able to run now, not excluded by its
+ * tags. */
+static bool may_lead(const struct ha_member *m)
+{
+	return !busy(m) && !m->tags.nofailover &&
+	       m->tags.failover_priority > 0;
+}
+
+/* The most advanced member of this cluster among those accepted by
+ * keep (NULL: all), by position only; NULL if none. */
+static const struct ha_member *
+most_advanced(const struct ha_view *v,
+	      bool (*keep)(const struct ha_view *, const struct ha_member *))
+{
+	const struct ha_member *top = NULL;
+	for (size_t i = 0; i < v->nmembers; i++) {
+		const struct ha_member *m = &v->members[i];
+		if (!ours(v, m) || (keep && !keep(v, m)))
+			continue;
+		if (!top || pos_cmp(m, top) > 0)
+			top = m;
+	}
+	return top;
+}
+
+/* The last leader reports again (its record changed since the lease was
+ * seen gone), with this cluster's data, and may lead; NULL otherwise. */
+static const struct ha_member *live_last_leader(const struct ha_view *v)
 {
 	if (!v->last_leader[0] || !v->last_leader_recent)
-		return false;
+		return NULL;
 	const struct ha_member *l = find(v, v->last_leader);
-	return l && has_data(l) && strcmp(l->sysid, v->sysid) == 0 &&
-	       !busy(l) && !l->tags.nofailover &&
-	       l->tags.failover_priority > 0;
+	return l && ours(v, l) && may_lead(l) ? l : NULL;
 }
 
 static void set_none(struct ha_action *out, const char *why)
@@ -98,15 +141,130 @@ static void set_none(struct ha_action *out, const char *why)
 	snprintf(out->why, sizeof out->why, "%s", why);
 }
 
-/* The last primary, reporting with its data, leads again. */
-static void name_last_leader(const struct ha_view *v, struct ha_action *out)
+/* The last primary leads again (keeping its timeline). */
+static void name_last_leader(const struct ha_member *l, struct ha_action *out)
 {
-	const struct ha_member *l = find(v, v->last_leader);
 	out->kind = HA_ACT_SET_CANDIDATE;
 	out->reason = "failover";
 	snprintf(out->name, sizeof out->name, "%s", l->name);
 	snprintf(out->why, sizeof out->why,
-		 "no leader; %s led last and still has its data", l->name);
+		 "no leader; %s led last and holds the most WAL (lsn %" PRIu64
+		 ")",
+		 l->name, ha_member_lsn(l));
+}
+
+static bool sync_heard(const struct ha_view *v, const struct ha_member *m)
+{
+	return in_sync_set(v, m) && !busy(m);
+}
+
+/* Synchronous mode (the sync key is active): rule 9. */
+static void decide_sync(const struct ha_view *v, struct ha_action *out)
+{
+	/* Every acknowledged commit is on at least k of the n published
+	 * standbys. Hearing from n-k+1 of them, the most advanced holds all
+	 * of them; with fewer, promoting could lose one. */
+	size_t heard = 0;
+	for (size_t i = 0; i < v->nmembers; i++)
+		if (ours(v, &v->members[i]) && sync_heard(v, &v->members[i]))
+			heard++;
+	const struct ha_member *top = most_advanced(v, sync_heard);
+	size_t need = v->nsync + 1 > v->sync_k ? v->nsync + 1 - v->sync_k : 1;
+	if (v->has_failover && (v->nsync == 0 || v->sync_k == 0)) {
+		/* 9.1: the primary ran without a synchronous standby
+		 * (none was streaming): no automatic failover can be safe,
+		 * but an operator may accept the risk and name a node. */
+		const struct ha_member *m = find(v, v->failover_to);
+		if (m && ours(v, m) && may_lead(m)) {
+			out->kind = HA_ACT_SET_CANDIDATE;
+			out->reason = "manual";
+			snprintf(out->name, sizeof out->name, "%s", m->name);
+			snprintf(out->why, sizeof out->why,
+				 "manual failover to %s while no standby was "
+				 "synchronous: commits the old primary "
+				 "acknowledged alone may be lost",
+				 m->name);
+			return;
+		}
+	}
+	if (v->nsync == 0 || v->sync_k == 0 || heard < need || !top) {
+		/* 9.1, 9.2 */
+		char why[160];
+		snprintf(why, sizeof why,
+			 "synchronous mode: heard from %zu of %zu synchronous "
+			 "standbys, need %zu before any promotion",
+			 heard, v->nsync, need);
+		if (v->has_failover) {
+			out->kind = HA_ACT_DROP_FAILOVER;
+			snprintf(out->why, sizeof out->why,
+				 "manual failover to %s refused: %s",
+				 v->failover_to, why);
+			return;
+		}
+		set_none(out, why);
+		return;
+	}
+	/* 9.3: only a standby at the most advanced position may lead:
+	 * anyone behind it could miss an acknowledged commit */
+	if (v->has_failover) {
+		const struct ha_member *m = find(v, v->failover_to);
+		const char *no = NULL;
+		if (!m || !ours(v, m) || !sync_heard(v, m) ||
+		    pos_cmp(m, top) < 0)
+			no = "synchronous mode and it may lack acknowledged "
+			     "commits";
+		else if (!may_lead(m))
+			no = "it is tagged nofailover";
+		if (no) {
+			out->kind = HA_ACT_DROP_FAILOVER;
+			snprintf(out->why, sizeof out->why,
+				 "manual failover to %s refused: %s",
+				 v->failover_to, no);
+			return;
+		}
+		out->kind = HA_ACT_SET_CANDIDATE;
+		out->reason = "manual";
+		snprintf(out->name, sizeof out->name, "%s", m->name);
+		snprintf(out->why, sizeof out->why,
+			 "manual failover to synchronous standby %s (lsn %"
+			 PRIu64 ", %zu of %zu standbys heard)",
+			 m->name, ha_member_lsn(m), heard, v->nsync);
+		return;
+	}
+	/* 9.4: the last leader only when it is itself a published standby
+	 * at the top: a last_leader key left stale (its writer's put failed)
+	 * names a node that may lack what the real last primary
+	 * acknowledged. */
+	const struct ha_member *ll = live_last_leader(v);
+	if (ll && sync_heard(v, ll) && pos_cmp(ll, top) == 0) {
+		name_last_leader(ll, out);
+		return;
+	}
+	const struct ha_member *pick = NULL; /* 9.5 */
+	for (size_t i = 0; i < v->nmembers; i++) {
+		const struct ha_member *m = &v->members[i];
+		if (!ours(v, m) || !sync_heard(v, m) || !may_lead(m) ||
+		    pos_cmp(m, top) < 0)
+			continue;
+		if (!pick || better(m, pick, v->last_leader))
+			pick = m;
+	}
+	if (!pick) {
+		char why[256];
+		snprintf(why, sizeof why,
+			 "synchronous mode: the most advanced standby %s may "
+			 "not lead (nofailover)",
+			 top->name);
+		set_none(out, why);
+		return;
+	}
+	out->kind = HA_ACT_SET_CANDIDATE;
+	out->reason = "failover";
+	snprintf(out->name, sizeof out->name, "%s", pick->name);
+	snprintf(out->why, sizeof out->why,
+		 "synchronous standby %s is the most advanced (lsn %" PRIu64
+		 ", %zu of %zu standbys heard)",
+		 pick->name, ha_member_lsn(pick), heard, v->nsync);
 }
 
 void ha_decide(const struct ha_view *v, struct ha_action *out)
@@ -202,140 +360,45 @@ void ha_decide(const struct ha_view *v, struct ha_action *out)
 		return;
 	}
 
-	/* Just after a Raft leader change (a whole-cluster restart, say) the
+	/* 7: just after a Raft leader change (a whole-cluster restart, say) the
 	 * last primary may simply not have reported twice yet: give it that
 	 * chance before anyone else is promoted. */
-	if (v->initialized && !v->has_failover && v->last_leader_pending &&
+	if (!v->has_failover && v->last_leader_pending &&
 	    !v->last_leader_recent) {
 		set_none(out, "waiting for the last leader to report");
 		return;
 	}
-	/* (also in synchronous mode: the last primary has every commit) */
-	if (v->initialized && v->sync_active && !v->has_failover &&
-	    last_leader_ok(v)) {
-		name_last_leader(v, out);
-		return;
-	}
-	/* Synchronous mode: every acknowledged commit is on at least k of
-	 * the n published standbys. Hearing from n-k+1 of them, the most
-	 * advanced holds all of them; with fewer, promoting could lose one. */
-	if (v->initialized && v->sync_active) {
-		size_t heard = 0;
-		const struct ha_member *top = NULL;
-		for (size_t i = 0; i < v->nmembers; i++) {
-			const struct ha_member *m = &v->members[i];
-			if (!in_sync_set(v, m) || !has_data(m) ||
-			    strcmp(m->sysid, v->sysid) != 0 || busy(m))
-				continue;
-			heard++;
-			if (!top || better(m, top, v->last_leader))
-				top = m;
-		}
-		size_t need = v->nsync + 1 > v->sync_k
-				      ? v->nsync + 1 - v->sync_k
-				      : 1;
-		if (v->has_failover && (v->nsync == 0 || v->sync_k == 0)) {
-			/* The primary ran without a synchronous standby (none
-			 * was streaming): no automatic failover can be safe, but
-			 * an operator may accept the risk and name a node. */
-			const struct ha_member *m = find(v, v->failover_to);
-			if (m && has_data(m) && strcmp(m->sysid, v->sysid) == 0 &&
-			    !busy(m) && !m->tags.nofailover &&
-			    m->tags.failover_priority > 0) {
-				out->kind = HA_ACT_SET_CANDIDATE;
-				out->reason = "manual";
-				snprintf(out->name, sizeof out->name, "%s",
-					 m->name);
-				snprintf(out->why, sizeof out->why,
-					 "manual failover to %s while no "
-					 "standby was synchronous: commits the "
-					 "old primary acknowledged alone may be "
-					 "lost",
-					 m->name);
-				return;
-			}
-		}
-		if (v->nsync == 0 || v->sync_k == 0 || heard < need || !top) {
-			char why[160];
-			snprintf(why, sizeof why,
-				 "synchronous mode: heard from %zu of %zu "
-				 "synchronous standbys, need %zu before any "
-				 "promotion",
-				 heard, v->nsync, need);
-			if (v->has_failover) {
-				out->kind = HA_ACT_DROP_FAILOVER;
-				snprintf(out->why, sizeof out->why,
-					 "manual failover to %s refused: %s",
-					 v->failover_to, why);
-				return;
-			}
-			set_none(out, why);
-			return;
-		}
-		/* only a standby holding the most advanced position may lead:
-		 * anyone behind it could miss an acknowledged commit */
-		const struct ha_member *pick = NULL;
-		if (v->has_failover) {
-			const struct ha_member *m = find(v, v->failover_to);
-			if (!m || !in_sync_set(v, m) ||
-			    ha_member_lsn(m) < ha_member_lsn(top)) {
-				out->kind = HA_ACT_DROP_FAILOVER;
-				snprintf(out->why, sizeof out->why,
-					 "manual failover to %s refused: "
-					 "synchronous mode and it may lack "
-					 "acknowledged commits",
-					 v->failover_to);
-				return;
-			}
-			pick = m;
-		} else {
-			for (size_t i = 0; i < v->nmembers; i++) {
-				const struct ha_member *m = &v->members[i];
-				if (!in_sync_set(v, m) || !has_data(m) ||
-				    strcmp(m->sysid, v->sysid) != 0 ||
-				    busy(m) || m->tags.nofailover ||
-				    m->tags.failover_priority <= 0 ||
-				    ha_member_lsn(m) < ha_member_lsn(top))
-					continue;
-				if (!pick || better(m, pick, v->last_leader))
-					pick = m;
-			}
-		}
-		if (!pick || pick->tags.nofailover ||
-		    pick->tags.failover_priority <= 0) {
-			char why[256];
-			snprintf(why, sizeof why,
-				 "synchronous mode: the most advanced standby "
-				 "%s may not lead (nofailover)",
-				 top->name);
-			set_none(out, why);
-			return;
-		}
-		out->kind = HA_ACT_SET_CANDIDATE;
-		out->reason = v->has_failover ? "manual" : "failover";
-		snprintf(out->name, sizeof out->name, "%s", pick->name);
-		snprintf(out->why, sizeof out->why,
-			 "synchronous standby %s is the most advanced (lsn %"
-			 PRIu64 ", %zu of %zu standbys heard)",
-			 pick->name, ha_member_lsn(pick), heard, v->nsync);
+	if (v->sync_active) {
+		decide_sync(v, out);
 		return;
 	}
 
-	/* An operator named the next primary (no primary is running, or it
-	 * would have handed over itself): honour it if that node can lead,
-	 * whatever its lag — but never a nofailover node, never another
-	 * cluster's data. */
-	if (v->initialized && v->has_failover) {
+	/* 8: asynchronous mode. The reference: the most advanced member of this
+	 * cluster; WAL on an older timeline does not count, and the last LSN
+	 * a primary reported bounds the lag too. */
+	const struct ha_member *top = most_advanced(v, NULL);
+	uint64_t ref = v->last_primary_lsn;
+	if (top && ha_member_lsn(top) > ref)
+		ref = ha_member_lsn(top);
+
+	/* 8.1: an operator named the next primary (no primary is running,
+	 * or it would have handed over itself): honour it if that node can
+	 * lead, whatever its lag — but never a nofailover node, never
+	 * another cluster's data, never a node on a timeline the cluster
+	 * left. */
+	if (v->has_failover) {
 		const struct ha_member *m = find(v, v->failover_to);
 		const char *no = NULL;
 		if (!m)
 			no = "it does not report";
-		else if (!has_data(m) || strcmp(m->sysid, v->sysid) != 0)
+		else if (!ours(v, m))
 			no = "it has no data of this cluster";
 		else if (busy(m))
 			no = "it is busy (cloning, rewinding or refused)";
 		else if (m->tags.nofailover || m->tags.failover_priority <= 0)
 			no = "it is tagged nofailover";
+		else if (m->timeline < top->timeline)
+			no = "it is on an older timeline";
 		if (no) {
 			out->kind = HA_ACT_DROP_FAILOVER;
 			snprintf(out->why, sizeof out->why,
@@ -352,29 +415,23 @@ void ha_decide(const struct ha_view *v, struct ha_action *out)
 		return;
 	}
 
-	/* Initialized, nobody holds the lease. The last primary, if it still
-	 * reports with its data, holds everything any replica received (they
-	 * only ever had WAL from it): it leads again, keeping the timeline —
-	 * the whole-cluster stop and start case. */
-	if (last_leader_ok(v)) {
-		name_last_leader(v, out);
+	/* 8.2: the last primary, if it reports again with its data and nobody
+	 * holds more WAL, leads again, keeping the timeline — the
+	 * whole-cluster stop and start case. Only then: a last_leader key
+	 * left stale (the put after taking the lease failed) names the
+	 * previous primary, now perhaps a lagging replica. */
+	const struct ha_member *ll = live_last_leader(v);
+	if (ll && pos_cmp(ll, top) == 0) {
+		name_last_leader(ll, out);
 		return;
 	}
-	uint64_t ref = v->last_primary_lsn;
+	size_t excluded = 0; /* 8.3 */
 	for (size_t i = 0; i < v->nmembers; i++) {
 		const struct ha_member *m = &v->members[i];
-		if (strcmp(m->sysid, v->sysid) == 0 &&
-		    ha_member_lsn(m) > ref)
-			ref = ha_member_lsn(m);
-	}
-	size_t excluded = 0;
-	for (size_t i = 0; i < v->nmembers; i++) {
-		const struct ha_member *m = &v->members[i];
-		if (!has_data(m) || strcmp(m->sysid, v->sysid) != 0 ||
-		    busy(m)) {
+		if (!ours(v, m) || busy(m))
 			continue;
-		}
 		if (m->tags.nofailover || m->tags.failover_priority <= 0 ||
+		    m->timeline < top->timeline ||
 		    ref - ha_member_lsn(m) > v->maximum_lag) {
 			excluded++;
 			continue;
@@ -386,7 +443,7 @@ void ha_decide(const struct ha_view *v, struct ha_action *out)
 		char why[256];
 		snprintf(why, sizeof why,
 			 "no eligible member to lead (%zu excluded by "
-			 "nofailover or lag)",
+			 "nofailover, timeline or lag)",
 			 excluded);
 		set_none(out, why);
 		return;

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# fo_raft_leader_kill (HA-PROTOCOL I1): Raft leadership is moved to a
+# fo_raft_leader_kill (I1, docs/architecture.md "Lease and fencing"): Raft
+# leadership is moved to a
 # replica's node (pgwarden transfer-leader), then, under a write load, that
 # node's machine dies (pgwarden and PostgreSQL SIGKILLed). The primary must
 # ride out the Raft election: it stays the primary (same leader key, same

@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# fo_raft_leader_moves (HA-PROTOCOL "Where the Raft leader sits"): with the
+# fo_raft_leader_moves (architecture.md "Where the Raft leader sits"): with the
 # default [ha] move_raft_leader = true, Raft leadership does not stay on
 # the primary's node. Under a write load it is put there (pgwarden
 # transfer-leader); within 10 s the controller hands it to a replica's node

@@ -59,3 +59,4 @@ for i in 1 2 3; do
 	fo_check_lost "$i" w
 done
 fo_check_overlap w
+fo_check_pg_conf

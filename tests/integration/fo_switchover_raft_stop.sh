@@ -118,3 +118,4 @@ fo_wait_acks w3 50 20 "$t3" "$(pg_port "$P")"
 fo_writer_stop w3
 fo_check_lost "$P" w w2 w3
 fo_check_overlap w w2 w3
+fo_check_pg_conf

@@ -113,6 +113,11 @@ node_start() {
 	if [[ -n ${CL_PID[$i]:-} ]] && pid_alive "${CL_PID[$i]}"; then
 		fail "node$i already running (pid ${CL_PID[$i]})"
 	fi
+	# still recorded but gone: it exited without the test asking for it
+	if [[ -n ${CL_PID[$i]:-} ]]; then
+		daemons_exited CL_PID node_log ||
+			fail "node$i died before the test started it again"
+	fi
 	echo "===== $(date +%T.%3N) start node$i $* =====" >>"$(node_log "$i")"
 	"$PGWARDEN" run -c "$(ini "$i")" "$@" >>"$(node_log "$i")" 2>&1 &
 	CL_PID[$i]=$!
@@ -175,9 +180,24 @@ cl_start_all() {
 	for ((i = 1; i <= CL_NODES; i++)); do node_start "$i"; done
 }
 
+# cl_cleanup (the EXIT trap): a node the test did not stop or kill
+# through the functions above must still be running, and no node log may
+# hold a sanitizer report; either fails a test that passed so far (and is
+# reported on a failing one). With PGW_TEST_STOP_AT_END=1 the nodes of a
+# passing test are then stopped with SIGTERM and must exit 0 (a sanitized
+# daemon's leak check runs at exit). Then every process is killed by pid.
 cl_cleanup() {
 	local rc=$? i p
 	trap - EXIT
+	set +eE
+	trap - ERR
+	if ! daemons_exited CL_PID node_log && ((rc == 0)); then rc=1; fi
+	# PGW_TEST_STOP_AT_END=1 (tests/run-all's sanitized run): a test that
+	# passed stops its nodes with SIGTERM, so that their exit checks run
+	if ((rc == 0)) && [[ ${PGW_TEST_STOP_AT_END:-0} == 1 ]] &&
+		! daemons_stop_all CL_PID node_log; then rc=1; fi
+	if [[ -n $CL_DIR && -d $CL_DIR ]] &&
+		! sanitizer_reports "$CL_DIR"/node*.log && ((rc == 0)); then rc=1; fi
 	for i in "${!CL_PID[@]}"; do
 		p=${CL_PID[$i]}
 		kill -KILL "$p" 2>/dev/null || true

@@ -99,9 +99,20 @@ ${FO_TAGS[$i]}}"
 }
 
 fo_cleanup() {
-	local rc=$? ns p
+	local rc=$? ns p w
 	set +eE
 	trap - ERR
+	# a writer the test did not stop: on a test that passed so far it is
+	# stopped and reaped like fo_writer_stop does, so that its failure
+	# (exit status, or not stopping) fails the test too
+	if ((rc == 0)); then
+		for w in "${!FO_WPID[@]}"; do
+			if ! fo_writer_halt "$w"; then
+				printf '[%s %s] FAIL: %s\n' "$(date +%T.%3N)" "$PG_NAME" "$FO_WRITER_ERR" >&2
+				rc=1
+			fi
+		done
+	fi
 	# writers and stand-ins first: a stand-in must not fire on a node the
 	# cleanup is stopping
 	for p in "${FO_WPID[@]}" "${FO_WDPID[@]}"; do
@@ -174,17 +185,37 @@ fo_writer_start_in() {
 	log "writer $name started in $ns (pid $!)"
 }
 
+# fo_writer_stop NAME: ask writer NAME to stop (its stop file) and reap
+# it. Fails the test if it does not stop within 10 s (it checks the file
+# before each offer, and an offer is bounded by its timeouts) or if it
+# exited non-zero, naming its exit status and its stderr: the record of a
+# writer that failed cannot back the checks.
 fo_writer_stop() {
-	local name=$1 p=${FO_WPID[$1]:-}
+	fo_writer_halt "$1" || fail "$FO_WRITER_ERR"
+	log "writer $1 stopped: $(fo_writer_summary "$1")"
+}
+
+# fo_writer_halt NAME: fo_writer_stop without failing: returns 1 with the
+# reason in FO_WRITER_ERR (for the cleanup, which must not exit early)
+FO_WRITER_ERR=
+fo_writer_halt() {
+	local name=$1 p=${FO_WPID[$1]:-} rc=0
+	FO_WRITER_ERR=
 	[[ -n $p ]] || return 0
 	touch "$PG_DIR/w.$name.stop"
 	if ! wait_until -t 10 not pid_alive "$p"; then
 		kill -KILL "$p" 2>/dev/null || true
-		log "writer $name did not stop within 10 s: killed"
+		wait "$p" 2>/dev/null || true
+		unset "FO_WPID[$name]"
+		FO_WRITER_ERR="writer $name (pid $p) did not stop within 10 s of its stop file: killed"
+		return 1
 	fi
-	wait "$p" 2>/dev/null || true
+	wait "$p" 2>/dev/null || rc=$?
 	unset "FO_WPID[$name]"
-	log "writer $name stopped: $(fo_writer_summary "$name")"
+	if ((rc != 0)); then
+		FO_WRITER_ERR="writer $name (pid $p) exited with $(signal_desc "$rc"): $(tail -n 5 "$PG_DIR/w.$name.err" 2>/dev/null | tr '\n' ' ')"
+		return 1
+	fi
 }
 
 # fo_acks_after NAME T_US [PORT]: acknowledged rows of writer NAME whose
@@ -294,6 +325,17 @@ fo_window_of() {
 	local col
 	case $field in first_send) col=3 ;; first_ack) col=4 ;; last_ack) col=5 ;; *) return 2 ;; esac
 	fo_windows "$@" | awk -v p="$port" -v c="$col" '$1 == p { n++; v = $c } END { if (n != 1) exit 1; print v }'
+}
+
+# fo_check_pg_conf: no PostgreSQL log of this test says its configuration
+# contains errors (pgwarden's reloads never ask for a restart-only change)
+fo_check_pg_conf() {
+	local i bad
+	for ((i = 1; i <= PG_NODES; i++)); do
+		bad=$(grep -h -B1 'contains errors' "$(pg_log "$i")" 2>/dev/null | head -n 4 || true)
+		[[ -z $bad ]] || fail "node$i's PostgreSQL log: $bad"
+	done
+	log "no PostgreSQL log reports a configuration error"
 }
 
 # fo_max_gap NAME FROM_US TO_US: the longest time without an

@@ -172,6 +172,11 @@ node_running() { pid_alive "${PG_PID[$1]:-}"; }
 node_start() {
 	local i=$1
 	if node_running "$i"; then fail "node$i already running (pid ${PG_PID[$i]})"; fi
+	# still recorded but gone: it exited without the test asking for it
+	if [[ -n ${PG_PID[$i]:-} ]]; then
+		daemons_exited PG_PID node_log ||
+			fail "node$i died before the test started it again"
+	fi
 	echo "===== $(date +%T.%3N) start node$i =====" >>"$(node_log "$i")"
 	# setsid does not fork (a background job of a non-interactive shell
 	# is no group leader) and setpriv execs: $! is pgwarden's own pid.
@@ -299,7 +304,8 @@ fencers_of() {
 	local d p out=()
 	d=$(pg_data "$1")
 	for p in $(pgrep -x pgw-fencer || true); do
-		tr '\0' '\n' <"/proc/$p/cmdline" 2>/dev/null | grep -qxF -- "$d" && out+=("$p")
+		# (a fencer may exit in between: the redirection fails quietly)
+		{ tr '\0' '\n' <"/proc/$p/cmdline"; } 2>/dev/null | grep -qxF -- "$d" && out+=("$p")
 	done
 	echo "${out[@]}"
 }
@@ -307,11 +313,27 @@ fencers_of() {
 # no_postmaster I: no postgres process runs in node I's data dir
 no_postmaster() { [[ -z $(postmasters_of "$1") ]]; }
 
+# pg_cleanup (the EXIT trap): a node the test did not stop or kill
+# through the functions above must still be running, and no node log may
+# hold a sanitizer report; either fails a test that passed so far (and is
+# reported on a failing one). With PGW_TEST_STOP_AT_END=1 the nodes of a
+# passing test are then stopped with SIGTERM and must exit 0 (a sanitized
+# daemon's leak check runs at exit). Then every process is stopped by pid.
 pg_cleanup() {
 	local rc=$? i p d pid
 	trap - EXIT
 	set +eE
 	trap - ERR
+	if ((rc != 77)); then
+		if ! daemons_exited PG_PID node_log && ((rc == 0)); then rc=1; fi
+		# PGW_TEST_STOP_AT_END=1 (tests/run-all's sanitized run): a test
+		# that passed stops its nodes with SIGTERM, so that their exit
+		# checks run
+		if ((rc == 0)) && [[ ${PGW_TEST_STOP_AT_END:-0} == 1 ]] &&
+			! daemons_stop_all PG_PID node_log; then rc=1; fi
+		if [[ -n $PG_DIR && -d $PG_DIR ]] &&
+			! sanitizer_reports "$PG_DIR"/node*.log && ((rc == 0)); then rc=1; fi
+	fi
 	for p in "${PG_EXTRA_PIDS[@]}"; do
 		kill -KILL "$p" 2>/dev/null
 		wait "$p" 2>/dev/null

@@ -1,5 +1,5 @@
-/* wdfifo.c - the watchdog stand-in for tests (TESTING.md, "Watchdog without
- * a watchdog"): this kernel has no softdog and no /dev/watchdog, so tests
+/* wdfifo.c - the watchdog stand-in for tests (docs/architecture.md, "Testing
+ * without a watchdog device"): this kernel has no softdog and no /dev/watchdog, so tests
  * point [watchdog] device at a FIFO read by this program, which behaves
  * like the kernel's watchdog towards the writer and SIGKILLs the "machine"
  * (a process group, or one pid such as the init of an `unshare --pid

@@ -4,7 +4,7 @@
  * the device open ("armed") and writes one byte to it after each successful
  * lease renewal ("keepalive", "pet"). If the agent hangs, is SIGSTOPped or
  * dies, the keepalives stop and the kernel resets the machine Twd after the
- * last one, before the store can expire the lease (I3 of HA-PROTOCOL.md).
+ * last one, before the store can expire the lease (I3, docs/architecture.md).
  *
  * Device handling, so that a FIFO read by the test stand-in (tests/lib/
  * wdfifo.c) behaves like a real device:

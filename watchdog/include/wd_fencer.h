@@ -1,5 +1,6 @@
 /* wd_fencer.h - the independent fencer process: the second line of defence
- * of HA-PROTOCOL.md for a primary whose agent hangs, is SIGSTOPped or dies
+ * (docs/architecture.md, "Lease and fencing") for a primary whose agent
+ * hangs, is SIGSTOPped or dies
  * while its PostgreSQL keeps running, on a machine without a watchdog
  * device (or alongside one).
  *

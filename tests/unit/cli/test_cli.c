@@ -2,9 +2,13 @@
  * so that its static functions can be called). */
 #include "cli/cli.c"
 
+#include <arpa/inet.h>
+#include <netinet/in.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
 #include <cmocka.h>
 
 static int parse(struct cli_args *a, char *err, size_t errlen, ...)
@@ -510,6 +514,184 @@ static void test_knows_leader(void **state)
 	json_decref(d);
 }
 
+/* ------------------------------------------------------------------ */
+/* The requests the commands send, seen by a loopback HTTP listener     */
+
+/* A one-shot HTTP server in a child process: it serves `nconn`
+ * connections (one request each), answers GET /cluster with one member
+ * named n2 whose api_url is this server and anything else with
+ * {"message":"ok"}, and writes "METHOD PATH LEN\n" per request (LEN: the
+ * Content-Length it got, -1 when none) to a pipe that the parent reads. */
+struct t_srv {
+	pid_t pid;
+	int port;
+	int rfd; /* read end of the record pipe */
+};
+
+static void t_srv_child(int lfd, int wfd, int port, int nconn)
+{
+	alarm(10); /* a test that never connects cannot hang the suite */
+	for (int i = 0; i < nconn; i++) {
+		int c = accept(lfd, NULL, NULL);
+		if (c < 0)
+			_exit(1);
+		char buf[8192];
+		size_t n = 0;
+		char *hend = NULL;
+		while (!hend && n < sizeof(buf) - 1) {
+			ssize_t k = read(c, buf + n, sizeof(buf) - 1 - n);
+			if (k <= 0)
+				_exit(1);
+			n += (size_t)k;
+			buf[n] = '\0';
+			hend = strstr(buf, "\r\n\r\n");
+		}
+		char method[16] = "", path[256] = "";
+		if (sscanf(buf, "%15s %255s", method, path) != 2)
+			_exit(1);
+		long clen = -1;
+		for (char *h = strstr(buf, "\r\n"); h && h < hend;
+		     h = strstr(h + 2, "\r\n"))
+			if (strncasecmp(h + 2, "Content-Length:", 15) == 0)
+				clen = strtol(h + 17, NULL, 10);
+		/* read the body, if any, before answering */
+		size_t have = n - (size_t)(hend + 4 - buf);
+		while (clen > 0 && have < (size_t)clen) {
+			ssize_t k = read(c, buf, sizeof(buf));
+			if (k <= 0)
+				break;
+			have += (size_t)k;
+		}
+		char rec[300];
+		int rl = snprintf(rec, sizeof(rec), "%s %s %ld\n", method,
+				  path, clen);
+		if (write(wfd, rec, (size_t)rl) != rl)
+			_exit(1);
+		char body[256];
+		if (strcmp(path, "/cluster") == 0)
+			snprintf(body, sizeof(body),
+				 "{\"leader\":\"n1\",\"members\":[{\"name\":"
+				 "\"n2\",\"api_url\":\"http://127.0.0.1:%d\"}"
+				 "]}",
+				 port);
+		else
+			snprintf(body, sizeof(body), "{\"message\":\"ok\"}");
+		char resp[512];
+		int m = snprintf(resp, sizeof(resp),
+				 "HTTP/1.1 200 OK\r\nContent-Type: "
+				 "application/json\r\nContent-Length: %zu\r\n"
+				 "Connection: close\r\n\r\n%s",
+				 strlen(body), body);
+		if (write(c, resp, (size_t)m) != m)
+			_exit(1);
+		close(c);
+	}
+	_exit(0);
+}
+
+static void t_srv_start(struct t_srv *s, int nconn)
+{
+	int lfd = socket(AF_INET, SOCK_STREAM, 0);
+	assert_true(lfd >= 0);
+	struct sockaddr_in sa;
+	memset(&sa, 0, sizeof(sa));
+	sa.sin_family = AF_INET;
+	sa.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	assert_int_equal(bind(lfd, (struct sockaddr *)&sa, sizeof(sa)), 0);
+	assert_int_equal(listen(lfd, 8), 0);
+	socklen_t sl = sizeof(sa);
+	assert_int_equal(getsockname(lfd, (struct sockaddr *)&sa, &sl), 0);
+	s->port = ntohs(sa.sin_port);
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	fflush(NULL);
+	s->pid = fork();
+	assert_true(s->pid >= 0);
+	if (s->pid == 0) {
+		close(p[0]);
+		t_srv_child(lfd, p[1], s->port, nconn);
+	}
+	close(lfd);
+	close(p[1]);
+	s->rfd = p[0];
+}
+
+/* Everything the server recorded (the child has exited), into buf. */
+static void t_srv_finish(struct t_srv *s, char *buf, size_t len)
+{
+	size_t n = 0;
+	ssize_t k;
+	while (n < len - 1 && (k = read(s->rfd, buf + n, len - 1 - n)) > 0)
+		n += (size_t)k;
+	buf[n] = '\0';
+	close(s->rfd);
+	int st = 0;
+	assert_int_equal(waitpid(s->pid, &st, 0), s->pid);
+	assert_true(WIFEXITED(st));
+	assert_int_equal(WEXITSTATUS(st), 0);
+}
+
+/* Run `pgwarden -e http://127.0.0.1:PORT --token-file F words...` against
+ * a fresh server that serves nconn requests; what it saw goes to seen. */
+static int t_run_cli(int nconn, char *seen, size_t seenlen, ...)
+{
+	char tok[] = "/tmp/pgw-test-token-XXXXXX";
+	int fd = mkstemp(tok);
+	assert_true(fd >= 0);
+	assert_int_equal(write(fd, "secret\n", 7), 7);
+	close(fd);
+	struct t_srv s;
+	t_srv_start(&s, nconn);
+	char ep[64];
+	snprintf(ep, sizeof(ep), "http://127.0.0.1:%d", s.port);
+	char *argv[16];
+	int argc = 0;
+	argv[argc++] = (char *)"pgwarden";
+	argv[argc++] = (char *)"-e";
+	argv[argc++] = ep;
+	argv[argc++] = (char *)"--token-file";
+	argv[argc++] = tok;
+	va_list ap;
+	va_start(ap, seenlen);
+	for (char *w; (w = va_arg(ap, char *)) != NULL && argc < 15;)
+		argv[argc++] = w;
+	va_end(ap);
+	argv[argc] = NULL;
+	int rc = cli_main(argc, argv);
+	t_srv_finish(&s, seen, seenlen);
+	unlink(tok);
+	return rc;
+}
+
+/* pause, resume and reinit send POST without a body: it must go out as a
+ * POST (with Content-Length: 0), not as libcurl's default GET, which the
+ * server answers with 405. */
+static void test_bodyless_post_is_post(void **state)
+{
+	(void)state;
+	char seen[1024];
+	assert_int_equal(t_run_cli(1, seen, sizeof(seen), "pause", NULL), 0);
+	assert_string_equal(seen, "POST /pause 0\n");
+	assert_int_equal(t_run_cli(1, seen, sizeof(seen), "resume", NULL), 0);
+	assert_string_equal(seen, "POST /resume 0\n");
+	/* reinit reads the node's API URL from /cluster, then posts there */
+	assert_int_equal(t_run_cli(2, seen, sizeof(seen), "reinit", "n2",
+				   "--force", NULL),
+			 0);
+	assert_string_equal(seen, "GET /cluster -1\nPOST /reinitialize 0\n");
+	/* the other body-less mutation: switchover --cancel is a DELETE */
+	assert_int_equal(t_run_cli(1, seen, sizeof(seen), "switchover",
+				   "--cancel", NULL),
+			 0);
+	assert_string_equal(seen, "DELETE /switchover -1\n");
+	/* a POST with a body still carries it */
+	assert_int_equal(t_run_cli(1, seen, sizeof(seen), "put", "/k", "v",
+				   NULL),
+			 0);
+	assert_true(strncmp(seen, "POST /v1/kv/put ", 16) == 0);
+	assert_true(strtol(seen + 16, NULL, 10) > 0);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -527,6 +709,7 @@ int main(void)
 		cmocka_unit_test(test_rows_edges),
 		cmocka_unit_test(test_rows_nomem),
 		cmocka_unit_test(test_knows_leader),
+		cmocka_unit_test(test_bodyless_post_is_post),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

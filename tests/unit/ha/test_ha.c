@@ -1,12 +1,13 @@
 /* test_ha.c - unit tests for the member record codec and store key names
- * (src/ha/ha_member.c) and the controller's pure decision function
- * ha_decide() (src/ha/ha_ctl.c).
+ * (src/ha/ha_member.c), the controller's pure decision function
+ * ha_decide() (src/ha/ha_decide.c) and the controller's timing and
+ * answer parsing (src/ha/ha_ctl.c).
  *
  * The decision tests are a table of scenarios, each run with every
  * permutation of its members (the order of member records in the store
- * must never matter), plus a property loop over random views (fixed seed)
- * checked against an independent oracle written from the rules in
- * DESIGN.md "HA" and HA-PROTOCOL.md "Choosing the new primary".
+ * must never matter), plus a randomized comparison (fixed seed, bounded
+ * iterations, the seed printed on failure) with an oracle written from
+ * the numbered rules in docs/architecture.md, "Choosing the new primary".
  */
 #include <inttypes.h>
 #include <setjmp.h>
@@ -605,13 +606,14 @@ struct mspec {
 	uint64_t lsn;
 	int prio;
 	bool nofailover;
+	uint32_t tl; /* timeline; 0 (unknown) when not given */
 };
 
 /* shorthands: a streaming replica / running primary of cluster SYS,
  * an empty node waiting to bootstrap */
-#define REP(n, l) { n, HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, l, 1, false }
-#define PRI(n, l) { n, HA_ROLE_PRIMARY, HA_ST_RUNNING, SYS, l, 1, false }
-#define UNI(n) { n, HA_ROLE_UNINITIALIZED, HA_ST_WAITING, "", 0, 1, false }
+#define REP(n, l) { n, HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, l, 1, false, 0 }
+#define PRI(n, l) { n, HA_ROLE_PRIMARY, HA_ST_RUNNING, SYS, l, 1, false, 0 }
+#define UNI(n) { n, HA_ROLE_UNINITIALIZED, HA_ST_WAITING, "", 0, 1, false, 0 }
 
 struct scenario {
 	const char *label;
@@ -626,6 +628,11 @@ struct scenario {
 
 #define INIT .initialized = true, .sysid = SYS
 #define LAG .maximum_lag = 1u << 20, .candidate_timeout_ms = 30000
+/* the sync key: ANY k of the n listed slot names */
+#define SYNC(k, n, ...)                                                     \
+	.sync_active = true, .sync_k = (k), .nsync = (n),                   \
+	.sync_standbys = { __VA_ARGS__ }
+#define SYNC_EMPTY(k) .sync_active = true, .sync_k = (k), .nsync = 0
 
 static const struct scenario scenarios[] = {
 	/* ---- pause, leader, candidate ---------------------------------- */
@@ -727,7 +734,7 @@ static const struct scenario scenarios[] = {
 	  { LAG, .has_candidate = true, .candidate = "a",
 	    .candidate_age_ms = 5 },
 	  { { "a", HA_ROLE_UNINITIALIZED, HA_ST_INITIALIZING, "", 0, 1,
-	      false },
+	      false, 0 },
 	    UNI("b") },
 	  2,
 	  HA_ACT_NONE,
@@ -753,7 +760,7 @@ static const struct scenario scenarios[] = {
 	{ "candidate refused",
 	  { INIT, LAG, .has_candidate = true, .candidate = "b" },
 	  { REP("a", 900),
-	    { "b", HA_ROLE_REPLICA, HA_ST_REFUSED, OTHER, 500, 1, false } },
+	    { "b", HA_ROLE_REPLICA, HA_ST_REFUSED, OTHER, 500, 1, false, 0 } },
 	  2,
 	  HA_ACT_CLEAR_CANDIDATE,
 	  NULL,
@@ -761,7 +768,7 @@ static const struct scenario scenarios[] = {
 	  "candidate b refused" },
 	{ "candidate refused during bootstrap",
 	  { LAG, .has_candidate = true, .candidate = "a" },
-	  { { "a", HA_ROLE_UNINITIALIZED, HA_ST_REFUSED, "", 0, 1, false },
+	  { { "a", HA_ROLE_UNINITIALIZED, HA_ST_REFUSED, "", 0, 1, false, 0 },
 	    UNI("b") },
 	  2,
 	  HA_ACT_CLEAR_CANDIDATE,
@@ -814,7 +821,7 @@ static const struct scenario scenarios[] = {
 	  NULL },
 	{ "bootstrap: nofailover skipped",
 	  { LAG },
-	  { { "a", HA_ROLE_UNINITIALIZED, HA_ST_WAITING, "", 0, 1, true },
+	  { { "a", HA_ROLE_UNINITIALIZED, HA_ST_WAITING, "", 0, 1, true, 0 },
 	    UNI("b"), UNI("c") },
 	  3,
 	  HA_ACT_SET_CANDIDATE,
@@ -823,11 +830,11 @@ static const struct scenario scenarios[] = {
 	  NULL },
 	{ "bootstrap: cloning / initializing / refused / rewinding skipped",
 	  { LAG },
-	  { { "a", HA_ROLE_UNINITIALIZED, HA_ST_CLONING, "", 0, 1, false },
+	  { { "a", HA_ROLE_UNINITIALIZED, HA_ST_CLONING, "", 0, 1, false, 0 },
 	    { "b", HA_ROLE_UNINITIALIZED, HA_ST_INITIALIZING, "", 0, 1,
-	      false },
-	    { "c", HA_ROLE_UNINITIALIZED, HA_ST_REFUSED, "", 0, 1, false },
-	    { "d", HA_ROLE_UNINITIALIZED, HA_ST_REWINDING, "", 0, 1, false },
+	      false, 0 },
+	    { "c", HA_ROLE_UNINITIALIZED, HA_ST_REFUSED, "", 0, 1, false, 0 },
+	    { "d", HA_ROLE_UNINITIALIZED, HA_ST_REWINDING, "", 0, 1, false, 0 },
 	    UNI("e") },
 	  5,
 	  HA_ACT_SET_CANDIDATE,
@@ -836,9 +843,9 @@ static const struct scenario scenarios[] = {
 	  NULL },
 	{ "bootstrap: every empty node busy or nofailover",
 	  { LAG },
-	  { { "a", HA_ROLE_UNINITIALIZED, HA_ST_CLONING, "", 0, 1, false },
-	    { "b", HA_ROLE_UNINITIALIZED, HA_ST_REFUSED, "", 0, 1, false },
-	    { "c", HA_ROLE_UNINITIALIZED, HA_ST_WAITING, "", 0, 1, true } },
+	  { { "a", HA_ROLE_UNINITIALIZED, HA_ST_CLONING, "", 0, 1, false, 0 },
+	    { "b", HA_ROLE_UNINITIALIZED, HA_ST_REFUSED, "", 0, 1, false, 0 },
+	    { "c", HA_ROLE_UNINITIALIZED, HA_ST_WAITING, "", 0, 1, true, 0 } },
 	  3,
 	  HA_ACT_NONE,
 	  NULL,
@@ -846,7 +853,7 @@ static const struct scenario scenarios[] = {
 	  "not initialized" },
 	{ "bootstrap: unknown role never bootstraps",
 	  { LAG },
-	  { { "a", HA_ROLE_UNKNOWN, HA_ST_STOPPED, "", 0, 1, false },
+	  { { "a", HA_ROLE_UNKNOWN, HA_ST_STOPPED, "", 0, 1, false, 0 },
 	    UNI("b") },
 	  2,
 	  HA_ACT_SET_CANDIDATE,
@@ -863,8 +870,8 @@ static const struct scenario scenarios[] = {
 	  "not initialized" },
 	{ "bootstrap: only unknown roles",
 	  { LAG },
-	  { { "a", HA_ROLE_UNKNOWN, HA_ST_STOPPED, "", 0, 1, false },
-	    { "b", HA_ROLE_UNKNOWN, HA_ST_STARTING, "", 0, 1, false } },
+	  { { "a", HA_ROLE_UNKNOWN, HA_ST_STOPPED, "", 0, 1, false, 0 },
+	    { "b", HA_ROLE_UNKNOWN, HA_ST_STARTING, "", 0, 1, false, 0 } },
 	  2,
 	  HA_ACT_NONE,
 	  NULL,
@@ -896,8 +903,8 @@ static const struct scenario scenarios[] = {
 	  "lsn 300" },
 	{ "existing data: LSN tie -> priority",
 	  { LAG },
-	  { { "x", HA_ROLE_REPLICA, HA_ST_RUNNING, SYS, 300, 1, false },
-	    { "y", HA_ROLE_REPLICA, HA_ST_RUNNING, SYS, 300, 5, false } },
+	  { { "x", HA_ROLE_REPLICA, HA_ST_RUNNING, SYS, 300, 1, false, 0 },
+	    { "y", HA_ROLE_REPLICA, HA_ST_RUNNING, SYS, 300, 5, false, 0 } },
 	  2,
 	  HA_ACT_SET_CANDIDATE,
 	  "y",
@@ -921,7 +928,7 @@ static const struct scenario scenarios[] = {
 	  NULL },
 	{ "existing data needs a sysid",
 	  { LAG },
-	  { { "x", HA_ROLE_REPLICA, HA_ST_RUNNING, "", 900, 1, false },
+	  { { "x", HA_ROLE_REPLICA, HA_ST_RUNNING, "", 900, 1, false, 0 },
 	    UNI("b") },
 	  2,
 	  HA_ACT_SET_CANDIDATE,
@@ -930,7 +937,7 @@ static const struct scenario scenarios[] = {
 	  NULL },
 	{ "existing data: nofailover skipped",
 	  { LAG },
-	  { { "x", HA_ROLE_REPLICA, HA_ST_RUNNING, SYS, 900, 1, true },
+	  { { "x", HA_ROLE_REPLICA, HA_ST_RUNNING, SYS, 900, 1, true, 0 },
 	    REP("y", 100), UNI("a") },
 	  3,
 	  HA_ACT_SET_CANDIDATE,
@@ -939,8 +946,8 @@ static const struct scenario scenarios[] = {
 	  NULL },
 	{ "existing data: busy skipped",
 	  { LAG },
-	  { { "x", HA_ROLE_REPLICA, HA_ST_REWINDING, SYS, 900, 1, false },
-	    { "w", HA_ROLE_REPLICA, HA_ST_REFUSED, SYS, 900, 1, false },
+	  { { "x", HA_ROLE_REPLICA, HA_ST_REWINDING, SYS, 900, 1, false, 0 },
+	    { "w", HA_ROLE_REPLICA, HA_ST_REFUSED, SYS, 900, 1, false, 0 },
 	    REP("y", 100) },
 	  3,
 	  HA_ACT_SET_CANDIDATE,
@@ -949,7 +956,7 @@ static const struct scenario scenarios[] = {
 	  NULL },
 	{ "existing data all nofailover: an empty node bootstraps",
 	  { LAG },
-	  { { "x", HA_ROLE_REPLICA, HA_ST_RUNNING, SYS, 900, 1, true },
+	  { { "x", HA_ROLE_REPLICA, HA_ST_RUNNING, SYS, 900, 1, true, 0 },
 	    UNI("b") },
 	  2,
 	  HA_ACT_SET_CANDIDATE,
@@ -968,7 +975,7 @@ static const struct scenario scenarios[] = {
 	  "b is the most advanced (lsn 300)" },
 	{ "failover: received/replayed/current all count",
 	  { INIT, LAG },
-	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 0, 1, false },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 0, 1, false, 0 },
 	    REP("b", 250) },
 	  2,
 	  HA_ACT_SET_CANDIDATE,
@@ -977,7 +984,7 @@ static const struct scenario scenarios[] = {
 	  NULL },
 	{ "failover: LSN beats priority",
 	  { INIT, LAG },
-	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 100, 9, false },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 100, 9, false, 0 },
 	    REP("b", 101) },
 	  2,
 	  HA_ACT_SET_CANDIDATE,
@@ -987,7 +994,7 @@ static const struct scenario scenarios[] = {
 	{ "failover: LSN tie -> failover_priority",
 	  { INIT, LAG, .last_leader = "gone" },
 	  { REP("a", 300),
-	    { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 300, 2, false },
+	    { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 300, 2, false, 0 },
 	    REP("c", 300) },
 	  3,
 	  HA_ACT_SET_CANDIDATE,
@@ -1010,18 +1017,18 @@ static const struct scenario scenarios[] = {
 	  "b",
 	  "failover",
 	  NULL },
-	{ "failover: the last leader, still reporting, leads again though its "
-	  "last report is behind",
+	{ "stale last_leader: its node (the previous primary, now a lagging "
+	  "replica) is passed over for the most advanced",
 	  { INIT, LAG, .last_leader = "a", .last_leader_recent = true },
 	  { PRI("a", 299), REP("b", 300) },
 	  2,
 	  HA_ACT_SET_CANDIDATE,
-	  "a",
+	  "b",
 	  "failover",
-	  NULL },
+	  "b is the most advanced" },
 	{ "failover: sysid mismatch excluded",
 	  { INIT, LAG },
-	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, OTHER, 900, 1, false },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, OTHER, 900, 1, false, 0 },
 	    REP("b", 100) },
 	  2,
 	  HA_ACT_SET_CANDIDATE,
@@ -1030,7 +1037,7 @@ static const struct scenario scenarios[] = {
 	  NULL },
 	{ "failover: empty sysid excluded",
 	  { INIT, LAG },
-	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, "", 900, 1, false },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, "", 900, 1, false, 0 },
 	    REP("b", 100) },
 	  2,
 	  HA_ACT_SET_CANDIDATE,
@@ -1039,7 +1046,7 @@ static const struct scenario scenarios[] = {
 	  NULL },
 	{ "failover: nofailover excluded",
 	  { INIT, LAG },
-	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 900, 1, true },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 900, 1, true, 0 },
 	    REP("b", 899) },
 	  2,
 	  HA_ACT_SET_CANDIDATE,
@@ -1048,7 +1055,7 @@ static const struct scenario scenarios[] = {
 	  NULL },
 	{ "failover: priority 0 excluded",
 	  { INIT, LAG },
-	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 900, 0, false },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 900, 0, false, 0 },
 	    REP("b", 899) },
 	  2,
 	  HA_ACT_SET_CANDIDATE,
@@ -1057,7 +1064,7 @@ static const struct scenario scenarios[] = {
 	  NULL },
 	{ "failover: negative priority excluded",
 	  { INIT, LAG },
-	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 900, -1, false },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 900, -1, false, 0 },
 	    REP("b", 899) },
 	  2,
 	  HA_ACT_SET_CANDIDATE,
@@ -1066,10 +1073,10 @@ static const struct scenario scenarios[] = {
 	  NULL },
 	{ "failover: busy members excluded",
 	  { INIT, LAG },
-	  { { "a", HA_ROLE_REPLICA, HA_ST_CLONING, SYS, 900, 1, false },
-	    { "b", HA_ROLE_REPLICA, HA_ST_REWINDING, SYS, 900, 1, false },
-	    { "c", HA_ROLE_REPLICA, HA_ST_REFUSED, SYS, 900, 1, false },
-	    { "d", HA_ROLE_REPLICA, HA_ST_INITIALIZING, SYS, 900, 1, false },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_CLONING, SYS, 900, 1, false, 0 },
+	    { "b", HA_ROLE_REPLICA, HA_ST_REWINDING, SYS, 900, 1, false, 0 },
+	    { "c", HA_ROLE_REPLICA, HA_ST_REFUSED, SYS, 900, 1, false, 0 },
+	    { "d", HA_ROLE_REPLICA, HA_ST_INITIALIZING, SYS, 900, 1, false, 0 },
 	    REP("e", 899) },
 	  5,
 	  HA_ACT_SET_CANDIDATE,
@@ -1080,8 +1087,8 @@ static const struct scenario scenarios[] = {
 	  { INIT, LAG },
 	  { UNI("a"),
 	    { "b", HA_ROLE_UNINITIALIZED, HA_ST_WAITING, SYS, 900, 1,
-	      false },
-	    { "c", HA_ROLE_UNKNOWN, HA_ST_RUNNING, SYS, 900, 1, false },
+	      false, 0 },
+	    { "c", HA_ROLE_UNKNOWN, HA_ST_RUNNING, SYS, 900, 1, false, 0 },
 	    REP("d", 100) },
 	  4,
 	  HA_ACT_SET_CANDIDATE,
@@ -1108,7 +1115,7 @@ static const struct scenario scenarios[] = {
 	{ "failover: lag exactly maximum_lag is allowed",
 	  { INIT, .maximum_lag = 1000, .candidate_timeout_ms = 1,
 	    .last_primary_lsn = 10000 },
-	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 9000, 1, false } },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 9000, 1, false, 0 } },
 	  1,
 	  HA_ACT_SET_CANDIDATE,
 	  "a",
@@ -1126,7 +1133,7 @@ static const struct scenario scenarios[] = {
 	{ "failover: lag measured against the most advanced member",
 	  { INIT, .maximum_lag = 1000, .candidate_timeout_ms = 1,
 	    .last_primary_lsn = 100 },
-	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 50000, 1, true },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 50000, 1, true, 0 },
 	    REP("b", 48999), REP("c", 49000) },
 	  3,
 	  HA_ACT_SET_CANDIDATE,
@@ -1136,7 +1143,7 @@ static const struct scenario scenarios[] = {
 	{ "failover: lag reference ignores another cluster's LSNs",
 	  { INIT, .maximum_lag = 1000, .candidate_timeout_ms = 1 },
 	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, OTHER, 90000, 1,
-	      false },
+	      false, 0 },
 	    REP("b", 500) },
 	  2,
 	  HA_ACT_SET_CANDIDATE,
@@ -1153,7 +1160,7 @@ static const struct scenario scenarios[] = {
 	  NULL },
 	{ "failover: maximum_lag 0 and the best is nofailover",
 	  { INIT, .maximum_lag = 0, .candidate_timeout_ms = 1 },
-	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 300, 1, true },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 300, 1, true, 0 },
 	    REP("b", 299) },
 	  2,
 	  HA_ACT_NONE,
@@ -1171,10 +1178,10 @@ static const struct scenario scenarios[] = {
 	  NULL },
 	{ "failover: all excluded -> none, with the count",
 	  { INIT, LAG },
-	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 900, 1, true },
-	    { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 800, 0, false },
-	    { "c", HA_ROLE_REPLICA, HA_ST_STREAMING, OTHER, 900, 1, false },
-	    { "d", HA_ROLE_REPLICA, HA_ST_CLONING, SYS, 900, 1, false } },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 900, 1, true, 0 },
+	    { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 800, 0, false, 0 },
+	    { "c", HA_ROLE_REPLICA, HA_ST_STREAMING, OTHER, 900, 1, false, 0 },
+	    { "d", HA_ROLE_REPLICA, HA_ST_CLONING, SYS, 900, 1, false, 0 } },
 	  4,
 	  HA_ACT_NONE,
 	  NULL,
@@ -1190,7 +1197,7 @@ static const struct scenario scenarios[] = {
 	  "0 excluded" },
 	{ "failover: a crashed old primary (gave up its lease) is passed over",
 	  { INIT, LAG, .last_leader = "a", .last_primary_lsn = 700 },
-	  { { "a", HA_ROLE_PRIMARY, HA_ST_CRASHED, SYS, 700, 1, false },
+	  { { "a", HA_ROLE_PRIMARY, HA_ST_CRASHED, SYS, 700, 1, false, 0 },
 	    REP("b", 700), REP("c", 650) },
 	  3,
 	  HA_ACT_SET_CANDIDATE,
@@ -1200,15 +1207,520 @@ static const struct scenario scenarios[] = {
 	{ "failover: six members",
 	  { INIT, LAG, .last_leader = "gone", .last_primary_lsn = 1000 },
 	  { REP("a", 1000), REP("b", 990),
-	    { "c", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 1000, 3, false },
-	    { "d", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 1200, 1, true },
-	    { "e", HA_ROLE_REPLICA, HA_ST_STREAMING, OTHER, 5000, 9, false },
+	    { "c", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 1000, 3, false, 0 },
+	    { "d", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 1200, 1, true, 0 },
+	    { "e", HA_ROLE_REPLICA, HA_ST_STREAMING, OTHER, 5000, 9, false, 0 },
 	    PRI("f", 1000) },
 	  6,
 	  HA_ACT_SET_CANDIDATE,
 	  "c",
 	  "failover",
 	  NULL },
+	/* ---- the last leader (docs/architecture.md, "Choosing the new
+	 * primary", rules 7, 8.2, 9.4) ------------------------------------ */
+	{ "stale last_leader: a lagging replica is not promoted (async)",
+	  { INIT, LAG, .last_leader = "a", .last_leader_recent = true },
+	  { REP("a", 100), REP("b", 300), REP("c", 200) },
+	  3,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "failover",
+	  "b is the most advanced" },
+	{ "last leader holding the most WAL leads again over a higher "
+	  "priority",
+	  { INIT, LAG, .last_leader = "a", .last_leader_recent = true },
+	  { PRI("a", 300),
+	    { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 300, 5, false, 0 } },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "a",
+	  "failover",
+	  "a led last" },
+	{ "last leader ahead of everyone but the record is old: it is not "
+	  "recent, ranking applies",
+	  { INIT, LAG, .last_leader = "a" },
+	  { PRI("a", 300),
+	    { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 300, 5, false, 0 } },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "failover",
+	  "most advanced" },
+	{ "last leader behind a nofailover member: no shortcut, ranking "
+	  "(priority) applies",
+	  { INIT, LAG, .last_leader = "a", .last_leader_recent = true },
+	  { REP("a", 300),
+	    { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 300, 2, false, 0 },
+	    { "c", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 400, 1, true, 0 } },
+	  3,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "failover",
+	  NULL },
+	{ "last leader with the most WAL but tagged nofailover",
+	  { INIT, LAG, .last_leader = "a", .last_leader_recent = true },
+	  { { "a", HA_ROLE_PRIMARY, HA_ST_RUNNING, SYS, 500, 1, true, 0 },
+	    REP("b", 400) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "failover",
+	  NULL },
+	{ "last leader on an older timeline is not named, whatever its LSN",
+	  { INIT, LAG, .last_leader = "a", .last_leader_recent = true },
+	  { { "a", HA_ROLE_PRIMARY, HA_ST_STOPPED, SYS, 900, 1, false, 1 },
+	    { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 300, 1, false, 2 } },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "failover",
+	  NULL },
+	{ "waiting for the last leader to report after a Raft leader change",
+	  { INIT, LAG, .last_leader = "a", .last_leader_pending = true },
+	  { PRI("a", 100), REP("b", 300) },
+	  2,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "waiting for the last leader" },
+	{ "last leader pending but reported: it leads if it holds the most",
+	  { INIT, LAG, .last_leader = "a", .last_leader_pending = true,
+	    .last_leader_recent = true },
+	  { PRI("a", 300), REP("b", 300) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "a",
+	  "failover",
+	  NULL },
+
+	/* ---- timelines (terms, rule 8) --------------------------------- */
+	{ "failover: a member on an older timeline is not promoted, whatever "
+	  "its LSN",
+	  { INIT, LAG },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 900, 1, false, 1 },
+	    { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 300, 1, false, 2 } },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "failover",
+	  NULL },
+	{ "failover: an older timeline's LSN is not the lag reference",
+	  { INIT, .maximum_lag = 100, .candidate_timeout_ms = 1 },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 90000, 1, false,
+	      3 },
+	    { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 300, 1, false, 4 },
+	    { "c", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 250, 2, false, 4 } },
+	  3,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "failover",
+	  NULL },
+	{ "failover: only old-timeline members besides a nofailover one",
+	  { INIT, LAG },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 900, 1, false, 1 },
+	    { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 300, 1, true, 2 } },
+	  2,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "2 excluded by nofailover, timeline or lag" },
+
+	/* ---- manual failover, asynchronous (rules 2, 8.1) -------------- */
+	{ "manual failover to an eligible node, whatever its lag",
+	  { INIT, .maximum_lag = 100, .candidate_timeout_ms = 1,
+	    .has_failover = true, .failover_to = "b" },
+	  { REP("a", 9000), REP("b", 100) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "manual",
+	  "manual failover to b" },
+	{ "manual failover beats the last leader",
+	  { INIT, LAG, .has_failover = true, .failover_to = "b",
+	    .last_leader = "a", .last_leader_recent = true },
+	  { PRI("a", 9000), REP("b", 8000) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "manual",
+	  NULL },
+	{ "manual failover does not wait for the last leader",
+	  { INIT, LAG, .has_failover = true, .failover_to = "b",
+	    .last_leader = "a", .last_leader_pending = true },
+	  { PRI("a", 100), REP("b", 100) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "manual",
+	  NULL },
+	{ "manual failover to a nofailover node is refused",
+	  { INIT, LAG, .has_failover = true, .failover_to = "b" },
+	  { REP("a", 100),
+	    { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 100, 1, true, 0 } },
+	  2,
+	  HA_ACT_DROP_FAILOVER,
+	  NULL,
+	  NULL,
+	  "refused: it is tagged nofailover" },
+	{ "manual failover to a priority-0 node is refused",
+	  { INIT, LAG, .has_failover = true, .failover_to = "b" },
+	  { REP("a", 100),
+	    { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 100, 0, false, 0 } },
+	  2,
+	  HA_ACT_DROP_FAILOVER,
+	  NULL,
+	  NULL,
+	  "nofailover" },
+	{ "manual failover to a node that does not report is refused",
+	  { INIT, LAG, .has_failover = true, .failover_to = "zz" },
+	  { REP("a", 100) },
+	  1,
+	  HA_ACT_DROP_FAILOVER,
+	  NULL,
+	  NULL,
+	  "it does not report" },
+	{ "manual failover to another cluster's data is refused",
+	  { INIT, LAG, .has_failover = true, .failover_to = "b" },
+	  { REP("a", 100),
+	    { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, OTHER, 900, 1, false,
+	      0 } },
+	  2,
+	  HA_ACT_DROP_FAILOVER,
+	  NULL,
+	  NULL,
+	  "no data of this cluster" },
+	{ "manual failover to an empty node is refused",
+	  { INIT, LAG, .has_failover = true, .failover_to = "b" },
+	  { REP("a", 100), UNI("b") },
+	  2,
+	  HA_ACT_DROP_FAILOVER,
+	  NULL,
+	  NULL,
+	  "no data of this cluster" },
+	{ "manual failover to a busy node is refused",
+	  { INIT, LAG, .has_failover = true, .failover_to = "b" },
+	  { REP("a", 100),
+	    { "b", HA_ROLE_REPLICA, HA_ST_REWINDING, SYS, 900, 1, false, 0 } },
+	  2,
+	  HA_ACT_DROP_FAILOVER,
+	  NULL,
+	  NULL,
+	  "busy" },
+	{ "manual failover to a node on an older timeline is refused",
+	  { INIT, LAG, .has_failover = true, .failover_to = "b" },
+	  { { "a", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 100, 1, false, 3 },
+	    { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 900, 1, false,
+	      2 } },
+	  2,
+	  HA_ACT_DROP_FAILOVER,
+	  NULL,
+	  NULL,
+	  "older timeline" },
+	{ "manual failover done: the target holds the leader key",
+	  { INIT, LAG, .has_leader = true, .leader = "b",
+	    .has_failover = true, .failover_to = "b" },
+	  { REP("a", 100), PRI("b", 100) },
+	  2,
+	  HA_ACT_DROP_FAILOVER,
+	  NULL,
+	  NULL,
+	  "manual failover to b done" },
+	{ "manual failover done, candidate key still there: cleared first",
+	  { INIT, LAG, .has_leader = true, .leader = "b",
+	    .has_failover = true, .failover_to = "b", .has_candidate = true,
+	    .candidate = "b" },
+	  { REP("a", 100), PRI("b", 100) },
+	  2,
+	  HA_ACT_CLEAR_CANDIDATE,
+	  NULL,
+	  NULL,
+	  "b holds the leader key" },
+	{ "switchover pending (a running primary): the controller does "
+	  "nothing, the primary's agent hands over",
+	  { INIT, LAG, .has_leader = true, .leader = "a",
+	    .has_failover = true, .failover_to = "b" },
+	  { PRI("a", 100), REP("b", 100) },
+	  2,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "leader present" },
+	{ "manual failover waits for a standing candidate",
+	  { INIT, LAG, .has_failover = true, .failover_to = "b",
+	    .has_candidate = true, .candidate = "a", .candidate_age_ms = 5 },
+	  { REP("a", 100), REP("b", 100) },
+	  2,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "waiting for the candidate" },
+
+	/* ---- synchronous mode (rule 9) --------------------------------- */
+	{ "stale last_leader outside the published set is not promoted (sync)",
+	  { INIT, LAG, SYNC(1, 1, "c"), .last_leader = "a",
+	    .last_leader_recent = true },
+	  { REP("a", 100), REP("c", 300) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "c",
+	  "failover",
+	  "synchronous standby c" },
+	{ "stale last_leader outside the published set, even holding more WAL",
+	  { INIT, LAG, SYNC(1, 1, "c"), .last_leader = "a",
+	    .last_leader_recent = true },
+	  { REP("a", 400), REP("c", 300) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "c",
+	  "failover",
+	  NULL },
+	{ "stale last_leader in the set but behind another standby (sync)",
+	  { INIT, LAG, SYNC(1, 2, "a", "c"), .last_leader = "a",
+	    .last_leader_recent = true },
+	  { REP("a", 100), REP("c", 300) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "c",
+	  "failover",
+	  NULL },
+	{ "last leader in the set at the top wins over priority (sync)",
+	  { INIT, LAG, SYNC(1, 2, "a", "c"), .last_leader = "a",
+	    .last_leader_recent = true },
+	  { REP("a", 300),
+	    { "c", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 300, 5, false, 0 } },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "a",
+	  "failover",
+	  "a led last" },
+	{ "quorum sync: ANY 1 of 2, both heard, the most advanced",
+	  { INIT, LAG, SYNC(1, 2, "b", "c") },
+	  { REP("b", 200), REP("c", 300) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "c",
+	  "failover",
+	  "2 of 2 standbys heard" },
+	{ "quorum sync: the most advanced wins over priority",
+	  { INIT, LAG, SYNC(1, 2, "b", "c") },
+	  { { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 200, 9, false, 0 },
+	    REP("c", 300) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "c",
+	  "failover",
+	  NULL },
+	{ "quorum sync: a tie at the top goes by priority",
+	  { INIT, LAG, SYNC(1, 2, "b", "c") },
+	  { REP("b", 300),
+	    { "c", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 300, 2, false, 0 } },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "c",
+	  "failover",
+	  NULL },
+	{ "quorum sync: one of two heard is not enough",
+	  { INIT, LAG, SYNC(1, 2, "b", "c") },
+	  { REP("b", 300), REP("x", 900) },
+	  2,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "heard from 1 of 2 synchronous standbys, need 2" },
+	{ "quorum sync: ANY 2 of 3, two heard suffice",
+	  { INIT, LAG, SYNC(2, 3, "b", "c", "d") },
+	  { REP("b", 200), REP("c", 300) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "c",
+	  "failover",
+	  NULL },
+	{ "quorum sync: ANY 1 of 3, two heard are not enough",
+	  { INIT, LAG, SYNC(1, 3, "b", "c", "d") },
+	  { REP("b", 200), REP("c", 300) },
+	  2,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "need 3" },
+	{ "sync: a member outside the set is never promoted, whatever its WAL",
+	  { INIT, LAG, SYNC(1, 2, "b", "c") },
+	  { REP("b", 200), REP("c", 200), REP("d", 900) },
+	  3,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "failover",
+	  NULL },
+	{ "sync: an empty published set allows no automatic failover",
+	  { INIT, LAG, SYNC_EMPTY(1) },
+	  { REP("b", 300) },
+	  1,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "heard from 0 of 0" },
+	{ "sync: k = 0 allows no automatic failover",
+	  { INIT, LAG, SYNC(0, 1, "b") },
+	  { REP("b", 300) },
+	  1,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  NULL },
+	{ "sync: the most advanced standby is nofailover: nobody",
+	  { INIT, LAG, SYNC(1, 2, "b", "c") },
+	  { { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 300, 1, true, 0 },
+	    REP("c", 200) },
+	  2,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "b may not lead" },
+	{ "sync: a busy standby is not heard",
+	  { INIT, LAG, SYNC(1, 2, "b", "c") },
+	  { { "b", HA_ROLE_REPLICA, HA_ST_REWINDING, SYS, 300, 1, false, 0 },
+	    REP("c", 200) },
+	  2,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "heard from 1 of 2" },
+	{ "sync: a standby with another cluster's data is not heard",
+	  { INIT, LAG, SYNC(1, 2, "b", "c") },
+	  { { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, OTHER, 300, 1, false, 0 },
+	    REP("c", 200) },
+	  2,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "heard from 1 of 2" },
+	{ "sync: the lag limit does not apply (the set holds every commit)",
+	  { INIT, .maximum_lag = 10, .candidate_timeout_ms = 1,
+	    .last_primary_lsn = 90000, SYNC(1, 2, "b", "c") },
+	  { REP("b", 200), REP("c", 300) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "c",
+	  "failover",
+	  NULL },
+	{ "sync: an older timeline's LSN is behind a newer one",
+	  { INIT, LAG, SYNC(1, 2, "b", "c") },
+	  { { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 900, 1, false, 1 },
+	    { "c", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 300, 1, false, 2 } },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "c",
+	  "failover",
+	  NULL },
+	{ "sync: set entries are slot names (lower case, [a-z0-9_])",
+	  { INIT, LAG, SYNC(1, 1, "node_b") },
+	  { REP("Node-B", 300), REP("node_c", 900) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "Node-B",
+	  "failover",
+	  NULL },
+	{ "strict sync with a witness: the witness is not listed, the one "
+	  "standby suffices",
+	  { INIT, LAG, SYNC(1, 1, "b") },
+	  { REP("b", 300) },
+	  1,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "failover",
+	  "1 of 1 standbys heard" },
+	{ "strict sync with a witness wrongly listed: n-k+1 unreachable",
+	  { INIT, LAG, SYNC(1, 2, "b", "witness") },
+	  { REP("b", 300) },
+	  1,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "need 2" },
+	{ "sync: waiting for the last leader applies too",
+	  { INIT, LAG, SYNC(1, 2, "b", "c"), .last_leader = "a",
+	    .last_leader_pending = true },
+	  { PRI("a", 300), REP("b", 300), REP("c", 300) },
+	  3,
+	  HA_ACT_NONE,
+	  NULL,
+	  NULL,
+	  "waiting for the last leader" },
+	{ "sync: manual failover to the most advanced published standby",
+	  { INIT, LAG, SYNC(1, 2, "b", "c"), .has_failover = true,
+	    .failover_to = "c" },
+	  { REP("b", 200), REP("c", 300) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "c",
+	  "manual",
+	  "manual failover to synchronous standby c" },
+	{ "sync: manual failover to a tie at the top",
+	  { INIT, LAG, SYNC(1, 2, "b", "c"), .has_failover = true,
+	    .failover_to = "b" },
+	  { REP("b", 300),
+	    { "c", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 300, 5, false, 0 } },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "manual",
+	  NULL },
+	{ "sync: manual failover to a standby behind is refused",
+	  { INIT, LAG, SYNC(1, 2, "b", "c"), .has_failover = true,
+	    .failover_to = "b" },
+	  { REP("b", 200), REP("c", 300) },
+	  2,
+	  HA_ACT_DROP_FAILOVER,
+	  NULL,
+	  NULL,
+	  "may lack acknowledged commits" },
+	{ "sync: manual failover to a node outside the set is refused",
+	  { INIT, LAG, SYNC(1, 2, "b", "c"), .has_failover = true,
+	    .failover_to = "d" },
+	  { REP("b", 200), REP("c", 300), REP("d", 900) },
+	  3,
+	  HA_ACT_DROP_FAILOVER,
+	  NULL,
+	  NULL,
+	  "may lack acknowledged commits" },
+	{ "sync: manual failover to a nofailover top standby is refused",
+	  { INIT, LAG, SYNC(1, 2, "b", "c"), .has_failover = true,
+	    .failover_to = "c" },
+	  { REP("b", 200),
+	    { "c", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 300, 1, true, 0 } },
+	  2,
+	  HA_ACT_DROP_FAILOVER,
+	  NULL,
+	  NULL,
+	  "nofailover" },
+	{ "sync: manual failover with too few standbys heard is refused",
+	  { INIT, LAG, SYNC(1, 2, "b", "c"), .has_failover = true,
+	    .failover_to = "b" },
+	  { REP("b", 300) },
+	  1,
+	  HA_ACT_DROP_FAILOVER,
+	  NULL,
+	  NULL,
+	  "refused: synchronous mode: heard from 1 of 2" },
+	{ "sync: empty set, the operator's manual failover is carried out "
+	  "with a warning",
+	  { INIT, LAG, SYNC_EMPTY(1), .has_failover = true,
+	    .failover_to = "b" },
+	  { REP("b", 300), REP("c", 400) },
+	  2,
+	  HA_ACT_SET_CANDIDATE,
+	  "b",
+	  "manual",
+	  "may be lost" },
+	{ "sync: empty set, manual failover to a nofailover node is refused",
+	  { INIT, LAG, SYNC_EMPTY(1), .has_failover = true,
+	    .failover_to = "b" },
+	  { { "b", HA_ROLE_REPLICA, HA_ST_STREAMING, SYS, 300, 1, true, 0 } },
+	  1,
+	  HA_ACT_DROP_FAILOVER,
+	  NULL,
+	  NULL,
+	  "heard from 0 of 0" },
 };
 
 static void to_member(const struct mspec *s, struct ha_member *m)
@@ -1226,6 +1738,7 @@ static void to_member(const struct mspec *s, struct ha_member *m)
 		m->lsn_received = s->lsn;
 		m->lsn_replayed = s->lsn / 2;
 	}
+	m->timeline = s->tl;
 	m->lag_bytes = -1;
 	m->tags.failover_priority = s->prio;
 	m->tags.nofailover = s->nofailover;
@@ -1435,14 +1948,19 @@ static void test_decide_long_strings(void **state)
 }
 
 /* ------------------------------------------------------------------ */
-/* ha_decide: properties over random views                              */
+/* ha_decide: an oracle from the rules, compared over random views      */
 /* ------------------------------------------------------------------ */
 
-static uint64_t rng_state = 0x9E3779B97F4A7C15ull;
+/* The oracle below is written from docs/architecture.md, "Choosing the
+ * new primary" (rule numbers in the comments), not from ha_decide.c: it
+ * filters the members by each rule into a set, sorts that set by rule 6
+ * with qsort, and takes the first. */
+
+static uint64_t rng_state;
 
 static uint64_t rnd(void)
 {
-	/* xorshift64*: fixed seed, same sequence on every run */
+	/* xorshift64* */
 	rng_state ^= rng_state >> 12;
 	rng_state ^= rng_state << 25;
 	rng_state ^= rng_state >> 27;
@@ -1454,54 +1972,272 @@ static unsigned rnd_below(unsigned n)
 	return (unsigned)(rnd() % n);
 }
 
-static bool is_busy(const struct ha_member *m)
-{
-	return m->state == HA_ST_CLONING || m->state == HA_ST_INITIALIZING ||
-	       m->state == HA_ST_REWINDING || m->state == HA_ST_REFUSED ||
-	       m->state == HA_ST_CRASHED;
-}
-
-static bool has_data(const struct ha_member *m)
+/* Terms */
+static bool o_has_data(const struct ha_member *m)
 {
 	return (m->role == HA_ROLE_PRIMARY || m->role == HA_ROLE_REPLICA) &&
 	       m->sysid[0] != '\0';
 }
 
-/* the oracle's order: LSN, then priority, then the last leader, then
- * the smaller name */
-static bool ranks_higher(const struct ha_member *a,
-			 const struct ha_member *b, const char *last_leader)
+static bool o_ours(const struct ha_view *v, const struct ha_member *m)
 {
-	uint64_t la = ha_member_lsn(a), lb = ha_member_lsn(b);
-	if (la != lb)
-		return la > lb;
+	return o_has_data(m) && strcmp(m->sysid, v->sysid) == 0;
+}
+
+static bool o_busy(const struct ha_member *m)
+{
+	switch (m->state) {
+	case HA_ST_INITIALIZING:
+	case HA_ST_CLONING:
+	case HA_ST_REWINDING:
+	case HA_ST_REFUSED:
+	case HA_ST_CRASHED:
+		return true;
+	case HA_ST_STOPPED:
+	case HA_ST_STARTING:
+	case HA_ST_RUNNING:
+	case HA_ST_STREAMING:
+	case HA_ST_PROMOTING:
+	case HA_ST_DEMOTING:
+	case HA_ST_WAITING:
+		break;
+	}
+	return !strcmp(m->watchdog.mode, "required") &&
+	       !strcmp(m->watchdog.state, "failed");
+}
+
+/* rule 5 */
+static bool o_may_promote(const struct ha_view *v, const struct ha_member *m)
+{
+	return o_ours(v, m) && !o_busy(m) && !m->tags.nofailover &&
+	       m->tags.failover_priority > 0;
+}
+
+static uint64_t o_lsn(const struct ha_member *m)
+{
+	uint64_t l = m->lsn_current;
+	if (m->lsn_received > l)
+		l = m->lsn_received;
+	if (m->lsn_replayed > l)
+		l = m->lsn_replayed;
+	return l;
+}
+
+/* position: timeline first, then LSN */
+static int o_pos_cmp(const struct ha_member *a, const struct ha_member *b)
+{
+	if (a->timeline != b->timeline)
+		return a->timeline < b->timeline ? -1 : 1;
+	uint64_t la = o_lsn(a), lb = o_lsn(b);
+	return la < lb ? -1 : la > lb;
+}
+
+/* rule 6 as a qsort order (first = best) */
+static const char *o_last_leader;
+
+static int o_order(const void *pa, const void *pb)
+{
+	const struct ha_member *a = *(const struct ha_member *const *)pa;
+	const struct ha_member *b = *(const struct ha_member *const *)pb;
+	int c = o_pos_cmp(b, a);
+	if (c)
+		return c;
 	if (a->tags.failover_priority != b->tags.failover_priority)
-		return a->tags.failover_priority > b->tags.failover_priority;
-	bool al = !strcmp(a->name, last_leader), bl = !strcmp(b->name,
-								 last_leader);
-	if (al != bl)
-		return al;
-	return strcmp(a->name, b->name) < 0;
+		return b->tags.failover_priority > a->tags.failover_priority
+			       ? 1
+			       : -1;
+	int la = !strcmp(a->name, o_last_leader);
+	int lb = !strcmp(b->name, o_last_leader);
+	if (la != lb)
+		return lb - la;
+	return strcmp(a->name, b->name);
 }
 
-/* May m lead after a failover? (HA-PROTOCOL "Choosing the new primary":
- * this cluster's data, not nofailover, not more than maximum_lag behind
- * the most advanced LSN known, and able to run now.) */
-static bool failover_eligible(const struct ha_view *v,
-			      const struct ha_member *m)
+static const struct ha_member *o_first(const struct ha_view *v,
+				       const struct ha_member **set, size_t n)
 {
-	if (!has_data(m) || strcmp(m->sysid, v->sysid) != 0 || is_busy(m))
-		return false;
-	if (m->tags.nofailover || m->tags.failover_priority <= 0)
-		return false;
-	uint64_t ref = v->last_primary_lsn;
-	for (size_t i = 0; i < v->nmembers; i++)
-		if (!strcmp(v->members[i].sysid, v->sysid) &&
-		    ha_member_lsn(&v->members[i]) > ref)
-			ref = ha_member_lsn(&v->members[i]);
-	return ref - ha_member_lsn(m) <= v->maximum_lag;
+	if (n == 0)
+		return NULL;
+	o_last_leader = v->last_leader;
+	qsort(set, n, sizeof set[0], o_order);
+	return set[0];
 }
 
+static const struct ha_member *o_find(const struct ha_view *v,
+				      const char *name)
+{
+	for (size_t i = 0; i < v->nmembers; i++)
+		if (!strcmp(v->members[i].name, name))
+			return &v->members[i];
+	return NULL;
+}
+
+/* a name as a slot name: lower case; anything but a-z, 0-9 becomes _ */
+static bool o_in_set(const struct ha_view *v, const struct ha_member *m)
+{
+	char slot[HA_NAME_MAX + 1];
+	size_t i;
+	for (i = 0; m->name[i]; i++) {
+		char ch = m->name[i];
+		if (ch >= 'A' && ch <= 'Z')
+			ch = (char)(ch - 'A' + 'a');
+		else if (!(ch >= 'a' && ch <= 'z') &&
+			 !(ch >= '0' && ch <= '9'))
+			ch = '_';
+		slot[i] = ch;
+	}
+	slot[i] = '\0';
+	for (size_t j = 0; j < v->nsync; j++)
+		if (!strcmp(v->sync_standbys[j], slot))
+			return true;
+	return false;
+}
+
+struct expect {
+	enum ha_action_kind kind;
+	const char *name;   /* SET */
+	const char *reason; /* SET */
+};
+
+static struct expect o_set(const struct ha_member *m, const char *reason)
+{
+	return (struct expect){ HA_ACT_SET_CANDIDATE, m->name, reason };
+}
+
+static struct expect o_kind(enum ha_action_kind k)
+{
+	return (struct expect){ k, NULL, NULL };
+}
+
+static struct expect oracle(const struct ha_view *v)
+{
+	const struct ha_member *set[MAXM];
+	size_t n = 0;
+	/* 1 */
+	if (v->paused)
+		return o_kind(HA_ACT_NONE);
+	/* 2 */
+	if (v->has_leader) {
+		if (v->has_candidate)
+			return o_kind(HA_ACT_CLEAR_CANDIDATE);
+		if (v->has_failover && !strcmp(v->failover_to, v->leader))
+			return o_kind(HA_ACT_DROP_FAILOVER);
+		return o_kind(HA_ACT_NONE);
+	}
+	/* 3 */
+	if (v->has_candidate) {
+		const struct ha_member *c = o_find(v, v->candidate);
+		bool failed_wd = c && !strcmp(c->watchdog.mode, "required") &&
+				 !strcmp(c->watchdog.state, "failed");
+		if (!c || c->state == HA_ST_REFUSED || failed_wd ||
+		    v->candidate_age_ms > v->candidate_timeout_ms)
+			return o_kind(HA_ACT_CLEAR_CANDIDATE);
+		return o_kind(HA_ACT_NONE);
+	}
+	/* 4 */
+	if (!v->initialized) {
+		for (size_t i = 0; i < v->nmembers; i++) {
+			const struct ha_member *m = &v->members[i];
+			if (o_has_data(m) && !o_busy(m) && !m->tags.nofailover)
+				set[n++] = m;
+		}
+		if (n)
+			return o_set(o_first(v, set, n), "existing_data");
+		const struct ha_member *e = NULL;
+		for (size_t i = 0; i < v->nmembers; i++) {
+			const struct ha_member *m = &v->members[i];
+			if (m->role == HA_ROLE_UNINITIALIZED && !o_busy(m) &&
+			    !m->tags.nofailover &&
+			    (!e || strcmp(m->name, e->name) < 0))
+				e = m;
+		}
+		return e ? o_set(e, "bootstrap") : o_kind(HA_ACT_NONE);
+	}
+	/* 7 */
+	const struct ha_member *ll = v->last_leader[0]
+					     ? o_find(v, v->last_leader)
+					     : NULL;
+	if (v->last_leader_pending && !v->last_leader_recent &&
+	    !v->has_failover)
+		return o_kind(HA_ACT_NONE);
+	bool ll_back = ll && v->last_leader_recent && o_may_promote(v, ll);
+	const struct ha_member *fo = v->has_failover
+					     ? o_find(v, v->failover_to)
+					     : NULL;
+
+	if (v->sync_active) {
+		/* 9 */
+		const struct ha_member *top = NULL;
+		size_t heard = 0;
+		for (size_t i = 0; i < v->nmembers; i++) {
+			const struct ha_member *m = &v->members[i];
+			if (!o_ours(v, m) || !o_in_set(v, m) || o_busy(m))
+				continue;
+			heard++;
+			if (!top || o_pos_cmp(m, top) > 0)
+				top = m;
+		}
+		size_t need = v->nsync + 1 > v->sync_k
+				      ? v->nsync + 1 - v->sync_k
+				      : 1;
+		if (v->nsync == 0 || v->sync_k == 0) { /* 9.1 */
+			if (v->has_failover && fo && o_may_promote(v, fo))
+				return o_set(fo, "manual");
+			return o_kind(v->has_failover ? HA_ACT_DROP_FAILOVER
+						      : HA_ACT_NONE);
+		}
+		if (heard < need) /* 9.2 */
+			return o_kind(v->has_failover ? HA_ACT_DROP_FAILOVER
+						      : HA_ACT_NONE);
+		/* heard members at top that may be promoted */
+		for (size_t i = 0; i < v->nmembers; i++) {
+			const struct ha_member *m = &v->members[i];
+			if (o_in_set(v, m) && o_may_promote(v, m) &&
+			    o_pos_cmp(m, top) == 0)
+				set[n++] = m;
+		}
+		bool fo_ok = false, ll_ok = false;
+		for (size_t i = 0; i < n; i++) {
+			fo_ok |= set[i] == fo;
+			ll_ok |= ll_back && set[i] == ll;
+		}
+		if (v->has_failover) /* 9.3 */
+			return fo_ok ? o_set(fo, "manual")
+				     : o_kind(HA_ACT_DROP_FAILOVER);
+		if (ll_ok) /* 9.4 */
+			return o_set(ll, "failover");
+		return n ? o_set(o_first(v, set, n), "failover") /* 9.5 */
+			 : o_kind(HA_ACT_NONE);
+	}
+
+	/* 8 */
+	const struct ha_member *top = NULL;
+	for (size_t i = 0; i < v->nmembers; i++)
+		if (o_ours(v, &v->members[i]) &&
+		    (!top || o_pos_cmp(&v->members[i], top) > 0))
+			top = &v->members[i];
+	if (v->has_failover) { /* 8.1 */
+		if (fo && o_may_promote(v, fo) && fo->timeline >= top->timeline)
+			return o_set(fo, "manual");
+		return o_kind(HA_ACT_DROP_FAILOVER);
+	}
+	if (ll_back && o_pos_cmp(ll, top) == 0) /* 8.2 */
+		return o_set(ll, "failover");
+	uint64_t ref = v->last_primary_lsn;
+	if (top && o_lsn(top) > ref)
+		ref = o_lsn(top);
+	for (size_t i = 0; i < v->nmembers; i++) { /* 8.3 */
+		const struct ha_member *m = &v->members[i];
+		if (o_may_promote(v, m) && m->timeline == top->timeline &&
+		    (o_lsn(m) >= ref || ref - o_lsn(m) <= v->maximum_lag))
+			set[n++] = m;
+	}
+	return n ? o_set(o_first(v, set, n), "failover")
+		 : o_kind(HA_ACT_NONE);
+}
+
+/* A random view: few names (so that candidate, leader, last leader and
+ * failover target often name members), values at the rules' edges. */
 static void random_view(struct ha_view *v, struct ha_member *ms, size_t *n)
 {
 	static const char *const sysids[] = { SYS, SYS, SYS, OTHER, "" };
@@ -1509,9 +2245,10 @@ static void random_view(struct ha_view *v, struct ha_member *ms, size_t *n)
 					 1000, 1100, 1u << 30, INT64_MAX };
 	static const uint64_t lags[] = { 0, 100, 1000, UINT64_MAX };
 	static const int prios[] = { 1, 1, 1, 2, 3, 0, -1 };
+	static const char *const names[] = { "m0", "m1", "M2", "m-3", "m4",
+					     "m5" };
 	memset(v, 0, sizeof *v);
 	*n = rnd_below(MAXM + 1);
-	/* unique names in a random order */
 	size_t order[MAXM];
 	for (size_t i = 0; i < MAXM; i++)
 		order[i] = i;
@@ -1523,11 +2260,12 @@ static void random_view(struct ha_view *v, struct ha_member *ms, size_t *n)
 	for (size_t i = 0; i < *n; i++) {
 		struct ha_member *m = &ms[i];
 		memset(m, 0, sizeof *m);
-		snprintf(m->name, sizeof m->name, "m%zu", order[i]);
+		snprintf(m->name, sizeof m->name, "%s", names[order[i]]);
 		m->role = (enum ha_role)rnd_below(NROLES);
 		m->state = (enum ha_state)rnd_below(NSTATES);
 		snprintf(m->sysid, sizeof m->sysid, "%s",
 			 sysids[rnd_below(5)]);
+		m->timeline = rnd_below(4) ? 2 : rnd_below(4);
 		uint64_t l = lsns[rnd_below(8)];
 		switch (rnd_below(3)) {
 		case 0:
@@ -1544,153 +2282,127 @@ static void random_view(struct ha_view *v, struct ha_member *ms, size_t *n)
 		m->lag_bytes = -1;
 		m->tags.failover_priority = prios[rnd_below(7)];
 		m->tags.nofailover = rnd_below(5) == 0;
+		if (rnd_below(8) == 0) {
+			snprintf(m->watchdog.mode, sizeof m->watchdog.mode,
+				 "%s", rnd_below(2) ? "required" : "automatic");
+			snprintf(m->watchdog.state, sizeof m->watchdog.state,
+				 "%s", rnd_below(2) ? "failed" : "armed");
+		}
 	}
 	v->paused = rnd_below(20) == 0;
-	v->initialized = rnd_below(3) != 0;
+	v->initialized = rnd_below(4) != 0;
 	if (v->initialized)
 		snprintf(v->sysid, sizeof v->sysid, "%s", SYS);
 	v->has_leader = rnd_below(8) == 0;
 	if (v->has_leader)
-		snprintf(v->leader, sizeof v->leader, "m%u", rnd_below(MAXM));
+		snprintf(v->leader, sizeof v->leader, "%s",
+			 names[rnd_below(MAXM)]);
 	v->has_candidate = rnd_below(6) == 0;
 	if (v->has_candidate)
-		snprintf(v->candidate, sizeof v->candidate, "m%u",
-			 rnd_below(MAXM));
+		snprintf(v->candidate, sizeof v->candidate, "%s",
+			 names[rnd_below(MAXM)]);
 	v->candidate_age_ms = rnd_below(3) * 1000;
 	v->candidate_timeout_ms = 1000;
-	if (rnd_below(2))
-		snprintf(v->last_leader, sizeof v->last_leader, "m%u",
-			 rnd_below(MAXM));
+	if (rnd_below(3))
+		snprintf(v->last_leader, sizeof v->last_leader, "%s",
+			 names[rnd_below(MAXM)]);
 	v->last_leader_recent = rnd_below(2);
+	v->last_leader_pending = rnd_below(6) == 0;
 	v->last_primary_lsn = rnd_below(2) ? lsns[rnd_below(8)] : 0;
 	v->maximum_lag = lags[rnd_below(4)];
+	v->has_failover = rnd_below(3) == 0;
+	if (v->has_failover)
+		snprintf(v->failover_to, sizeof v->failover_to, "%s",
+			 rnd_below(8) ? names[rnd_below(MAXM)] : "nobody");
+	if (rnd_below(3) == 0) {
+		v->sync_active = true;
+		v->sync_k = rnd_below(4);
+		v->nsync = rnd_below(4);
+		for (size_t i = 0; i < v->nsync; i++) {
+			/* slot names of members, or of a witness */
+			static const char *const slots[] = { "m0", "m1", "m2",
+							     "m_3", "m4", "m5",
+							     "witness" };
+			snprintf(v->sync_standbys[i], 64, "%s",
+				 slots[rnd_below(7)]);
+		}
+	}
 	v->members = ms;
 	v->nmembers = *n;
 }
 
-static const struct ha_member *find_member(const struct ha_view *v,
-					   const char *name)
+static void print_view(const struct ha_view *v)
 {
-	for (size_t i = 0; i < v->nmembers; i++)
-		if (!strcmp(v->members[i].name, name))
-			return &v->members[i];
-	return NULL;
-}
-
-static void check_properties(const struct ha_view *v,
-			     const struct ha_action *a)
-{
-	if (v->paused) {
-		assert_int_equal(a->kind, HA_ACT_NONE);
-		return;
-	}
-	if (v->has_leader) {
-		/* never a new candidate while someone holds the lease */
-		assert_int_equal(a->kind, v->has_candidate
-						  ? HA_ACT_CLEAR_CANDIDATE
-						  : HA_ACT_NONE);
-		return;
-	}
-	if (v->has_candidate) {
-		/* one decision at a time: never SET over a standing one */
-		assert_int_not_equal(a->kind, HA_ACT_SET_CANDIDATE);
-		const struct ha_member *c = find_member(v, v->candidate);
-		bool stale = !c || c->state == HA_ST_REFUSED ||
-			     v->candidate_age_ms > v->candidate_timeout_ms;
-		assert_int_equal(a->kind, stale ? HA_ACT_CLEAR_CANDIDATE
-						: HA_ACT_NONE);
-		return;
-	}
-	if (v->initialized) {
-		/* the oracle's choice: the last leader if it still reports
-		 * with this cluster's data and may lead; else the best */
-		const struct ha_member *ll = find_member(v, v->last_leader);
-		if (v->last_leader[0] && v->last_leader_recent && ll &&
-		    has_data(ll) &&
-		    !strcmp(ll->sysid, v->sysid) && !is_busy(ll) &&
-		    !ll->tags.nofailover && ll->tags.failover_priority > 0) {
-			assert_int_equal(a->kind, HA_ACT_SET_CANDIDATE);
-			assert_string_equal(a->name, ll->name);
-			return;
-		}
-		const struct ha_member *best = NULL;
-		for (size_t i = 0; i < v->nmembers; i++) {
-			const struct ha_member *m = &v->members[i];
-			if (failover_eligible(v, m) &&
-			    (!best || ranks_higher(m, best, v->last_leader)))
-				best = m;
-		}
-		if (!best) {
-			assert_int_equal(a->kind, HA_ACT_NONE);
-			return;
-		}
-		assert_int_equal(a->kind, HA_ACT_SET_CANDIDATE);
-		assert_string_equal(a->reason, "failover");
-		const struct ha_member *c = find_member(v, a->name);
-		/* a live member of this cluster that may lead */
-		assert_non_null(c);
-		assert_string_equal(c->sysid, v->sysid);
-		assert_false(c->tags.nofailover);
-		assert_true(c->tags.failover_priority > 0);
-		assert_false(is_busy(c));
-		assert_true(c->role == HA_ROLE_PRIMARY ||
-			    c->role == HA_ROLE_REPLICA);
-		assert_true(failover_eligible(v, c));
-		/* no eligible member holds more WAL */
-		for (size_t i = 0; i < v->nmembers; i++)
-			if (failover_eligible(v, &v->members[i]))
-				assert_true(ha_member_lsn(&v->members[i]) <=
-					    ha_member_lsn(c));
-		assert_string_equal(a->name, best->name);
-		return;
-	}
-	/* not initialized */
-	const struct ha_member *data = NULL, *empty = NULL;
+	print_error("view: paused=%d init=%d leader=%d:%s cand=%d:%s "
+		    "age=%" PRIu64
+		    " last=%s recent=%d pending=%d last_lsn=%" PRIu64
+		    " max_lag=%" PRIu64 " failover=%d:%s sync=%d k=%u n=%zu\n",
+		    v->paused, v->initialized, v->has_leader, v->leader,
+		    v->has_candidate, v->candidate, v->candidate_age_ms,
+		    v->last_leader, v->last_leader_recent,
+		    v->last_leader_pending, v->last_primary_lsn,
+		    v->maximum_lag, v->has_failover, v->failover_to,
+		    v->sync_active, v->sync_k, v->nsync);
+	for (size_t i = 0; i < v->nsync; i++)
+		print_error("  sync[%zu]=%s\n", i, v->sync_standbys[i]);
 	for (size_t i = 0; i < v->nmembers; i++) {
 		const struct ha_member *m = &v->members[i];
-		if (m->tags.nofailover || is_busy(m))
-			continue;
-		if (has_data(m) &&
-		    (!data || ranks_higher(m, data, v->last_leader)))
-			data = m;
-		if (m->role == HA_ROLE_UNINITIALIZED &&
-		    (!empty || strcmp(m->name, empty->name) < 0))
-			empty = m;
-	}
-	if (data) {
-		assert_int_equal(a->kind, HA_ACT_SET_CANDIDATE);
-		assert_string_equal(a->reason, "existing_data");
-		assert_string_equal(a->name, data->name);
-	} else if (empty) {
-		assert_int_equal(a->kind, HA_ACT_SET_CANDIDATE);
-		assert_string_equal(a->reason, "bootstrap");
-		assert_string_equal(a->name, empty->name);
-	} else {
-		assert_int_equal(a->kind, HA_ACT_NONE);
-	}
-	if (a->kind == HA_ACT_SET_CANDIDATE) {
-		const struct ha_member *c = find_member(v, a->name);
-		assert_non_null(c);
-		assert_false(c->tags.nofailover);
-		assert_false(is_busy(c));
+		print_error("  %s role=%s state=%s sysid=%s tl=%u lsn=%" PRIu64
+			    " prio=%d nofailover=%d wd=%s/%s\n",
+			    m->name, ha_role_name(m->role),
+			    ha_state_name(m->state), m->sysid, m->timeline,
+			    ha_member_lsn(m), m->tags.failover_priority,
+			    m->tags.nofailover, m->watchdog.mode,
+			    m->watchdog.state);
 	}
 }
 
-static void test_decide_properties(void **state)
+#define PROPERTY_ITERATIONS 50000
+
+static void test_decide_matches_oracle(void **state)
 {
 	(void)state;
-	unsigned counts[3] = { 0, 0, 0 };
-	for (int iter = 0; iter < 20000; iter++) {
+	/* fixed seed; HA_PROPERTY_SEED=0x... runs another sequence */
+	uint64_t seed = 0x9E3779B97F4A7C15ull;
+	const char *env = getenv("HA_PROPERTY_SEED");
+	if (env && *env)
+		seed = strtoull(env, NULL, 0);
+	unsigned counts[4] = { 0, 0, 0, 0 };
+	unsigned sync_sets = 0, manual = 0;
+	for (unsigned iter = 0; iter < PROPERTY_ITERATIONS; iter++) {
+		/* each iteration its own seed, so that one can be replayed */
+		rng_state = seed + 0x9E3779B97F4A7C15ull * (iter + 1u);
+		if (!rng_state)
+			rng_state = 1;
 		struct ha_member ms[MAXM];
 		size_t n;
 		struct ha_view v;
 		random_view(&v, ms, &n);
 		struct ha_action a;
 		decide(&v, &a);
-		check_properties(&v, &a);
+		struct expect e = oracle(&v);
+		bool same = a.kind == e.kind &&
+			    (e.kind != HA_ACT_SET_CANDIDATE ||
+			     (!strcmp(a.name, e.name) && a.reason &&
+			      !strcmp(a.reason, e.reason)));
+		if (!same) {
+			print_error("seed=0x%016" PRIx64 " iteration=%u: "
+				    "ha_decide kind=%d name=%s reason=%s "
+				    "why=\"%s\"; oracle kind=%d name=%s "
+				    "reason=%s\n",
+				    seed, iter, a.kind, a.name,
+				    a.reason ? a.reason : "-", a.why, e.kind,
+				    e.name ? e.name : "-",
+				    e.reason ? e.reason : "-");
+			print_view(&v);
+			fail();
+		}
 		counts[a.kind]++;
+		sync_sets += v.sync_active && a.kind == HA_ACT_SET_CANDIDATE;
+		manual += a.kind == HA_ACT_SET_CANDIDATE &&
+			  !strcmp(a.reason, "manual");
 		/* the order of the member records never matters */
-		for (int k = 0; k < 3 && n > 1; k++) {
+		if (n > 1) {
 			struct ha_member sh[MAXM];
 			memcpy(sh, ms, n * sizeof sh[0]);
 			for (size_t i = n - 1; i > 0; i--) {
@@ -1709,10 +2421,316 @@ static void test_decide_properties(void **state)
 			assert_string_equal(b.why, a.why);
 		}
 	}
-	/* the generator reaches every kind of answer often */
+	/* the generator reaches every kind of answer, and the synchronous
+	 * and manual branches, often */
+	print_message("oracle: %u none, %u set (%u sync, %u manual), %u clear, "
+		      "%u drop\n",
+		      counts[HA_ACT_NONE], counts[HA_ACT_SET_CANDIDATE],
+		      sync_sets, manual, counts[HA_ACT_CLEAR_CANDIDATE],
+		      counts[HA_ACT_DROP_FAILOVER]);
 	assert_true(counts[HA_ACT_NONE] > 1000);
 	assert_true(counts[HA_ACT_SET_CANDIDATE] > 1000);
 	assert_true(counts[HA_ACT_CLEAR_CANDIDATE] > 500);
+	assert_true(counts[HA_ACT_DROP_FAILOVER] > 500);
+	assert_true(sync_sets > 300);
+	assert_true(manual > 150);
+}
+
+/* ------------------------------------------------------------------ */
+/* Controller: the answer to GET /internal/lsn, and the timing          */
+/* ------------------------------------------------------------------ */
+
+static int parse_lsn(const char *s, struct ha_lsn_pos *p, char *err)
+{
+	memset(p, 0x5A, sizeof *p);
+	return ha_ctl_parse_lsn(s, strlen(s), p, err, 96);
+}
+
+static void test_ctl_parse_lsn(void **state)
+{
+	(void)state;
+	struct ha_lsn_pos p;
+	char err[96];
+	assert_int_equal(parse_lsn("{\"name\":\"b\",\"in_recovery\":true,"
+				   "\"timeline\":3,\"lsn_received\":5000,"
+				   "\"lsn_replayed\":4000,\"lsn_current\":0}",
+				   &p, err),
+			 0);
+	assert_int_equal(p.timeline, 3);
+	assert_true(p.received == 5000 && p.replayed == 4000);
+	/* the largest LSN JSON can carry */
+	assert_int_equal(parse_lsn("{\"in_recovery\":true,\"lsn_received\":"
+				   "9223372036854775807,\"lsn_replayed\":0}",
+				   &p, err),
+			 0);
+	assert_true(p.received == INT64_MAX && p.timeline == 0);
+	/* refused: each of these would rank the member by a number it never
+	 * reported; a negative one cast to uint64 would win any ranking */
+	static const char *const bad[] = {
+		"{\"in_recovery\":true,\"lsn_received\":-1,\"lsn_replayed\":0}",
+		"{\"in_recovery\":true,\"lsn_received\":0,\"lsn_replayed\":-5}",
+		"{\"in_recovery\":true,\"lsn_received\":-9223372036854775808,"
+		"\"lsn_replayed\":1}",
+		"{\"in_recovery\":true,\"lsn_received\":\"0/3000060\","
+		"\"lsn_replayed\":1}",
+		"{\"in_recovery\":true,\"lsn_received\":1.5e20,"
+		"\"lsn_replayed\":1}",
+		"{\"in_recovery\":true,\"lsn_received\":18446744073709551615,"
+		"\"lsn_replayed\":1}",
+		"{\"in_recovery\":true,\"lsn_replayed\":1}",
+		"{\"in_recovery\":true,\"lsn_received\":null,"
+		"\"lsn_replayed\":1}",
+		"{\"in_recovery\":true,\"lsn_received\":1,\"lsn_replayed\":1,"
+		"\"timeline\":-1}",
+		"{\"in_recovery\":true,\"lsn_received\":1,\"lsn_replayed\":1,"
+		"\"timeline\":4294967296}",
+		"{\"in_recovery\":true,\"lsn_received\":1,\"lsn_replayed\":1,"
+		"\"timeline\":\"2\"}",
+		"{\"in_recovery\":false,\"lsn_received\":1,\"lsn_replayed\":1}",
+		"{\"lsn_received\":1,\"lsn_replayed\":1}",
+		"[1,2]",
+		"",
+		"not json",
+		"{\"in_recovery\":true,\"lsn_received\":1,\"lsn_replayed\":1",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		err[0] = '\0';
+		if (parse_lsn(bad[i], &p, err) != ERR_CORRUPT) {
+			print_error("accepted: %s\n", bad[i]);
+			fail();
+		}
+		assert_true(err[0] != '\0');
+		assert_true(p.received == 0 && p.replayed == 0 &&
+			    p.timeline == 0);
+	}
+	assert_int_equal(parse_lsn("{\"in_recovery\":true,\"lsn_received\":-1,"
+				   "\"lsn_replayed\":0}",
+				   &p, err),
+			 ERR_CORRUPT);
+	assert_string_equal(err, "negative LSN");
+}
+
+/* A refused answer is never applied, so a replica with a negative answer
+ * is ranked by its record; and a record with a negative LSN decodes to 0
+ * (ha_member.c): neither wins a failover. */
+static void test_ctl_negative_lsn_never_wins(void **state)
+{
+	(void)state;
+	struct ha_member ms[2];
+	const char *rec_a = "{\"name\":\"a\",\"role\":\"replica\",\"state\":"
+			    "\"streaming\",\"sysid\":\"" SYS "\",\"lsn\":"
+			    "{\"received\":-1,\"replayed\":-1,\"current\":-7}}";
+	const char *rec_b = "{\"name\":\"b\",\"role\":\"replica\",\"state\":"
+			    "\"streaming\",\"sysid\":\"" SYS "\",\"lsn\":"
+			    "{\"received\":300,\"replayed\":300}}";
+	assert_int_equal(ha_member_decode(rec_a, strlen(rec_a), &ms[0]), 0);
+	assert_int_equal(ha_member_decode(rec_b, strlen(rec_b), &ms[1]), 0);
+	assert_true(ha_member_lsn(&ms[0]) == 0);
+	struct ha_lsn_pos p;
+	char err[96];
+	if (parse_lsn("{\"in_recovery\":true,\"lsn_received\":-2,"
+		      "\"lsn_replayed\":-2}",
+		      &p, err) == 0)
+		ha_ctl_apply_lsn(&ms[0], &p);
+	struct ha_view v = { INIT, .maximum_lag = UINT64_MAX,
+			     .candidate_timeout_ms = 1 };
+	v.members = ms;
+	v.nmembers = 2;
+	struct ha_action act;
+	decide(&v, &act);
+	assert_int_equal(act.kind, HA_ACT_SET_CANDIDATE);
+	assert_string_equal(act.name, "b");
+}
+
+static void test_ctl_apply_lsn(void **state)
+{
+	(void)state;
+	struct ha_member m;
+	memset(&m, 0, sizeof m);
+	m.timeline = 2;
+	m.lsn_received = 500;
+	m.lsn_replayed = 400;
+	/* same timeline: only grows */
+	struct ha_lsn_pos p = { 2, 450, 450 };
+	ha_ctl_apply_lsn(&m, &p);
+	assert_true(m.lsn_received == 500 && m.lsn_replayed == 450);
+	/* no timeline in the answer: only grows */
+	p = (struct ha_lsn_pos){ 0, 600, 10 };
+	ha_ctl_apply_lsn(&m, &p);
+	assert_true(m.timeline == 2 && m.lsn_received == 600 &&
+		    m.lsn_replayed == 450);
+	/* older timeline than the record: ignored */
+	p = (struct ha_lsn_pos){ 1, 9000, 9000 };
+	ha_ctl_apply_lsn(&m, &p);
+	assert_true(m.timeline == 2 && m.lsn_received == 600);
+	/* newer timeline: replaces */
+	p = (struct ha_lsn_pos){ 3, 100, 90 };
+	ha_ctl_apply_lsn(&m, &p);
+	assert_true(m.timeline == 3 && m.lsn_received == 100 &&
+		    m.lsn_replayed == 90);
+}
+
+static void on_ctl_closed(void *arg)
+{
+	*(bool *)arg = true;
+}
+
+/* A node's configuration with the ini's defaults for what the controller
+ * and the [ha] checks read. */
+static void test_cfg_defaults(struct cfg *c)
+{
+	memset(c, 0, sizeof *c);
+	c->cluster_name = "main";
+	c->node_name = "node1";
+	c->election_timeout_ms = CFG_DEFAULT_ELECTION_MS;
+	c->heartbeat_ms = CFG_DEFAULT_HEARTBEAT_MS;
+	c->pg.ttl_ms = 2500;
+	c->pg.loop_wait_ms = 400;
+	c->pg.safety_margin_ms = 300;
+	c->pg.maximum_lag_on_failover = 1048576;
+	c->pg.synchronous_node_count = 1;
+	c->pg.crash_restart_timeout_ms = 5000;
+	c->pg.move_raft_leader = true;
+	c->pg.wd_mode = CFG_WD_OFF;
+	c->pg.wd_timeout_ms = 1000;
+}
+
+struct ctl_fixture {
+	uv_loop_t loop;
+	struct cfg cfg;
+	struct ha_ctl *c;
+};
+
+static void ctl_open(struct ctl_fixture *f)
+{
+	assert_int_equal(uv_loop_init(&f->loop), 0);
+	struct ha_ctl_options o = { .cluster = "main", .cfg = &f->cfg };
+	f->c = NULL;
+	assert_int_equal(ha_ctl_new(&f->loop, NULL, NULL, &o, &f->c), 0);
+}
+
+static void ctl_close(struct ctl_fixture *f)
+{
+	bool closed = false;
+	ha_ctl_close(f->c, on_ctl_closed, &closed);
+	for (int i = 0; i < 100 && !closed; i++)
+		uv_run(&f->loop, UV_RUN_ONCE);
+	assert_true(closed);
+	ha_ctl_free(f->c);
+	assert_int_equal(uv_loop_close(&f->loop), 0);
+}
+
+/* The controller runs with the constants this node's [ha] gives until
+ * the store holds the cluster's, and then with the cluster's. */
+static void test_ctl_uses_configured_timing(void **state)
+{
+	(void)state;
+	struct ctl_fixture f;
+	test_cfg_defaults(&f.cfg);
+	f.cfg.pg.ttl_ms = 6000;
+	f.cfg.pg.loop_wait_ms = 1000;
+	f.cfg.pg.maximum_lag_on_failover = 0; /* explicit 0: kept */
+	ctl_open(&f);
+	struct ha_ctl_timing want;
+	ha_ctl_timing(6000, 1000, 100, &want);
+	assert_memory_equal(ha_ctl_timing_of(f.c), &want, sizeof want);
+	assert_int_equal(ha_ctl_timing_of(f.c)->candidate_timeout_ms, 24000);
+	assert_true(ha_ctl_ha_of(f.c)->maximum_lag_on_failover == 0);
+
+	/* the cluster's [ha] as the first node wrote it */
+	struct cfg_ha h;
+	cfg_ha_of(&f.cfg, &h);
+	h.ttl_ms = 10000;
+	h.loop_wait_ms = 2000;
+	h.maximum_lag_on_failover = 4096;
+	h.move_raft_leader = false;
+	char js[1024];
+	assert_true(cfg_ha_to_json(&h, js, sizeof js) > 0);
+	assert_int_equal(ha_ctl_follow_config(f.c, js), 0);
+	ha_ctl_timing(10000, 2000, 100, &want);
+	assert_memory_equal(ha_ctl_timing_of(f.c), &want, sizeof want);
+	assert_int_equal(ha_ctl_timing_of(f.c)->stale_ms, 10000);
+	assert_true(ha_ctl_ha_of(f.c)->maximum_lag_on_failover == 4096);
+	assert_false(ha_ctl_ha_of(f.c)->move_raft_leader);
+
+	/* a stored value this node's checks refuse (I1 with its election
+	 * timeout) or garbage: the settings in force stay */
+	static const char *const bad[] = {
+		"{\"ha\":{\"ttl\":\"500ms\"}}",
+		"{\"ha\":{\"ttl\":-1}}",
+		"{\"ha\":{\"bogus\":\"1\"}}",
+		"not json",
+	};
+	for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+		assert_int_equal(ha_ctl_follow_config(f.c, bad[i]), ERR_INVAL);
+		assert_memory_equal(ha_ctl_timing_of(f.c), &want, sizeof want);
+		assert_true(ha_ctl_ha_of(f.c)->ttl_ms == 10000);
+	}
+	ctl_close(&f);
+}
+
+/* The controller's constants follow ttl and loop_wait; the defaults give
+ * the values used before they were derived. */
+static void test_ctl_timing_follows_config(void **state)
+{
+	(void)state;
+	struct ha_ctl_timing t;
+	ha_ctl_timing(2500, 400, 100, &t);
+	assert_int_equal(t.stale_ms, 2500);
+	assert_int_equal(t.candidate_timeout_ms, 10000);
+	assert_int_equal(t.lsn_timeout_ms, 300);
+	assert_int_equal(t.poll_reuse_ms, 1000);
+	assert_int_equal(t.pending_ms, 1500);
+	assert_int_equal(t.move_after_ms, 2000);
+	assert_int_equal(t.move_retry_ms, 5000);
+	assert_int_equal(t.move_check_ms, 1000);
+	assert_int_equal(t.write_timeout_ms, 2000);
+
+	/* a longer lease and loop: everything that depends on them grows */
+	ha_ctl_timing(6000, 1000, 100, &t);
+	assert_int_equal(t.stale_ms, 6000);
+	assert_int_equal(t.candidate_timeout_ms, 24000);
+	assert_int_equal(t.lsn_timeout_ms, 750);
+	assert_int_equal(t.pending_ms, 2100);
+	assert_int_equal(t.move_after_ms, 5000);
+	assert_int_equal(t.move_retry_ms, 12000);
+	assert_int_equal(t.write_timeout_ms, 4800);
+
+	/* the shortest lease the configuration accepts (500 ms, loop_wait
+	 * at most ttl/3): a record is never counted stale before the agent
+	 * could have written it twice, and the poll keeps a floor */
+	ha_ctl_timing(500, 100, 100, &t);
+	assert_int_equal(t.stale_ms, 2 * HA_REPORT_INTERVAL_MS);
+	assert_int_equal(t.lsn_timeout_ms, 100);
+	assert_int_equal(t.candidate_timeout_ms, 2000);
+	assert_int_equal(t.move_after_ms, 500);
+	assert_int_equal(t.move_retry_ms, 1000);
+
+	/* the orderings the docs rely on, over a range of settings */
+	for (unsigned ttl = 500; ttl <= 60000; ttl += 250) {
+		for (unsigned loop = 10; loop <= ttl / 3; loop += 97) {
+			ha_ctl_timing(ttl, loop, 100, &t);
+			/* a live node is never stale between two reports */
+			assert_true(t.stale_ms > HA_REPORT_INTERVAL_MS);
+			/* the agents' record of a node outlives its lease
+			 * only briefly: staleness is at most a lease or two
+			 * reports */
+			assert_true(t.stale_ms <= ttl ||
+				    t.stale_ms == 2 * HA_REPORT_INTERVAL_MS);
+			/* waiting for the candidate outlasts a lease */
+			assert_true(t.candidate_timeout_ms > t.stale_ms ||
+				    ttl < 2 * HA_REPORT_INTERVAL_MS);
+			assert_true(t.candidate_timeout_ms > ttl);
+			/* the poll costs less than an agent loop (or 100 ms) */
+			assert_true(t.lsn_timeout_ms < loop ||
+				    t.lsn_timeout_ms == 100);
+			/* a decision write ends before a lease could lapse */
+			assert_true(t.write_timeout_ms < ttl);
+			/* the pending wait covers a report plus a loop */
+			assert_true(t.pending_ms >
+				    HA_REPORT_INTERVAL_MS + loop);
+		}
+	}
 }
 
 int main(void)
@@ -1738,7 +2756,12 @@ int main(void)
 		cmocka_unit_test(test_decide_uses_best_of_three_lsns),
 		cmocka_unit_test(test_decide_reason_strings),
 		cmocka_unit_test(test_decide_long_strings),
-		cmocka_unit_test(test_decide_properties),
+		cmocka_unit_test(test_decide_matches_oracle),
+		cmocka_unit_test(test_ctl_parse_lsn),
+		cmocka_unit_test(test_ctl_negative_lsn_never_wins),
+		cmocka_unit_test(test_ctl_apply_lsn),
+		cmocka_unit_test(test_ctl_timing_follows_config),
+		cmocka_unit_test(test_ctl_uses_configured_timing),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -333,6 +333,9 @@ static void test_conf_write(void **state)
 	w = slurp(inc);
 	assert_null(strstr(w, "primary_conninfo"));
 	assert_non_null(strstr(w, "wal_keep_size = '128MB'"));
+	/* the same recovery_target_timeline as a replica's: the reload after
+	 * a promotion must not try to change a restart-only parameter */
+	assert_non_null(strstr(w, "recovery_target_timeline = 'latest'\n"));
 	assert_int_equal(access(sig, F_OK), -1);
 	assert_int_equal(count(slurp(path), PGC_CONF_INCLUDE), 1);
 	/* Removing a missing standby.signal is fine. */
