@@ -154,6 +154,8 @@ wait_until -t 40 fo_streams_from "$P" "$N" || {
 }
 tail -n +"$((nlines + 1))" "$(node_log "$P")" | grep -qE 'op=rewind done' ||
 	fail "node$P's log since its restart shows no finished pg_rewind"
+# the switchover takes a replica the cluster sees streaming (its record)
+wait_until -t 10 fo_is_role_state "$P" replica/streaming || fail "node$P is $(fo_role_state "$P"), not replica/streaming"
 # a switchover back to it: the old primary checks the target over libpq
 # (host=NAME hostaddr=ADDRESS) before handing over
 out=$(pgw --timeout 30 switchover --candidate "node$P" --force 2>&1) ||
