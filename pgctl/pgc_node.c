@@ -640,7 +640,7 @@ static void start_phase(struct pgc_node *n)
 		.primary_slot_name = n->conf_slot,
 	};
 	char msg[PGC_ERRMSG_MAX];
-	int rc = pgc_conf_write(n->data_dir, &c, msg, sizeof msg);
+	int rc = pgc_conf_write_on(n->loop, n->data_dir, &c, msg, sizeof msg);
 	if (rc < 0) {
 		op_fail(n, rc, msg);
 		return;
@@ -1181,7 +1181,8 @@ int pgc_node_wipe(struct pgc_node *n, pgc_done_cb cb, void *arg)
 
 int pgc_node_write_conf(struct pgc_node *n, const struct pgc_conf *c)
 {
-	return pgc_conf_write(n->data_dir, c, n->errmsg, sizeof n->errmsg);
+	return pgc_conf_write_on(n->loop, n->data_dir, c, n->errmsg,
+				 sizeof n->errmsg);
 }
 
 /* ------------------------------------------------------------------ */

@@ -1,9 +1,24 @@
 /* pgc_text.c - pure text helpers (LSNs, conninfo and conf quoting,
- * postmaster.pid and pg_controldata parsing) and the small synchronous
- * file writes pgctl makes in a data directory.
+ * postmaster.pid and pg_controldata parsing) and the small file writes
+ * pgctl makes in a data directory.
  *
- * Files are written to NAME.tmp, fdatasync'ed once, renamed over NAME;
- * one small file per call, so the loop never waits on a long fsync loop.
+ * Files are written to NAME.tmp and renamed over NAME, one small file per
+ * call. Without a loop (offline tools, tests) NAME.tmp is fdatasync'ed
+ * before the rename, in the calling thread. With a loop the rename comes
+ * at once (what PostgreSQL reads from the return on is the new content)
+ * and the disk flush, fdatasync of the file and fsync of its directory,
+ * runs on libuv's thread pool (pgc_file_sync_async): the loop never waits
+ * on the disk.
+ *
+ * pgc_file_sync_async, happy path: queue (the request owns the fd and a
+ * copy of the path) -> worker: fdatasync(fd), fsync(dir) -> loop: close
+ * fd, free. Failure paths: no memory or the queue refused -> the flush is
+ * done at once in the caller (logged; rare) and the fd closed; a failed
+ * fdatasync/fsync -> logged as an error on the loop (the content is in
+ * place, only its durability across a machine crash is in doubt). The
+ * request holds nothing of its caller, so the caller may go away before
+ * it completes; a pending request keeps the loop alive until done, so the
+ * daemon's final drain waits for it.
  */
 #include "pgc.h"
 
@@ -19,6 +34,7 @@
 #include <unistd.h>
 
 #include "err.h"
+#include "log.h"
 #include "mem.h"
 
 static void set_msg(char *errmsg, size_t cap, const char *fmt, ...)
@@ -402,10 +418,94 @@ int pgc_controldata_parse(const char *text, struct pgc_controldata *out)
 /* Files in the data directory                                          */
 /* ------------------------------------------------------------------ */
 
-/* Write content to DIR/NAME atomically (tmp, fdatasync, rename). */
-static int write_file_atomic(const char *dir, const char *name,
-			     const char *content, size_t len, char *errmsg,
-			     size_t cap)
+struct sync_req {
+	uv_work_t work;
+	int fd;          /* owned */
+	int err_file;    /* errno of fdatasync, 0 if it worked */
+	int err_dir;     /* errno of the directory's open or fsync */
+	char path[4200]; /* the file's (final) name */
+};
+
+/* fdatasync(fd), then fsync of path's directory (the rename); errnos */
+static void flush_now(int fd, const char *path, int *err_file, int *err_dir)
+{
+	*err_file = fdatasync(fd) < 0 ? errno : 0;
+	char dir[4200];
+	snprintf(dir, sizeof dir, "%s", path);
+	char *slash = strrchr(dir, '/');
+	if (slash == dir)
+		slash[1] = '\0';
+	else if (slash)
+		*slash = '\0';
+	else
+		snprintf(dir, sizeof dir, ".");
+	int dfd = open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (dfd < 0) {
+		*err_dir = errno;
+		return;
+	}
+	*err_dir = fsync(dfd) < 0 ? errno : 0;
+	close(dfd);
+}
+
+static void sync_work(uv_work_t *w)
+{
+	struct sync_req *r = w->data;
+	flush_now(r->fd, r->path, &r->err_file, &r->err_dir);
+}
+
+static void sync_report(const char *path, int err_file, int err_dir)
+{
+	if (err_file)
+		log_error("pgc[file] fdatasync %s: %s (the content is in place; "
+			  "a machine crash may lose it)",
+			  path, strerror(err_file));
+	if (err_dir)
+		log_error("pgc[file] fsync of the directory of %s: %s", path,
+			  strerror(err_dir));
+}
+
+static void sync_done(uv_work_t *w, int status)
+{
+	struct sync_req *r = w->data;
+	(void)status; /* UV_ECANCELED: never cancelled */
+	sync_report(r->path, r->err_file, r->err_dir);
+	close(r->fd);
+	mem_free(r);
+}
+
+int pgc_file_sync_async(uv_loop_t *loop, int fd, const char *path)
+{
+	struct sync_req *r = loop ? mem_calloc(1, sizeof *r) : NULL;
+	int rc = r || !loop ? 0 : ERR_NOMEM;
+	if (r) {
+		r->fd = fd;
+		r->work.data = r;
+		snprintf(r->path, sizeof r->path, "%s", path);
+		int uvrc = uv_queue_work(loop, &r->work, sync_work, sync_done);
+		if (uvrc == 0)
+			return 0;
+		mem_free(r);
+		rc = ERR_IO;
+	}
+	/* no request: flush here (the caller waits for the disk this once) */
+	if (loop)
+		log_warn("pgc[file] %s: cannot queue the flush (%s); flushing "
+			 "on the calling thread",
+			 path, err_str(rc));
+	int ef, ed;
+	flush_now(fd, path, &ef, &ed);
+	sync_report(path, ef, ed);
+	close(fd);
+	return rc;
+}
+
+/* Write content to DIR/NAME atomically: NAME.tmp, then the rename. With
+ * loop NULL: fdatasync before the rename, here; else the rename at once
+ * and the flush on the thread pool (pgc_file_sync_async). */
+static int write_file_atomic(uv_loop_t *loop, const char *dir,
+			     const char *name, const char *content, size_t len,
+			     char *errmsg, size_t cap)
 {
 	char path[1100], tmp[1110];
 	snprintf(path, sizeof path, "%s/%s", dir, name);
@@ -429,18 +529,22 @@ static int write_file_atomic(const char *dir, const char *name,
 		}
 		off += (size_t)w;
 	}
-	if (fdatasync(fd) < 0) {
+	if (!loop && fdatasync(fd) < 0) {
 		set_msg(errmsg, cap, "fdatasync %s: %s", tmp, strerror(errno));
 		close(fd);
 		unlink(tmp);
 		return ERR_IO;
 	}
-	close(fd);
 	if (rename(tmp, path) < 0) {
 		set_msg(errmsg, cap, "rename %s: %s", path, strerror(errno));
+		close(fd);
 		unlink(tmp);
 		return ERR_IO;
 	}
+	if (loop)
+		(void)pgc_file_sync_async(loop, fd, path); /* takes fd */
+	else
+		close(fd);
 	return 0;
 }
 
@@ -574,6 +678,12 @@ int pgc_standby_signal_set(const char *data_dir, bool present, char *errmsg,
 int pgc_conf_write(const char *data_dir, const struct pgc_conf *c,
 		   char *errmsg, size_t cap)
 {
+	return pgc_conf_write_on(NULL, data_dir, c, errmsg, cap);
+}
+
+int pgc_conf_write_on(uv_loop_t *loop, const char *data_dir,
+		      const struct pgc_conf *c, char *errmsg, size_t cap)
+{
 	struct dstr d = {0};
 	int rc = 0;
 	ds_add(&d, "# pgwarden.conf - written by pgwarden at every start; "
@@ -612,8 +722,8 @@ int pgc_conf_write(const char *data_dir, const struct pgc_conf *c,
 		rc = ERR_NOMEM;
 		goto out;
 	}
-	rc = write_file_atomic(data_dir, PGC_CONF_FILE, d.p, d.len, errmsg,
-			       cap);
+	rc = write_file_atomic(loop, data_dir, PGC_CONF_FILE, d.p, d.len,
+			       errmsg, cap);
 	if (rc == 0)
 		rc = pgc_conf_ensure_include(data_dir, errmsg, cap);
 	if (rc == 0)
@@ -625,6 +735,12 @@ out:
 
 int pgc_hba_write(const char *data_dir, const char *const *lines,
 		  char *errmsg, size_t cap)
+{
+	return pgc_hba_write_on(NULL, data_dir, lines, errmsg, cap);
+}
+
+int pgc_hba_write_on(uv_loop_t *loop, const char *data_dir,
+		     const char *const *lines, char *errmsg, size_t cap)
 {
 	struct dstr d = {0};
 	ds_add(&d, "# pg_hba.conf - written by pgwarden.\n");
@@ -643,8 +759,8 @@ int pgc_hba_write(const char *data_dir, const char *const *lines,
 		set_msg(errmsg, cap, "pg_hba.conf: out of memory");
 		return ERR_NOMEM;
 	}
-	int rc = write_file_atomic(data_dir, "pg_hba.conf", d.p, d.len, errmsg,
-				   cap);
+	int rc = write_file_atomic(loop, data_dir, "pg_hba.conf", d.p, d.len,
+				   errmsg, cap);
 	mem_free(d.p);
 	return rc;
 }

@@ -1095,6 +1095,32 @@ static const char *state_name(int st)
 	}
 }
 
+/* The marker's fsync on the thread pool: the loop must not wait for the
+ * disk. The request owns the fd; nothing of the store, which may be freed
+ * first (a pending request keeps the loop alive, so the daemon's drain
+ * waits for it). */
+struct marker_sync {
+	uv_work_t work;
+	int fd;  /* owned */
+	int err; /* errno of fsync, 0 if it worked */
+};
+
+static void marker_sync_work(uv_work_t *w)
+{
+	struct marker_sync *m = w->data;
+	m->err = fsync(m->fd) < 0 ? errno : 0;
+}
+
+static void marker_sync_done(uv_work_t *w, int status)
+{
+	struct marker_sync *m = w->data;
+	(void)status;
+	if (m->err)
+		log_error("rs removed marker fsync: %s", strerror(m->err));
+	close(m->fd);
+	mem_free(m);
+}
+
 static void write_removed_marker(struct rs_store *s)
 {
 	char path[4096];
@@ -1111,7 +1137,16 @@ static void write_removed_marker(struct rs_store *s)
 	if (write(fd, msg, sizeof msg - 1) < 0)
 		log_error("rs[%s] cannot write %s: %s", s->name, path,
 			  strerror(errno));
-	fsync(fd);
+	struct marker_sync *m = mem_calloc(1, sizeof *m);
+	if (m) {
+		m->fd = fd;
+		m->work.data = m;
+		if (uv_queue_work(s->loop, &m->work, marker_sync_work,
+				  marker_sync_done) == 0)
+			return;
+		mem_free(m);
+	}
+	fsync(fd); /* could not queue it: once, here */
 	close(fd);
 }
 

@@ -33,6 +33,7 @@
 #include "log.h"
 #include "mem.h"
 #include "rs.h"
+#include "wd_lag.h"
 
 #ifndef PGW_VERSION
 #define PGW_VERSION "0.1.0"
@@ -49,6 +50,7 @@ struct daemon {
 	struct ha_ctl *ctl;
 	struct ha_agent *agent;
 	uv_signal_t sigterm, sigint;
+	struct wd_lag lag; /* loop stalls, for the log and GET /status */
 	bool stopping;
 	int lock_fd;
 	int exit_status;
@@ -63,6 +65,7 @@ static void api_closed(void *arg)
 	d->api = NULL;
 	uv_close((uv_handle_t *)&d->sigterm, NULL);
 	uv_close((uv_handle_t *)&d->sigint, NULL);
+	wd_lag_close(&d->lag, NULL, NULL);
 }
 
 static void server_closed(void *arg)
@@ -269,6 +272,8 @@ int daemon_run(const struct cfg *cfg, bool join)
 	d.sigterm.data = d.sigint.data = &d;
 	uv_signal_start(&d.sigterm, on_signal, SIGTERM);
 	uv_signal_start(&d.sigint, on_signal, SIGINT);
+	(void)wd_lag_init(&d.lag, &d.loop, cfg->node_name,
+			  WD_LAG_THRESHOLD_MS);
 
 	int rv = store_create(&d, join || cfg->join, err, sizeof err);
 	if (rv == 0)
@@ -290,6 +295,7 @@ int daemon_run(const struct cfg *cfg, bool join)
 			.api_url = cfg->api_url,
 			.peer_url = cfg->raft_advertise_addr,
 			.version = PGW_VERSION,
+			.lag = &d.lag,
 		};
 		rv = api_new(&d.loop, d.store, d.client, &ao, &d.api);
 		if (rv != 0)
@@ -340,8 +346,15 @@ int daemon_run(const struct cfg *cfg, bool join)
 	log_info("pgwarden[%s] running cluster=%s api=%s raft=%s version=%s",
 		 cfg->node_name, cfg->cluster_name, cfg->api_url,
 		 cfg->raft_advertise_addr, PGW_VERSION);
+	/* from here on a log line never waits for stderr (log.h); before,
+	 * startup errors are written synchronously */
+	int lrv = log_sink_start();
+	if (lrv != 0)
+		log_warn("pgwarden[%s] log sink: %s; logging stays synchronous",
+			 cfg->node_name, err_str(lrv));
 	uv_run(&d.loop, UV_RUN_DEFAULT);
 	drain(&d);
+	log_sink_stop(); /* everything buffered is written out */
 	log_info("pgwarden[%s] stopped", cfg->node_name);
 	close(d.lock_fd);
 	return 0;

@@ -165,16 +165,22 @@ struct killset {
 	int n;
 };
 
-/* SIGKILL pid once; 1 if it was not killed before */
-static int kill_once(struct killset *k, pid_t pid)
+/* add pid to k; 1 if it was not in it */
+static int remember(struct killset *k, pid_t pid)
 {
-	kill(pid, SIGKILL);
 	for (int i = 0; i < k->n; i++)
 		if (k->pid[i] == pid)
 			return 0;
 	if (k->n < (int)(sizeof k->pid / sizeof k->pid[0]))
 		k->pid[k->n++] = pid;
 	return 1;
+}
+
+/* SIGKILL pid once; 1 if it was not killed before */
+static int kill_once(struct killset *k, pid_t pid)
+{
+	kill(pid, SIGKILL);
+	return remember(k, pid);
 }
 
 /* SIGKILL the live children of pm: from /proc/PM/task/PM/children (one
@@ -217,9 +223,9 @@ static int kill_children(pid_t pm, struct killset *k, bool scan)
 /* SIGSTOP the postmaster (no more forks, no restart of what dies), SIGKILL
  * its children at once (the backends: no commit is acknowledged after
  * this), then again until none is new, then the postmaster. *stopped_ms:
- * when the first round of SIGKILLs was sent. Returns the number of
- * children killed. */
-static int kill_tree(pid_t pm, uint64_t *stopped_ms)
+ * when the first round of SIGKILLs was sent. Every pid signalled is added
+ * to *k. Returns the number of children killed. */
+static int kill_tree(pid_t pm, struct killset *kset, uint64_t *stopped_ms)
 {
 	struct killset k = { .n = 0 };
 	kill(pm, SIGSTOP);
@@ -241,11 +247,63 @@ static int kill_tree(pid_t pm, uint64_t *stopped_ms)
 			break;
 	kill_children(pm, &k, true);
 	kill(pm, SIGKILL);
+	for (int i = 0; i < k.n; i++)
+		(void)remember(kset, k.pid[i]);
+	(void)remember(kset, pm);
 	return k.n;
+}
+
+/* the process's name (/proc/PID/comm) is "postgres" */
+static bool named_postgres(pid_t pid)
+{
+	char path[64], buf[32];
+	snprintf(path, sizeof path, "/proc/%ld/comm", (long)pid);
+	FILE *fp = fopen(path, "re");
+	if (!fp)
+		return false;
+	bool yes = fgets(buf, sizeof buf, fp) && strcmp(buf, "postgres\n") == 0;
+	fclose(fp);
+	return yes;
+}
+
+/* SIGKILL every live process named postgres that works in the data
+ * directory (the children of a postmaster fenced just now are dead or
+ * dying already): backends whose postmaster died before the deadline (a
+ * SIGKILL to pgwarden's process group takes the postmaster, never its
+ * children, which each sit in a session of their own) are nobody's
+ * children any more and run until each notices the death by itself.
+ * Returns how many were signalled. */
+static int kill_orphans(const struct fencer *f, const struct killset *done)
+{
+	DIR *d = opendir("/proc");
+	if (!d)
+		return 0;
+	int n = 0;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long v = strtol(e->d_name, &end, 10);
+		char st = 0;
+		if (*end != '\0' || v <= 0 || v > INT_MAX ||
+		    proc_stat((pid_t)v, &st, NULL, NULL) != 0 || st == 'Z' ||
+		    st == 'X' || !named_postgres((pid_t)v) ||
+		    !in_data_dir(f, (pid_t)v))
+			continue;
+		/* a child SIGKILLed a moment ago may not have exited yet */
+		bool seen = false;
+		for (int i = 0; i < done->n && !seen; i++)
+			seen = done->pid[i] == (pid_t)v;
+		if (!seen && kill((pid_t)v, SIGKILL) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
 }
 
 static void fence(struct fencer *f, uint64_t now)
 {
+	static struct killset killed; /* static: no allocation, no big stack */
+	killed.n = 0;
 	pid_t done[2] = { 0, 0 };
 	int n = 0;
 	/* the postmaster the agent named, if it is still the same process */
@@ -256,7 +314,7 @@ static void fence(struct fencer *f, uint64_t now)
 		    (!f->start || start == f->start) &&
 		    in_data_dir(f, f->pid)) {
 			uint64_t stopped;
-			int c = kill_tree(f->pid, &stopped);
+			int c = kill_tree(f->pid, &killed, &stopped);
 			log_warn("fencer[%s] fired mono=%" PRIu64
 				 " late_ms=%" PRIu64 ": killed postmaster %ld "
 				 "and %d children (the primary lease was not "
@@ -270,13 +328,20 @@ static void fence(struct fencer *f, uint64_t now)
 	pid_t p = pidfile_pid(f);
 	if (p > 0 && p != done[0] && in_data_dir(f, p)) {
 		uint64_t stopped;
-		int c = kill_tree(p, &stopped);
+		int c = kill_tree(p, &killed, &stopped);
 		log_warn("fencer[%s] fired mono=%" PRIu64 ": killed postmaster "
 			 "%ld of postmaster.pid and %d children",
 			 f->node, stopped, (long)p, c);
 		done[n++] = p;
 	}
-	if (n == 0)
+	/* and what is left of a postmaster that died earlier */
+	int orphans = kill_orphans(f, &killed);
+	if (orphans > 0)
+		log_warn("fencer[%s] fired mono=%" PRIu64 ": killed %d postgres "
+			 "processes left in the data directory without their "
+			 "postmaster",
+			 f->node, mono_ms(), orphans);
+	else if (n == 0)
 		log_info("fencer[%s] deadline passed mono=%" PRIu64
 			 ": no postmaster left to fence",
 			 f->node, now);
@@ -339,6 +404,19 @@ int wd_fencer_main(int argc, char **argv)
 	signal(SIGHUP, SIG_IGN);
 	signal(SIGQUIT, SIG_IGN);
 	signal(SIGPIPE, SIG_IGN);
+	/* job control: the agent starts it in a session of its own
+	 * (ha_fencer.c), and these are ignored as well so that a fencer
+	 * started some other way cannot be stopped by a terminal */
+	signal(SIGTSTP, SIG_IGN);
+	signal(SIGTTIN, SIG_IGN);
+	signal(SIGTTOU, SIG_IGN);
+	if (getsid(0) != getpid() && setsid() < 0 && errno != EPERM)
+		log_warn("fencer[%s] setsid: %s", f.node, strerror(errno));
+
+	/* a stderr that blocks (journald stalled, a terminal on hold) must
+	 * not hold the fencer back from its deadline: lines go through the
+	 * sink's writer thread (base/log.h) */
+	(void)log_sink_start();
 
 	char buf[4 * WD_FENCER_LINE_MAX];
 	size_t len = 0;
@@ -407,5 +485,6 @@ int wd_fencer_main(int argc, char **argv)
 			f.armed = false;
 		}
 	}
+	log_sink_stop();
 	return 0;
 }

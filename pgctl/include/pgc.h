@@ -3,9 +3,9 @@
  *
  * Layers, each usable on its own:
  *   - text helpers (pgc_lsn_*, pgc_conninfo_*, pgc_conf_*, pgc_pidfile_*,
- *     pgc_controldata_*): pure functions and small synchronous file writes
- *     (one small file each, written to a temporary name, fdatasync'ed and
- *     renamed);
+ *     pgc_controldata_*): pure functions and small file writes (one small
+ *     file each, written to a temporary name and renamed; the disk flush
+ *     on libuv's thread pool when a loop is given, see pgc_conf_write_on);
  *   - child processes (pgc_proc_*): uv_spawn with output on pipes (the last
  *     4 KiB of stdout and stderr kept), a kill timer (SIGTERM, then SIGKILL)
  *     and one completion callback;
@@ -149,6 +149,16 @@ struct pgc_conf {
  * is not "name=value" with a plain name; ERR_IO with errmsg otherwise. */
 int pgc_conf_write(const char *data_dir, const struct pgc_conf *c,
 		   char *errmsg, size_t cap);
+/* pgc_conf_write for the loop thread: the same files, but the disk flush
+ * of pgwarden.conf (fdatasync, then fsync of the directory) runs on loop's
+ * thread pool after the rename (pgc_file_sync_async): the new content is
+ * what PostgreSQL reads from the return on, and the loop never waits for
+ * the disk. A machine crash before the flush completed (milliseconds) may
+ * leave the old content, or on some file systems an empty file; pgctl
+ * rewrites pgwarden.conf at every start of PostgreSQL, before the
+ * postmaster reads it. loop NULL: pgc_conf_write. */
+int pgc_conf_write_on(uv_loop_t *loop, const char *data_dir,
+		      const struct pgc_conf *c, char *errmsg, size_t cap);
 /* Append PGC_CONF_INCLUDE to DATA_DIR/postgresql.conf unless a line equal
  * to it is there already. */
 int pgc_conf_ensure_include(const char *data_dir, char *errmsg, size_t cap);
@@ -161,6 +171,19 @@ int pgc_standby_signal_set(const char *data_dir, bool present, char *errmsg,
  * superuser pgwarden connects as, or the probes will fail. */
 int pgc_hba_write(const char *data_dir, const char *const *lines,
 		  char *errmsg, size_t cap);
+/* The same with the flush on loop's thread pool (as pgc_conf_write_on). */
+int pgc_hba_write_on(uv_loop_t *loop, const char *data_dir,
+		     const char *const *lines, char *errmsg, size_t cap);
+/* Make the file open on fd, already renamed to path, durable without the
+ * caller waiting: fdatasync(fd) and an fsync of path's directory on loop's
+ * thread pool; the fd is closed afterwards, on the loop. Takes fd in every
+ * case. A failure of either is logged as an error (the content is in
+ * place). 0; ERR_NOMEM or ERR_IO when it could not be queued: then the
+ * flush was done in the calling thread (logged), fd closed. loop NULL:
+ * the flush is done in the calling thread, 0. path copied.
+ * The request refers to nothing of the caller's; it keeps loop alive
+ * until it completes. Thread: the loop thread. */
+int pgc_file_sync_async(uv_loop_t *loop, int fd, const char *path);
 
 /* ------------------------------------------------------------------ */
 /* Child processes                                                      */
@@ -412,7 +435,8 @@ bool pgc_node_busy(const struct pgc_node *n);
 int pgc_node_adopt(struct pgc_node *n);
 
 /* Write pgwarden.conf, the include line and standby.signal for this role
- * now (see pgc_conf_write); pgc_node_start does it too. */
+ * now, the disk flush on the node's loop's thread pool (see
+ * pgc_conf_write_on); pgc_node_start does it too. */
 int pgc_node_write_conf(struct pgc_node *n, const struct pgc_conf *c);
 
 /* ---- operations: one at a time per node (ERR_UNAVAILABLE while busy,

@@ -17,6 +17,7 @@
 #include "config/cfg.h"
 
 #include <arpa/inet.h>
+
 #include <ctype.h>
 #include <errno.h>
 #include <inttypes.h>
@@ -523,6 +524,15 @@ static bool pg_name_taken(struct api *a, const char *name, char *other,
 	return taken;
 }
 
+bool api_raft_address(const char *s)
+{
+	char host[256];
+	unsigned char a[4];
+	uint16_t port;
+	return cfg_split_hostport(s, host, sizeof host, &port) == 0 &&
+	       inet_pton(AF_INET, host, a) == 1;
+}
+
 bool api_refuse_pg_name(struct api *a, struct http_req *req,
 			const char *name, const char *what)
 {
@@ -535,27 +545,11 @@ bool api_refuse_pg_name(struct api *a, struct http_req *req,
 		 a->name, what, name, other, pg);
 	api_respond_error(req, 409, ERR_EXISTS,
 			  "member name '%s' has the same PostgreSQL name '%s' "
-			  "(application_name, slot " CFG_PG_SLOT_PREFIX "%s) "
-			  "as member '%s'; names must differ in more than "
+			  "(application_name, slot " CFG_PG_SLOT_PREFIX
+			  "%s) as member '%s'; names must differ in more than "
 			  "case and '_', '.', '-'",
 			  name, pg, pg, other);
 	return true;
-}
-
-bool api_raft_address(const char *s)
-{
-	char host[INET_ADDRSTRLEN];
-	unsigned char a4[4];
-	const char *colon = strrchr(s, ':');
-	size_t hn = colon ? (size_t)(colon - s) : 0;
-	size_t pn = colon ? strlen(colon + 1) : 0;
-	if (hn == 0 || hn >= sizeof host || pn == 0 || pn > 5 ||
-	    strspn(colon + 1, "0123456789") != pn)
-		return false;
-	unsigned long port = strtoul(colon + 1, NULL, 10);
-	memcpy(host, s, hn);
-	host[hn] = '\0';
-	return port >= 1 && port <= 65535 && inet_pton(AF_INET, host, a4) == 1;
 }
 
 static void notify_removed_done(void *arg, int err, long status,
@@ -1056,6 +1050,7 @@ int api_new(uv_loop_t *loop, struct rs_store *store, struct http_client *client,
 	a->api_url = mem_strdup(o->api_url);
 	a->peer_url = mem_strdup(o->peer_url);
 	a->version = mem_strdup(o->version);
+	a->lag = o->lag;
 	if (!a->cluster || !a->name || !a->token || !a->api_url ||
 	    !a->peer_url || !a->version) {
 		api_free(a);

@@ -19,6 +19,7 @@
 
 struct api;
 
+struct wd_lag;
 struct api_options {
 	const char *cluster;  /* borrowed for the api's lifetime */
 	const char *name;
@@ -26,6 +27,8 @@ struct api_options {
 	const char *api_url;
 	const char *peer_url;
 	const char *version;
+	const struct wd_lag *lag; /* loop stalls for GET /status; borrowed,
+				     may be NULL */
 };
 
 int api_new(uv_loop_t *loop, struct rs_store *store,

@@ -18,11 +18,14 @@
 #include "api/api.h"
 #include "ha/ha_agent.h"
 
+struct wd_lag;
+
 struct api {
 	uv_loop_t *loop;
 	struct rs_store *store;
 	struct http_client *client;
 	char *cluster, *name, *token, *api_url, *peer_url, *version;
+	const struct wd_lag *lag; /* loop stalls; borrowed, may be NULL */
 	uv_timer_t reg_timer;
 	bool reg_inflight;
 	api_status_fn agent_status; /* NULL on a store-only node */
@@ -103,15 +106,13 @@ struct op *api_op_new(struct api *a, struct http_req *req, int kind);
 void api_op_free(struct op *o);
 json_t *api_member_json(const struct rs_member *m, uint64_t leader);
 bool api_find_member(struct api *a, const char *name, struct rs_member *out);
-/* Refuse with 409 (and log) a member name whose PostgreSQL name
- * (cfg_pg_name) another member already has: the two would share a
- * replication slot and an application_name. what names the request in the
- * log. Returns true if it answered. */
+/* "a.b.c.d:port": an address libraft 0.15's transport can use (IPv4
+ * literals only; the loop does not resolve names). */
+bool api_raft_address(const char *s);
+/* Refuse (409) a member name whose PostgreSQL name (cfg_pg_name) another
+ * member has already; true if it did (the request is answered). */
 bool api_refuse_pg_name(struct api *a, struct http_req *req,
 			const char *name, const char *what);
-/* An address libraft 0.15's transport can use: "a.b.c.d:port" (it parses
- * IPv4 literals only, and the loop must not resolve names). */
-bool api_raft_address(const char *s);
 void api_on_store_done(void *arg, int status, const struct rs_result *res);
 void api_started(struct op *o, int rv, const char *what);
 void api_submit(struct api *a, struct http_req *req, int kind,

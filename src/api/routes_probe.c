@@ -18,6 +18,7 @@
 #include "err.h"
 #include "log.h"
 #include "mem.h"
+#include "wd_lag.h"
 #include "ha/ha_agent.h"
 #include "ha/ha_member.h"
 
@@ -63,6 +64,15 @@ void api_route_status(struct api *a, struct http_req *req, json_t *b)
 		"fsm_hash", api_json_hex(st.fsm_hash), "snapshot_index",
 		(json_int_t)st.snapshot_index, "api_url", a->api_url,
 		"peer_url", a->peer_url, "version", a->version);
+	if (j && a->lag) {
+		struct wd_lag_stats ls;
+		wd_lag_get(a->lag, &ls);
+		json_object_set_new(j, "loop",
+				    json_pack("{s:I,s:I}", "stalls",
+					      (json_int_t)ls.stalls,
+					      "worst_stall_ms",
+					      (json_int_t)ls.worst_ms));
+	}
 	api_respond_json(req, 200, j);
 }
 

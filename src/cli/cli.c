@@ -53,6 +53,7 @@
 #include <curl/curl.h>
 #include <jansson.h>
 
+#include "ha/ha_fsm.h"
 #include "mem.h"
 
 #define CLI_DEFAULT_ENDPOINT "http://127.0.0.1:8101"
@@ -88,6 +89,7 @@ enum cli_opt {
 	O_SCHEDULED,
 	O_FORCE,
 	O_CANCEL,
+	O_DOT,
 	O_HELP,
 	O__COUNT
 };
@@ -127,6 +129,7 @@ static const struct cli_optdef cli_optdefs[] = {
 	{"scheduled", 0, true, O_SCHEDULED},
 	{"force", 0, false, O_FORCE},
 	{"cancel", 0, false, O_CANCEL},
+	{"dot", 0, false, O_DOT},
 	{"help", 'h', false, O_HELP},
 };
 
@@ -2143,6 +2146,15 @@ out:
 	return rc;
 }
 
+/* No server: the agent's transition table, compiled in. */
+static int cmd_fsm(struct cli *c, char **args, int nargs)
+{
+	(void)args;
+	(void)nargs;
+	ha_fsm_print(c->out, (c->a.seen & OPT(O_DOT)) != 0);
+	return 0;
+}
+
 static int cmd_reinit(struct cli *c, char **args, int nargs)
 {
 	(void)nargs;
@@ -2213,6 +2225,10 @@ static const struct cli_cmd cli_cmds[] = {
 	{{"history"}, 0, 0, OPT(O_OUTPUT), OUT_TJ, F_TABLE, false,
 	 cmd_history, "history [-o table|json]",
 	 "timeline switches with their reasons"},
+	{{"fsm"}, 0, 0, OPT(O_DOT), 0, F_SIMPLE, false, cmd_fsm,
+	 "fsm [--dot]",
+	 "the agent's life cycle, transition table and flows (asks no "
+	 "node; --dot: Graphviz)"},
 	{{"reinit"}, 1, 1, OPT(O_FORCE), 0, F_SIMPLE, true, cmd_reinit,
 	 "reinit NODE [--force]",
 	 "wipe a replica's data and clone it again from the primary"},

@@ -6,20 +6,16 @@
  * pick at most one flow to start; report the member record (at most once a
  * second, or at once when role or state changed).
  *
- * Flows (each a chain of pgctl operations; a failure ends the flow, logs
- * it, and the next tick decides again from scratch):
- *   BOOTSTRAP     initdb -> pg_hba -> start primary -> roles -> post_bootstrap
- *                 -> initialize key (create-only) with the system id
- *   START_PRIMARY start with the primary configuration
- *   PROMOTE       pg_ctl promote, wait until writable
- *   CLONE         pg_basebackup from the leader -> start as its replica
- *   START_REPLICA start with standby.signal and primary_conninfo
- *   REPOINT       rewrite primary_conninfo -> reload
- *   REJOIN        (stop) -> (crash recovery as a standby if the data was a
- *                 crashed primary) -> pg_rewind from the leader -> start as
- *                 replica; a failed rewind marks the data unusable: with
- *                 remove_data_directory_on_rewind_failure the data is wiped
- *                 and cloned again, else the node reports `refused`.
+ * Life cycle: src/ha/ha_fsm.c holds the whole of it - the states, the
+ * transition table {from, to, flow, entry step, why} and every flow's
+ * steps with where each goes on success and on failure (`pgwarden fsm`
+ * prints it). Here: converge() picks the goal and the row, fsm_begin()
+ * starts its flow, each step function (st_*) starts one pgctl or store
+ * operation whose completion calls flow_next(), and agent_move() is the
+ * only place the state changes (logged role=X->Y reason=...). PostgreSQL
+ * control and the store are reached through ha_agent_io (the unit tests'
+ * fake). A failure ends the flow, logs it, and the next tick decides
+ * again from scratch, as the table says.
  *
  * Leases:
  *   member lease: granted once, kept alive with every report; the member
@@ -51,7 +47,9 @@
 
 #include "err.h"
 #include "failpoint.h"
+#include "ha/ha_agent_io.h"
 #include "ha/ha_fencer.h"
+#include "ha/ha_fsm.h"
 #include "log.h"
 #include "mem.h"
 #include "pgc.h"
@@ -67,31 +65,14 @@
 #define PGW_VERSION "0.1.0"
 #endif
 
-enum flow {
-	FLOW_NONE = 0,
-	FLOW_BOOTSTRAP,
-	FLOW_START_PRIMARY,
-	FLOW_PROMOTE,
-	FLOW_CLONE,
-	FLOW_START_REPLICA,
-	FLOW_REPOINT,
-	FLOW_REJOIN,
-	FLOW_FENCE,
-	FLOW_SHUTDOWN,
-	FLOW_SWITCHOVER,
-	FLOW_REINIT,
-};
-
-static const char *flow_name(enum flow f)
-{
-	static const char *names[] = { "none",	     "bootstrap",
-				       "start_primary", "promote",
-				       "clone",	     "start_replica",
-				       "repoint",	     "rejoin",
-				       "fence",	     "shutdown",
-				       "switchover",    "reinit" };
-	return names[f];
-}
+#define AGENT_ASSERT(c)                                                 \
+	do {                                                            \
+		if (!(c)) {                                             \
+			log_error("ha: assertion failed: %s (%s:%d)",   \
+				  #c, __FILE__, __LINE__);              \
+			abort();                                        \
+		}                                                       \
+	} while (0)
 
 struct ha_agent {
 	uv_loop_t *loop;
@@ -144,9 +125,15 @@ struct ha_agent {
 	enum ha_state state;
 	char detail[128];
 
-	/* flow */
-	enum flow flow;
-	int step;
+	/* life cycle (ha_fsm.c) and the flow running */
+	const struct ha_agent_io *io; /* borrowed: PostgreSQL control, store */
+	enum ha_fsm_state st;     /* changed only by agent_move() */
+	enum ha_flow flow;        /* HA_FLOW_NONE: none runs */
+	enum ha_step step;        /* its step whose operation runs */
+	const struct ha_fsm_row *row; /* the row it runs */
+	int flow_err;             /* its last failure (0: none) */
+	char flow_msg[256];       /* ...and what it said */
+	char flow_detail[128];    /* state detail for start_primary/refuse */
 	char flow_leader[HA_NAME_MAX + 1];
 	char flow_conninfo[1024];
 	char flow_rewind_conninfo[1024]; /* superuser: pg_rewind checkpoints
@@ -198,6 +185,7 @@ struct ha_agent {
 	uint64_t sw_final_lsn;
 	uint64_t sw_deadline_ms;
 	uint64_t sw_key_rev;      /* mod revision of the request handled */
+	bool sw_unknown;          /* the handover put's outcome is unknown */
 	uint64_t sw_leader_rev;   /* mod revision of our leader key that the
 				     handover put compares with */
 	struct pgc_conn *sw_conn; /* to the target's PostgreSQL */
@@ -268,6 +256,10 @@ static int agent_submit(struct ha_agent *a, const struct rs_cmd *c,
 static void tick(struct ha_agent *a);
 static void on_tick(uv_timer_t *t);
 static void report(struct ha_agent *a, bool force);
+static void agent_move(struct ha_agent *a, enum ha_fsm_state to,
+		       enum ha_flow f, const char *reason);
+static int fsm_begin(struct ha_agent *a, enum ha_fsm_state to,
+		     enum ha_flow f);
 
 static void set_state(struct ha_agent *a, enum ha_state st, const char *detail)
 {
@@ -293,7 +285,7 @@ static bool read_key(struct ha_agent *a, const char *leaf, char *val,
 	size_t n = 0;
 	uint64_t rev;
 	bool found = false;
-	if (rs_fsm_range(rs_store_fsm(a->store), key, strlen(key), false, 1,
+	if (a->io->range(a->store, key, strlen(key), false, 1,
 			 &kvs, &n, &rev) == 0 &&
 	    n == 1) {
 		snprintf(val, vlen, "%s", kvs[0].value);
@@ -316,7 +308,7 @@ static bool read_member(struct ha_agent *a, const char *name,
 	size_t n = 0;
 	uint64_t rev;
 	bool ok = false;
-	if (rs_fsm_range(rs_store_fsm(a->store), key, strlen(key), false, 1,
+	if (a->io->range(a->store, key, strlen(key), false, 1,
 			 &kvs, &n, &rev) == 0 &&
 	    n == 1)
 		ok = ha_member_decode(kvs[0].value, kvs[0].value_len, m) == 0;
@@ -414,8 +406,8 @@ static void cluster_ha_refresh(struct ha_agent *a)
 	struct rs_kv *kvs = NULL;
 	size_t n = 0;
 	uint64_t rev;
-	if (rs_fsm_range(rs_store_fsm(a->store), key, strlen(key), false, 1,
-			 &kvs, &n, &rev) != 0)
+	if (a->io->range(a->store, key, strlen(key), false, 1, &kvs, &n,
+			 &rev) != 0)
 		return;
 	if (n == 1 && kvs[0].mod_rev != a->ha_rev) {
 		struct cfg_ha h;
@@ -623,7 +615,7 @@ static void sync_desired(struct ha_agent *a, bool primary_view,
 	struct rs_kv *kvs = NULL;
 	size_t nk = 0;
 	uint64_t rev;
-	if (rs_fsm_range(rs_store_fsm(a->store), prefix, strlen(prefix), true,
+	if (a->io->range(a->store, prefix, strlen(prefix), true,
 			 0, &kvs, &nk, &rev) == 0) {
 		for (size_t i = 0; i < nk && *n < SYNC_MAX; i++) {
 			struct ha_member m;
@@ -763,10 +755,10 @@ static int sync_apply(struct ha_agent *a, char names[][64], size_t n,
 	if (!params)
 		return ERR_NOMEM;
 	struct pgc_conf c = { .parameters = params, .replica = false };
-	int rv = pgc_node_write_conf(a->pg, &c);
+	int rv = a->io->write_conf(a->pg, &c);
 	free_params(params);
 	if (rv == 0)
-		rv = pgc_node_reload(a->pg);
+		rv = a->io->reload(a->pg);
 	a->sync_written = rv == 0;
 	char ssn[SYNC_MAX * 70 + 64];
 	sync_format(a, ssn, sizeof ssn);
@@ -774,7 +766,7 @@ static int sync_apply(struct ha_agent *a, char names[][64], size_t n,
 		log_info("ha[%s] %s", a->cfg->node_name, ssn);
 	else
 		log_warn("ha[%s] could not apply %s: %s", a->cfg->node_name,
-			 ssn, pgc_node_errmsg(a->pg));
+			 ssn, a->io->errmsg(a->pg));
 	return rv;
 }
 
@@ -818,8 +810,8 @@ static void sync_before_promote(struct ha_agent *a)
 			      .primary_slot_name = a->cfg->pg.use_slots
 							   ? a->slot
 							   : NULL };
-	if (pgc_node_write_conf(a->pg, &c) == 0)
-		pgc_node_reload(a->pg);
+	if (a->io->write_conf(a->pg, &c) == 0)
+		a->io->reload(a->pg);
 	free_params(params);
 }
 
@@ -985,7 +977,7 @@ static int agent_submit(struct ha_agent *a, const struct rs_cmd *c,
 	if (!sc)
 		return ERR_NOMEM;
 	*sc = (struct submit_ctx){ .a = a, .cb = cb, .arg = arg };
-	int rv = kv_submit(a->kv, c, timeout_ms, on_submitted, sc);
+	int rv = a->io->submit(a->kv, c, timeout_ms, on_submitted, sc);
 	if (rv != 0) {
 		mem_free(sc);
 		return rv;
@@ -1080,76 +1072,29 @@ static void announce_start(struct ha_agent *a, enum ha_role role)
 /* Flows                                                                */
 /* ------------------------------------------------------------------ */
 
-static void flow_end(struct ha_agent *a, int err, const char *msg)
-{
-	enum flow f = a->flow;
-	/* steps 10 and up of a rejoin: the data was wiped to clone again */
-	bool rejoin_wiped = f == FLOW_REJOIN && a->step >= 10;
-	a->flow = FLOW_NONE;
-	a->step = 0;
-	/* What the last probe said is from before the flow: decide nothing
-	 * on it (e.g. promote twice) until the next probe answers. */
-	a->probe_ok = false;
-	if (err != 0) {
-		log_warn("ha[%s] %s failed: %s", a->cfg->node_name,
-			 flow_name(f), msg && *msg ? msg : err_str(err));
-		snprintf(a->detail, sizeof a->detail, "%s: %s", flow_name(f),
-			 msg && *msg ? msg : err_str(err));
-	} else {
-		log_info("ha[%s] %s done", a->cfg->node_name, flow_name(f));
-		a->detail[0] = '\0';
-		switch (f) {
-		case FLOW_BOOTSTRAP:
-		case FLOW_START_PRIMARY:
-			announce_start(a, HA_ROLE_PRIMARY);
-			break;
-		case FLOW_CLONE:
-		case FLOW_START_REPLICA:
-			announce_start(a, HA_ROLE_REPLICA);
-			break;
-		case FLOW_PROMOTE:
-			run_callback(a, "on_role_change", "primary");
-			break;
-		case FLOW_REJOIN:
-			/* a primary's data now runs as a replica; after a
-			 * failed pg_rewind the data is wiped instead, and the
-			 * clone that follows announces the replica */
-			if (rejoin_wiped)
-				break;
-			if (a->cb_role == HA_ROLE_REPLICA)
-				run_callback(a, "on_start", "replica");
-			else
-				run_callback(a, "on_role_change", "replica");
-			break;
-		case FLOW_SWITCHOVER:
-			run_callback(a, "on_stop", "primary");
-			break;
-		case FLOW_NONE:
-		case FLOW_REPOINT:
-		case FLOW_FENCE:
-		case FLOW_SHUTDOWN:
-		case FLOW_REINIT:
-			break;
-		}
-	}
-	if (f == FLOW_SHUTDOWN)
-		return;
-	report(a, true);
-	/* look again soon: a replica that just started streams within tens
-	 * of ms, and the next step of a failover should not wait a tick */
-	if (!a->closing)
-		uv_timer_start(&a->tick, on_tick, 50, a->loop_wait);
-}
-
-static void flow_step(struct ha_agent *a, int err, const char *msg);
+static void flow_next(struct ha_agent *a, int err, const char *msg);
 static void on_revoked(void *arg, int status, const struct rs_result *res);
-static void sw_fail(struct ha_agent *a, const char *why);
 static void on_sw_controldata(void *arg, int err, const char *errmsg,
 			      const struct pgc_controldata *cd);
+static void on_handed_over(void *arg, int status, const struct rs_result *res);
+static void on_sw_timer(uv_timer_t *t);
+static void sw_handed(struct ha_agent *a);
+static void sw_cleanup(struct ha_agent *a);
+static void delete_request(struct ha_agent *a, const char *leaf, uint64_t rev);
+static void close_handles(struct ha_agent *a);
+
+/* A flow's operation completed. Once the daemon stops, the shutdown flow
+ * has taken over (with completions of its own): ignore it. */
+static void flow_cb(struct ha_agent *a, int err, const char *msg)
+{
+	if (a->closing)
+		return;
+	flow_next(a, err, msg);
+}
 
 static void on_op_done(void *arg, int err, const char *errmsg)
 {
-	flow_step(arg, err, errmsg);
+	flow_cb(arg, err, errmsg);
 }
 
 static int start_pg(struct ha_agent *a, bool replica, const char *conninfo)
@@ -1166,7 +1111,7 @@ static int start_pg(struct ha_agent *a, bool replica, const char *conninfo)
 								  : NULL },
 		.timeout_ms = 60000,
 	};
-	int rv = pgc_node_start(a->pg, &o, on_op_done, a);
+	int rv = a->io->start(a->pg, &o, on_op_done, a);
 	free_params(params);
 	if (rv == 0)
 		snprintf(a->following, sizeof a->following, "%s",
@@ -1178,19 +1123,19 @@ static void on_sql_done(void *arg, int err, const char *errmsg,
 			const struct pgc_rows *rows)
 {
 	(void)rows;
-	flow_step(arg, err, errmsg);
+	flow_cb(arg, err, errmsg);
 }
 
 static void on_script_done(void *arg, const struct pgc_proc_result *r)
 {
-	flow_step(arg, r->err, r->errmsg);
+	flow_cb(arg, r->err, r->errmsg);
 }
 
 static void on_init_written(void *arg, int status, const struct rs_result *res)
 {
 	struct ha_agent *a = arg;
 	int err = status ? status : (res->code == ERR_CONFLICT ? 0 : res->code);
-	flow_step(a, err, err ? "initialize key" : "");
+	flow_cb(a, err, err ? "initialize key" : "");
 }
 
 static void on_sysid_controldata(void *arg, int err, const char *errmsg,
@@ -1199,7 +1144,7 @@ static void on_sysid_controldata(void *arg, int err, const char *errmsg,
 	struct ha_agent *a = arg;
 	if (err == 0)
 		a->sysid = cd->system_id;
-	flow_step(a, err, errmsg);
+	flow_cb(a, err, errmsg);
 }
 
 /* src as the body of a SQL string literal (quotes doubled) into dst;
@@ -1312,252 +1257,12 @@ static int write_hba(struct ha_agent *a)
 		lines[k++] = pg->pg_hba[i];
 	lines[k] = NULL;
 	char err[256];
-	int rv = pgc_hba_write(pg->data_dir, lines, err, sizeof err);
+	int rv = pgc_hba_write_on(a->loop, pg->data_dir, lines, err,
+				  sizeof err);
 	mem_free(lines);
 	if (rv != 0)
 		log_error("ha[%s] pg_hba: %s", a->cfg->node_name, err);
 	return rv;
-}
-
-static void flow_step(struct ha_agent *a, int err, const char *msg)
-{
-	if (a->closing && a->flow != FLOW_SHUTDOWN)
-		return;
-	if (err != 0 && a->flow == FLOW_SWITCHOVER) {
-		sw_fail(a, msg && *msg ? msg : err_str(err));
-		return;
-	}
-	if (err != 0 && !(a->flow == FLOW_REJOIN && a->step == 2)) {
-		if (a->flow == FLOW_BOOTSTRAP) {
-			set_state(a, HA_ST_REFUSED, msg);
-			/* a half-bootstrapped PostgreSQL must not keep taking
-			 * writes once the lease is given back */
-			pid_t pid = pgc_node_pid(a->pg);
-			if (pid > 0 && kill(pid, SIGQUIT) != 0)
-				log_error("ha[%s] stopping PostgreSQL: %s",
-					  a->cfg->node_name, strerror(errno));
-			if (a->leader) {
-				/* let the controller pick another node */
-				struct rs_cmd c = { .op = RS_OP_LEASE_REVOKE,
-						    .lease = a->leader_lease };
-				a->leader = false;
-				uv_timer_stop(&a->fence_timer);
-				agent_submit(a, &c, STORE_TIMEOUT_MS,
-					  on_revoked, a);
-			}
-		}
-		flow_end(a, err, msg);
-		return;
-	}
-	int rv = 0;
-	a->step++;
-	switch (a->flow) {
-	case FLOW_BOOTSTRAP:
-		switch (a->step) {
-		case 1: { /* initdb done */
-			a->data_present = true;
-			rv = write_hba(a);
-			if (rv == 0)
-				rv = start_pg(a, false, NULL);
-			break;
-		}
-		case 2: { /* started */
-			char *sql = NULL;
-			rv = bootstrap_sql(a, &sql);
-			if (rv == 0) {
-				rv = pgc_node_query(a->pg, sql, 0, NULL, 10000,
-						    on_sql_done, a);
-				mem_free(sql);
-			}
-			break;
-		}
-		case 3: /* roles created */
-			if (a->cfg->pg.post_bootstrap) {
-				char port[16], sock[4096];
-				uint16_t p = 0;
-				char host[256];
-				cfg_split_hostport(a->cfg->pg.listen, host,
-						   sizeof host, &p);
-				snprintf(port, sizeof port, "PGPORT=%u", p);
-				snprintf(sock, sizeof sock, "PGHOST=%s",
-					 a->cfg->pg.socket_dir);
-				char user[128];
-				snprintf(user, sizeof user, "PGUSER=%s",
-					 a->cfg->pg.superuser
-						 ? a->cfg->pg.superuser
-						 : "postgres");
-				const char *argv[] = { a->cfg->pg.post_bootstrap,
-						       NULL };
-				const char *env[] = { port, sock, user,
-						      "PGDATABASE=postgres",
-						      NULL };
-				struct pgc_proc_opts o = {
-					.file = a->cfg->pg.post_bootstrap,
-					.argv = argv,
-					.env_add = env,
-					.name = "post_bootstrap",
-					.timeout_ms = 120000,
-				};
-				char emsg[256];
-				rv = pgc_proc_run(a->loop, &o, on_script_done,
-						  a, NULL, emsg, sizeof emsg);
-				if (rv != 0)
-					log_error("ha[%s] post_bootstrap: %s",
-						  a->cfg->node_name, emsg);
-				break;
-			}
-			a->step++;
-			__attribute__((fallthrough));
-		case 4: /* post_bootstrap done */
-			/* pg_controldata, not a probe: the tick's own probe may
-			 * be running, and probes are one at a time */
-			rv = pgc_node_controldata(a->pg, on_sysid_controldata,
-						  a);
-			break;
-		case 5: { /* system id known */
-			char key[256], val[32];
-			ha_key(key, sizeof key, a->cfg->cluster_name,
-			       "initialize");
-			snprintf(val, sizeof val, "%" PRIu64, a->sysid);
-			struct rs_cmd c = {
-				.op = RS_OP_PUT,
-				.flags = RS_CMD_HAS_PREV,
-				.prev_rev = 0,
-				.key = { key, (uint32_t)strlen(key) },
-				.value = { val, (uint32_t)strlen(val) },
-			};
-			rv = agent_submit(a, &c, STORE_TIMEOUT_MS,
-				       on_init_written, a);
-			break;
-		}
-		default:
-			log_info("ha[%s] bootstrapped the cluster system_id=%"
-				 PRIu64,
-				 a->cfg->node_name, a->sysid);
-			flow_end(a, 0, NULL);
-			return;
-		}
-		break;
-	case FLOW_CLONE:
-		if (a->step == 1) {
-			a->data_present = true;
-			a->controldata_known = false;
-			rv = start_pg(a, true, a->flow_conninfo);
-			break;
-		}
-		flow_end(a, 0, NULL);
-		return;
-	case FLOW_REJOIN:
-		/* 1: stopped (or was stopped) -> crash recovery if needed;
-		 * 2: -> rewind; 3: rewind result -> start replica; 4: done */
-		switch (a->step) {
-		case 1:
-			if (a->flow_was_crashed_primary) {
-				/* pg_rewind needs a clean shutdown: let it
-				 * recover as a standby that follows no one */
-				rv = start_pg(a, true, NULL);
-				break;
-			}
-			a->step++;
-			__attribute__((fallthrough));
-		case 2:
-			if (a->flow_was_crashed_primary && a->step == 2 &&
-			    pgc_node_state(a->pg) != PGC_PM_STOPPED) {
-				a->step = 1; /* come back to 2 after the stop */
-				rv = pgc_node_stop(a->pg, PGC_STOP_FAST, 30000,
-						   on_op_done, a);
-				a->flow_was_crashed_primary = false;
-				break;
-			}
-			set_state(a, HA_ST_REWINDING, NULL);
-			rv = pgc_node_rewind(a->pg, a->flow_rewind_conninfo, 0,
-					     on_op_done, a);
-			break;
-		case 3:
-			if (err != 0 &&
-			    !file_exists(a->cfg->pg.data_dir,
-					 PGC_REWIND_FAILED_FILE)) {
-				/* it failed before touching the data (the
-				 * source was unreachable or still starting):
-				 * the data is intact, try again later */
-				flow_end(a, err, msg);
-				return;
-			}
-			if (err != 0) {
-				log_warn("ha[%s] pg_rewind failed: %s",
-					 a->cfg->node_name, msg);
-				if (!a->cfg->pg.remove_data_on_rewind_failure) {
-					set_state(a, HA_ST_REFUSED,
-						  "pg_rewind failed");
-					flow_end(a, err, msg);
-					return;
-				}
-				log_warn("ha[%s] wiping the data directory to "
-					 "clone again",
-					 a->cfg->node_name);
-				a->flow = FLOW_NONE;
-				a->step = 0;
-				a->flow = FLOW_REJOIN;
-				a->step = 10;
-				rv = pgc_node_wipe(a->pg, on_op_done, a);
-				break;
-			}
-			rv = start_pg(a, true, a->flow_conninfo);
-			break;
-		case 11: /* wiped: the next tick clones */
-			a->data_present = false;
-			a->controldata_known = false;
-			flow_end(a, 0, NULL);
-			return;
-		default:
-			flow_end(a, 0, NULL);
-			return;
-		}
-		break;
-	case FLOW_SWITCHOVER:
-		if (a->step == 1) { /* stopped cleanly */
-			set_state(a, HA_ST_STOPPED, "switchover");
-			rv = pgc_node_controldata(a->pg, on_sw_controldata, a);
-			if (rv != 0)
-				sw_fail(a, "pg_controldata did not run");
-			return;
-		}
-		return;
-	case FLOW_REINIT:
-		if (a->step == 1) { /* stopped */
-			rv = pgc_node_wipe(a->pg, on_op_done, a);
-			break;
-		}
-		a->data_present = false;
-		a->controldata_known = false;
-		a->sysid = 0;
-		a->cd_sysid = 0;
-		flow_end(a, 0, NULL);
-		return;
-	case FLOW_PROMOTE:
-		if (a->leader) {
-			a->history_pending = true;
-		}
-		flow_end(a, 0, NULL);
-		return;
-	case FLOW_START_PRIMARY:
-	case FLOW_START_REPLICA:
-	case FLOW_REPOINT:
-	case FLOW_FENCE:
-	case FLOW_SHUTDOWN:
-	case FLOW_NONE:
-		flow_end(a, 0, NULL);
-		return;
-	}
-	if (rv != 0)
-		flow_end(a, rv, pgc_node_errmsg(a->pg));
-}
-
-static void flow_begin(struct ha_agent *a, enum flow f)
-{
-	a->flow = f;
-	a->step = 0;
-	log_info("ha[%s] flow=%s", a->cfg->node_name, flow_name(f));
 }
 
 /* ------------------------------------------------------------------ */
@@ -1598,7 +1303,7 @@ static void fencer_sync(struct ha_agent *a)
 {
 	if (!a->fencer_on || a->closing)
 		return;
-	pid_t pid = pgc_node_pid(a->pg);
+	pid_t pid = a->io->pid(a->pg);
 	if (pid <= 0) {
 		ha_fencer_disarm(&a->fencer);
 	} else if (a->leader) {
@@ -1639,7 +1344,7 @@ static void fence(struct ha_agent *a, const char *why)
 	a->leader = false;
 	a->leader_lease = 0;
 	uv_timer_stop(&a->fence_timer);
-	pid_t pid = pgc_node_pid(a->pg);
+	pid_t pid = a->io->pid(a->pg);
 	if (pid <= 0)
 		wd_disarm(&a->wd);
 	if (pid > 0 && (!a->probe_ok || !a->in_recovery)) {
@@ -2077,7 +1782,7 @@ static void on_probe(void *arg, int err, const char *errmsg,
 		a->sync_change_lsn = p->wal_lsn;
 	if (a->sync_waiting && a->sync_change_lsn == 0 && a->leader &&
 	    !a->closing &&
-	    pgc_node_probe(a->pg, PROBE_TIMEOUT_MS, on_probe, a) == 0) {
+	    a->io->probe(a->pg, PROBE_TIMEOUT_MS, on_probe, a) == 0) {
 		a->probe_inflight = true;
 		a->probe_seq++;
 	}
@@ -2091,7 +1796,7 @@ static void on_probe(void *arg, int err, const char *errmsg,
 	answer_lsn_waiters(a, seq, 0);
 	/* a waiter that came while this probe ran needs a newer one */
 	if (a->nlsn_wait > 0 && !a->probe_inflight && !a->closing &&
-	    pgc_node_probe(a->pg, PROBE_TIMEOUT_MS, on_probe, a) == 0) {
+	    a->io->probe(a->pg, PROBE_TIMEOUT_MS, on_probe, a) == 0) {
 		a->probe_inflight = true;
 		a->probe_seq++;
 	}
@@ -2099,7 +1804,7 @@ static void on_probe(void *arg, int err, const char *errmsg,
 
 int ha_agent_probe_lsn(struct ha_agent *a, ha_lsn_cb cb, void *arg)
 {
-	if (a->closing || pgc_node_state(a->pg) != PGC_PM_RUNNING)
+	if (a->closing || a->io->state(a->pg) != PGC_PM_RUNNING)
 		return ERR_UNAVAILABLE;
 	if (a->nlsn_wait == LSN_WAITERS)
 		return ERR_UNAVAILABLE;
@@ -2108,7 +1813,7 @@ int ha_agent_probe_lsn(struct ha_agent *a, ha_lsn_cb cb, void *arg)
 		/* it started before this request: the next one counts */
 		need = a->probe_seq + 1;
 	} else {
-		if (pgc_node_probe(a->pg, PROBE_TIMEOUT_MS, on_probe, a) != 0)
+		if (a->io->probe(a->pg, PROBE_TIMEOUT_MS, on_probe, a) != 0)
 			return ERR_UNAVAILABLE;
 		a->probe_inflight = true;
 		need = ++a->probe_seq;
@@ -2161,11 +1866,31 @@ static void on_pg_exit(void *arg, int64_t status, int sig)
 	uv_timer_start(&a->tick, on_tick, 0, a->loop_wait);
 }
 
+/* The life-cycle state PostgreSQL is seen in, recorded when it differs
+ * (a row with no flow: it exited, say). Starting, stopping, or running
+ * but not probed since the last flow: not settled, nothing recorded. */
+static void observe_fsm(struct ha_agent *a, enum pgc_pm_state pm)
+{
+	if (a->st == HA_FSM_REFUSED || a->st == HA_FSM_SHUTDOWN)
+		return;
+	enum ha_fsm_state seen = a->st;
+	if (!a->data_present)
+		seen = HA_FSM_NO_DATA;
+	else if (pm == PGC_PM_STOPPED)
+		seen = HA_FSM_STOPPED;
+	else if (pm == PGC_PM_RUNNING && a->probe_ok)
+		seen = a->in_recovery ? HA_FSM_REPLICA : HA_FSM_PRIMARY;
+	if (seen == a->st)
+		return;
+	const struct ha_fsm_row *r = ha_fsm_observed(a->st, seen);
+	agent_move(a, seen, HA_FLOW_NONE, r ? r->why : "observed");
+}
+
 /* role and state from what we see */
 static void observe(struct ha_agent *a)
 {
 	a->data_present = file_exists(a->cfg->pg.data_dir, "PG_VERSION");
-	enum pgc_pm_state pm = pgc_node_state(a->pg);
+	enum pgc_pm_state pm = a->io->state(a->pg);
 	if (!a->data_present) {
 		a->role = HA_ROLE_UNINITIALIZED;
 	} else if (pm == PGC_PM_RUNNING && a->probe_ok) {
@@ -2180,8 +1905,9 @@ static void observe(struct ha_agent *a)
 	} else if (a->role == HA_ROLE_UNINITIALIZED) {
 		a->role = HA_ROLE_UNKNOWN;
 	}
-	if (a->flow != FLOW_NONE || a->state == HA_ST_REFUSED)
+	if (a->flow != HA_FLOW_NONE || a->state == HA_ST_REFUSED)
 		return;
+	observe_fsm(a, pm);
 	if (pm == PGC_PM_RUNNING && a->probe_ok)
 		set_state(a,
 			  a->in_recovery && a->streaming ? HA_ST_STREAMING
@@ -2249,7 +1975,7 @@ static void ensure_slots(struct ha_agent *a)
 	struct rs_kv *kvs = NULL;
 	size_t n = 0;
 	uint64_t rev;
-	if (rs_fsm_range(rs_store_fsm(a->store), prefix, strlen(prefix), true,
+	if (a->io->range(a->store, prefix, strlen(prefix), true,
 			 0, &kvs, &n, &rev) != 0) {
 		mem_free(ms);
 		return;
@@ -2284,39 +2010,10 @@ static void ensure_slots(struct ha_agent *a)
 		"(SELECT s FROM want)) "
 		"SELECT (SELECT count(*) FROM made), (SELECT count(*) FROM gone)";
 	const char *params[] = { list };
-	if (pgc_node_query(a->pg, sql, 1, params, 5000, ensure_slots_done, a) ==
+	if (a->io->query(a->pg, sql, 1, params, 5000, ensure_slots_done, a) ==
 	    0)
 		a->slots_inflight = true;
 	mem_free(list);
-}
-
-static void start_flow_checked(struct ha_agent *a, enum flow f, int rv)
-{
-	if (rv != 0) {
-		log_warn("ha[%s] %s could not start: %s", a->cfg->node_name,
-			 flow_name(f),
-			 pgc_node_errmsg(a->pg)[0] ? pgc_node_errmsg(a->pg)
-						    : err_str(rv));
-		a->flow = FLOW_NONE;
-	}
-}
-
-/* Start PostgreSQL as the primary (detail: why, for the state line). */
-static void begin_start_primary(struct ha_agent *a, const char *detail)
-{
-	flow_begin(a, FLOW_START_PRIMARY);
-	set_state(a, HA_ST_STARTING, detail);
-	start_flow_checked(a, FLOW_START_PRIMARY, start_pg(a, false, NULL));
-}
-
-/* Promote the running replica (its synchronous set written first). */
-static void begin_promote(struct ha_agent *a)
-{
-	flow_begin(a, FLOW_PROMOTE);
-	set_state(a, HA_ST_PROMOTING, NULL);
-	sync_before_promote(a);
-	start_flow_checked(a, FLOW_PROMOTE,
-			   pgc_node_promote(a->pg, 0, on_op_done, a));
 }
 
 /* ------------------------------------------------------------------ */
@@ -2358,18 +2055,14 @@ static void sw_cleanup(struct ha_agent *a)
 	a->sw_conn = NULL;
 }
 
+/* A switchover step failed: sw_abort is its next step. */
 static void sw_fail(struct ha_agent *a, const char *why)
 {
-	log_warn("ha[%s] switchover to %s abandoned: %s; resuming as primary",
-		 a->cfg->node_name, a->sw_target, why);
-	sw_cleanup(a);
-	delete_request(a, "switchover", a->sw_key_rev);
-	delete_request(a, "failover", a->sw_key_rev);
-	flow_end(a, ERR_CANCELED, why);
+	flow_next(a, ERR_CANCELED, why);
 }
 
-/* The leader key now names the target: this node no longer leads. */
-static void sw_handed_over(struct ha_agent *a)
+/* The leader key names the target now, with our lease: not leading. */
+static void sw_handed(struct ha_agent *a)
 {
 	a->leader = false;
 	a->leader_lease = 0;
@@ -2381,63 +2074,52 @@ static void sw_handed_over(struct ha_agent *a)
 	sw_cleanup(a);
 	delete_request(a, "switchover", a->sw_key_rev);
 	delete_request(a, "failover", a->sw_key_rev);
-	flow_end(a, 0, NULL);
 }
 
 /* Resuming as primary after a handover put whose outcome is unknown (a
  * timeout, a Raft leader change: it may still commit) would let the
  * target promote beside us. So the outcome is settled first, through the
- * Raft log: put our own name with the revision the handover compared
- * with. If that commits, the handover did not, and never can (the
- * revision moved on): resume. If the compare fails, the key moved: the
- * handover committed (or the lease went); never resume. Unknown again:
- * ask again, PostgreSQL stays stopped meanwhile. */
+ * Raft log (step sw_settle): put our own name with the revision the
+ * handover compared with. If that commits, the handover did not, and
+ * never can (the revision moved on): resume (sw_abort). If the compare
+ * fails, the key moved (sw_moved): the handover committed, or the lease
+ * went; never resume. Unknown again: ask again, PostgreSQL stays stopped
+ * meanwhile. */
 static void sw_settle(struct ha_agent *a);
 static void on_sw_settle_timer(uv_timer_t *t);
 
 static void on_sw_settled(void *arg, int status, const struct rs_result *res)
 {
 	struct ha_agent *a = arg;
-	if (a->flow != FLOW_SWITCHOVER || a->closing)
+	if (a->flow != HA_FLOW_SWITCHOVER || a->closing)
 		return;
 	if (status == 0 && res->code == 0) {
 		a->leader_rev = res->revision;
-		sw_fail(a, "the handover did not commit (the leader key was "
-			   "claimed back)");
+		snprintf(a->flow_msg, sizeof a->flow_msg,
+			 "the handover did not commit (the leader key was "
+			 "claimed back)");
+		flow_next(a, 0, NULL); /* -> sw_abort: resume */
 		return;
 	}
 	if ((status == 0 && res->code != 0) || !a->leader) {
 		/* ERR_CONFLICT: the key moved; ERR_NOTFOUND: the lease is
 		 * gone; !leader: fenced meanwhile */
-		char cur[HA_NAME_MAX + 1] = "";
-		read_key(a, "leader", cur, sizeof cur, NULL, NULL);
-		log_warn("ha[%s] the handover's outcome: the leader key moved "
-			 "(now '%s'): not resuming as primary",
-			 a->cfg->node_name, cur);
-		if (strcmp(cur, a->sw_target) == 0) {
-			sw_handed_over(a);
-			return;
-		}
-		/* gone or someone else's: not ours in any case; rejoin by the
-		 * usual path (pg_rewind if needed) */
-		a->leader = false;
-		a->leader_lease = 0;
-		uv_timer_stop(&a->fence_timer);
-		wd_disarm(&a->wd);
-		sw_cleanup(a);
-		flow_end(a, ERR_CANCELED, "the leader key moved during the "
-					  "handover");
+		flow_next(a, status ? status : res->code,
+			  "the leader key moved"); /* -> sw_moved */
 		return;
 	}
-	log_warn("ha[%s] settling the handover: %s; asking again",
+	/* not at once: a store without a leader answers "unavailable" on
+	 * the next loop turn, and asking again from here would spin the loop
+	 * (a 0 ms timer started in a timer callback runs in the same pass) */
+	log_warn("ha[%s] settling the handover: %s; asking again in 200 ms",
 		 a->cfg->node_name, err_str(status));
-	sw_settle(a);
+	uv_timer_start(&a->sw_timer, on_sw_settle_timer, 200, 0);
 }
 
 static void on_sw_settle_timer(uv_timer_t *t)
 {
 	struct ha_agent *a = t->data;
-	if (a->flow == FLOW_SWITCHOVER && !a->closing)
+	if (a->flow == HA_FLOW_SWITCHOVER && !a->closing)
 		sw_settle(a);
 }
 
@@ -2467,19 +2149,26 @@ static void on_handed_over(void *arg, int status, const struct rs_result *res)
 	/* tests: the put committed, its answer is lost on the way */
 	if (status == 0 && res->code == 0 && failpoint("handover_reply_lost"))
 		status = ERR_TIMEOUT;
-	if (status == 0 && res->code == 0) {
-		sw_handed_over(a);
+	bool ok = status == 0 && res->code == 0;
+	if (a->flow != HA_FLOW_SWITCHOVER || a->closing) {
+		/* the daemon stops meanwhile: the key moved all the same */
+		if (ok)
+			sw_handed(a);
 		return;
 	}
-	if (status == 0) {
-		/* applied and refused (the compare failed): it did not commit */
-		sw_fail(a, "the leader key could not be moved");
+	if (ok) {
+		flow_next(a, 0, NULL); /* -> sw_handed */
 		return;
 	}
-	log_warn("ha[%s] handover to %s: %s, its outcome is unknown: "
-		 "settling it before anything else",
-		 a->cfg->node_name, a->sw_target, err_str(status));
-	sw_settle(a);
+	/* applied and refused (the compare failed): it did not commit;
+	 * no answer: it may still commit (-> sw_unknown) */
+	a->sw_unknown = status != 0;
+	if (status != 0)
+		log_warn("ha[%s] handover to %s: %s, its outcome is unknown: "
+			 "settling it before anything else",
+			 a->cfg->node_name, a->sw_target, err_str(status));
+	flow_next(a, status ? status : ERR_CANCELED,
+		  "the leader key could not be moved");
 }
 
 static void on_fp_late_put(uv_timer_t *t)
@@ -2493,44 +2182,8 @@ static void on_fp_handover_timeout(uv_timer_t *t)
 {
 	struct ha_agent *a = t->data;
 	struct rs_result res = { 0 };
-	if (a->flow == FLOW_SWITCHOVER && !a->closing)
+	if (a->flow == HA_FLOW_SWITCHOVER && !a->closing)
 		on_handed_over(a, ERR_TIMEOUT, &res);
-}
-
-static void hand_over(struct ha_agent *a)
-{
-	char key[256], cur[HA_NAME_MAX + 1];
-	uint64_t lease = 0, rev = 0;
-	if (!read_key(a, "leader", cur, sizeof cur, &lease, &rev) ||
-	    strcmp(cur, a->cfg->node_name) != 0 || lease != a->leader_lease) {
-		sw_fail(a, "the leader key changed meanwhile");
-		return;
-	}
-	a->sw_leader_rev = rev;
-	ha_key(key, sizeof key, a->cfg->cluster_name, "leader");
-	struct rs_cmd c = {
-		.op = RS_OP_PUT,
-		.flags = RS_CMD_HAS_PREV,
-		.prev_rev = rev,
-		.key = { key, (uint32_t)strlen(key) },
-		.value = { a->sw_target, (uint32_t)strlen(a->sw_target) },
-		.lease = a->leader_lease,
-	};
-	if (failpoint("handover_commit_late")) {
-		/* tests: the put is held back (as in a Raft leader that stops
-		 * before it answers) and commits after the primary's wait for
-		 * it timed out */
-		a->fp_cmd = c;
-		snprintf(a->fp_key, sizeof a->fp_key, "%s", key);
-		a->fp_cmd.key.p = a->fp_key;
-		uv_timer_start(&a->fp_timer, on_fp_late_put, STORE_TIMEOUT_MS + 2500,
-			       0);
-		uv_timer_start(&a->sw_timer, on_fp_handover_timeout,
-			       STORE_TIMEOUT_MS, 0);
-		return;
-	}
-	if (agent_submit(a, &c, STORE_TIMEOUT_MS, on_handed_over, a) != 0)
-		sw_fail(a, "the store refused the handover");
 }
 
 static void on_sw_timer(uv_timer_t *t);
@@ -2539,12 +2192,12 @@ static void on_target_lsn(void *arg, int err, const char *errmsg,
 			  const struct pgc_rows *rows)
 {
 	struct ha_agent *a = arg;
-	if (a->flow != FLOW_SWITCHOVER)
+	if (a->flow != HA_FLOW_SWITCHOVER || a->closing)
 		return;
 	uint64_t lsn = 0;
 	const char *v = err == 0 ? pgc_rows_value(rows, 0, 0) : NULL;
 	if (v && pgc_lsn_parse(v, &lsn) == 0 && lsn > a->sw_final_lsn) {
-		hand_over(a);
+		flow_next(a, 0, NULL); /* -> sw_hand_over */
 		return;
 	}
 	if (now_ms() > a->sw_deadline_ms) {
@@ -2561,7 +2214,7 @@ static void on_target_lsn(void *arg, int err, const char *errmsg,
 static void on_sw_timer(uv_timer_t *t)
 {
 	struct ha_agent *a = t->data;
-	if (a->flow != FLOW_SWITCHOVER || !a->sw_conn)
+	if (a->flow != HA_FLOW_SWITCHOVER || !a->sw_conn)
 		return;
 	if (pgc_conn_query(a->sw_conn, "SELECT pg_last_wal_receive_lsn()::text",
 			   0, NULL, 1000, on_target_lsn, a) != 0)
@@ -2572,6 +2225,8 @@ static void on_sw_controldata(void *arg, int err, const char *errmsg,
 			      const struct pgc_controldata *cd)
 {
 	struct ha_agent *a = arg;
+	if (a->flow != HA_FLOW_SWITCHOVER || a->closing)
+		return;
 	if (err != 0) {
 		sw_fail(a, errmsg);
 		return;
@@ -2581,17 +2236,7 @@ static void on_sw_controldata(void *arg, int err, const char *errmsg,
 		return;
 	}
 	a->sw_final_lsn = cd->checkpoint_lsn;
-	struct ha_member m;
-	char conninfo[1024];
-	if (!read_member(a, a->sw_target, &m) ||
-	    superuser_conninfo(a, &m, conninfo, sizeof conninfo) != 0 ||
-	    pgc_conn_new_conninfo(a->loop, conninfo, "switchover",
-				  &a->sw_conn) != 0) {
-		sw_fail(a, "cannot reach the target's PostgreSQL");
-		return;
-	}
-	a->sw_deadline_ms = now_ms() + 5000;
-	on_sw_timer(&a->sw_timer);
+	flow_next(a, 0, NULL); /* -> sw_wait_target */
 }
 
 /* Is m a replica that may take over now? why says why not. */
@@ -2667,7 +2312,7 @@ static bool maybe_switchover(struct ha_agent *a)
 		size_t n = 0;
 		uint64_t r;
 		uint64_t best = 0;
-		if (rs_fsm_range(rs_store_fsm(a->store), prefix,
+		if (a->io->range(a->store, prefix,
 				 strlen(prefix), true, 0, &kvs, &n, &r) == 0) {
 			for (size_t i = 0; i < n; i++) {
 				char w[128];
@@ -2696,13 +2341,8 @@ static bool maybe_switchover(struct ha_agent *a)
 	a->sw_key_rev = rev;
 	log_info("ha[%s] %s to %s: stopping PostgreSQL cleanly",
 		 a->cfg->node_name, leaf, target);
-	flow_begin(a, FLOW_SWITCHOVER);
-	set_state(a, HA_ST_DEMOTING, "switchover");
-	int rv = pgc_node_stop(a->pg, PGC_STOP_FAST, 10000, on_op_done, a);
-	if (rv != 0) {
-		a->flow = FLOW_NONE;
+	if (fsm_begin(a, HA_FSM_STOPPED, HA_FLOW_SWITCHOVER) != 0)
 		delete_request(a, leaf, rev);
-	}
 	return true;
 }
 
@@ -2729,7 +2369,7 @@ static void write_history(struct ha_agent *a)
 	size_t n = 0;
 	uint64_t rev, prev = 0;
 	json_t *arr = NULL;
-	if (rs_fsm_range(rs_store_fsm(a->store), key, strlen(key), false, 1,
+	if (a->io->range(a->store, key, strlen(key), false, 1,
 			 &kvs, &n, &rev) == 0 &&
 	    n == 1) {
 		arr = json_loads(kvs[0].value, 0, NULL);
@@ -2768,12 +2408,948 @@ static void write_history(struct ha_agent *a)
 	free(js);
 }
 
+/* ------------------------------------------------------------------ */
+/* Life cycle: the rows of ha_fsm.c, run                                */
+/* ------------------------------------------------------------------ */
+/* A step function starts its step's one operation and returns
+ * STEP_STARTED (its completion calls flow_cb -> flow_next), or finishes
+ * at once: STEP_NEXT (go on as after success) or STEP_FAILED (go on as
+ * after failure; the step set flow_err/flow_msg). A negative ERR_* means
+ * the operation could not be started: the flow ends failed with pgctl's
+ * message or, for the entry step, does not start at all. */
+#define STEP_STARTED 0
+#define STEP_NEXT 1
+#define STEP_FAILED 2
+
+typedef int (*step_fn)(struct ha_agent *a);
+static const step_fn step_fns[HA_STEP__N];
+
+/* The one place the life-cycle state changes: the move must be a row of
+ * the table (for flow f, or an observation when f is HA_FLOW_NONE). An
+ * observation not in the table is still recorded - it is what PostgreSQL
+ * did - but logged as an error: the table is incomplete. */
+static void agent_move(struct ha_agent *a, enum ha_fsm_state to,
+		       enum ha_flow f, const char *reason)
+{
+	const struct ha_fsm_row *r = ha_fsm_find(a->st, to, f);
+	if (!r) {
+		log_error("ha[%s] role=%s->%s reason=%s: not in the "
+			  "transition table (flow %s)",
+			  a->cfg->node_name, ha_fsm_state_name(a->st),
+			  ha_fsm_state_name(to), reason, ha_flow_name(f));
+		if (f != HA_FLOW_NONE)
+			return;
+	} else {
+		log_info("ha[%s] role=%s->%s reason=%s", a->cfg->node_name,
+			 ha_fsm_state_name(a->st), ha_fsm_state_name(to),
+			 reason);
+	}
+	a->st = to;
+}
+
+static void step_fail(struct ha_agent *a, int err, const char *why)
+{
+	a->flow_err = err ? err : ERR_PG;
+	snprintf(a->flow_msg, sizeof a->flow_msg, "%s",
+		 why && *why ? why : err_str(a->flow_err));
+}
+
+static void flow_end(struct ha_agent *a, int err, const char *msg)
+{
+	enum ha_flow f = a->flow;
+	a->flow = HA_FLOW_NONE;
+	a->step = HA_STEP_NONE;
+	a->row = NULL;
+	/* What the last probe said is from before the flow: decide nothing
+	 * on it (e.g. promote twice) until the next probe answers. */
+	a->probe_ok = false;
+	if (err != 0) {
+		log_warn("ha[%s] %s failed: %s", a->cfg->node_name,
+			 ha_flow_name(f), msg && *msg ? msg : err_str(err));
+		/* a long message is cut to the field */
+		if (snprintf(a->detail, sizeof a->detail, "%s: %s",
+			     ha_flow_name(f),
+			     msg && *msg ? msg : err_str(err)) < 0)
+			a->detail[0] = '\0';
+	} else {
+		log_info("ha[%s] %s done", a->cfg->node_name, ha_flow_name(f));
+		a->detail[0] = '\0';
+		switch (f) {
+		case HA_FLOW_BOOTSTRAP:
+		case HA_FLOW_START_PRIMARY:
+			announce_start(a, HA_ROLE_PRIMARY);
+			break;
+		case HA_FLOW_CLONE:
+		case HA_FLOW_START_REPLICA:
+			announce_start(a, HA_ROLE_REPLICA);
+			break;
+		case HA_FLOW_PROMOTE:
+			run_callback(a, "on_role_change", "primary");
+			break;
+		case HA_FLOW_REJOIN:
+			/* a primary's data now runs as a replica; after a
+			 * failed pg_rewind the data is wiped instead, and the
+			 * clone that follows announces the replica */
+			if (a->st == HA_FSM_NO_DATA)
+				break;
+			if (a->cb_role == HA_ROLE_REPLICA)
+				run_callback(a, "on_start", "replica");
+			else
+				run_callback(a, "on_role_change", "replica");
+			break;
+		case HA_FLOW_SWITCHOVER:
+			run_callback(a, "on_stop", "primary");
+			break;
+		case HA_FLOW_NONE:
+		case HA_FLOW_REPOINT:
+		case HA_FLOW_REINIT:
+		case HA_FLOW_REFUSE:
+		case HA_FLOW_SHUTDOWN:
+		case HA_FLOW__N:
+			break;
+		}
+	}
+	if (f == HA_FLOW_SHUTDOWN)
+		return;
+	report(a, true);
+	/* look again soon: a replica that just started streams within tens
+	 * of ms, and the next step of a failover should not wait a tick */
+	if (!a->closing)
+		uv_timer_start(&a->tick, on_tick, 50, a->loop_wait);
+}
+
+/* The flow reached an end of its step table. */
+static void flow_finish(struct ha_agent *a, const struct ha_next *n)
+{
+	const struct ha_fsm_row *r = a->row;
+	enum ha_flow f = r->flow;
+	bool failed = n->kind == HA_NEXT_FAIL || n->kind == HA_NEXT_FAIL_AT;
+	enum ha_fsm_state to = n->kind == HA_NEXT_GOAL ? r->to
+			       : n->kind == HA_NEXT_FAIL ? a->st
+							 : n->state;
+	char reason[300];
+	if (failed)
+		snprintf(reason, sizeof reason, "%s failed: %s",
+			 ha_flow_name(f), a->flow_msg);
+	else
+		snprintf(reason, sizeof reason, "%s done", ha_flow_name(f));
+	bool immediate = ha_flow_get(f)->immediate;
+	if (n->kind != HA_NEXT_FAIL)
+		agent_move(a, to, f, reason);
+	else if (immediate) /* tried again next tick: no line per tick */
+		log_debug("ha[%s] role=%s goal=%s reason=%s",
+			  a->cfg->node_name, ha_fsm_state_name(a->st),
+			  ha_fsm_state_name(r->to), reason);
+	else
+		log_info("ha[%s] role=%s goal=%s reason=%s", a->cfg->node_name,
+			 ha_fsm_state_name(a->st), ha_fsm_state_name(r->to),
+			 reason);
+	if (immediate) {
+		a->row = NULL;
+		return;
+	}
+	flow_end(a, failed ? a->flow_err : 0, a->flow_msg);
+}
+
+/* Run step s and the ones that follow at once, until one waits for an
+ * operation or the flow ends. Returns the entry step's error when the
+ * flow could not start (then it is not running), else 0. */
+static int flow_run(struct ha_agent *a, enum ha_step s, bool entry)
+{
+	for (;;) {
+		const struct ha_step_def *sd = ha_flow_step(a->row->flow, s);
+		AGENT_ASSERT(sd && step_fns[s]);
+		a->step = s;
+		int rv = step_fns[s](a);
+		if (rv == STEP_STARTED)
+			return 0;
+		if (rv < 0) {
+			const char *em = a->io->errmsg(a->pg);
+			if (entry) {
+				log_warn("ha[%s] %s could not start: %s",
+					 a->cfg->node_name,
+					 ha_flow_name(a->row->flow),
+					 em[0] ? em : err_str(rv));
+				a->flow = HA_FLOW_NONE;
+				a->step = HA_STEP_NONE;
+				a->row = NULL;
+				return rv;
+			}
+			step_fail(a, rv, em);
+			struct ha_next fail = { .kind = HA_NEXT_FAIL };
+			flow_finish(a, &fail);
+			return 0;
+		}
+		const struct ha_next *n = rv == STEP_NEXT ? &sd->ok : &sd->err;
+		if (n->kind != HA_NEXT_STEP) {
+			flow_finish(a, n);
+			return 0;
+		}
+		s = n->step;
+		entry = false;
+	}
+}
+
+/* The operation of the running step completed (err 0: success). */
+static void flow_next(struct ha_agent *a, int err, const char *msg)
+{
+	if (a->flow == HA_FLOW_NONE || !a->row)
+		return;
+	const struct ha_step_def *sd = ha_flow_step(a->flow, a->step);
+	AGENT_ASSERT(sd);
+	if (err != 0)
+		step_fail(a, err, msg);
+	const struct ha_next *n = err ? &sd->err : &sd->ok;
+	if (n->kind != HA_NEXT_STEP) {
+		flow_finish(a, n);
+		return;
+	}
+	flow_run(a, n->step, false);
+}
+
+/* Go towards `to` by flow f from the current state: the row must exist.
+ * 0 when it runs (or, immediate, ran), else why it could not start. */
+static int fsm_begin(struct ha_agent *a, enum ha_fsm_state to, enum ha_flow f)
+{
+	const struct ha_fsm_row *r = ha_fsm_find(a->st, to, f);
+	if (!r) {
+		log_error("ha[%s] flow=%s role=%s goal=%s: not in the "
+			  "transition table",
+			  a->cfg->node_name, ha_flow_name(f),
+			  ha_fsm_state_name(a->st), ha_fsm_state_name(to));
+		return ERR_INVAL;
+	}
+	a->row = r;
+	a->flow_err = 0;
+	a->flow_msg[0] = '\0';
+	if (!ha_flow_get(f)->immediate) {
+		a->flow = f;
+		log_info("ha[%s] flow=%s role=%s goal=%s", a->cfg->node_name,
+			 ha_flow_name(f), ha_fsm_state_name(a->st),
+			 ha_fsm_state_name(to));
+	}
+	return flow_run(a, r->entry, true);
+}
+
+/* ---- bootstrap ---- */
+
+static int st_initdb(struct ha_agent *a)
+{
+	set_state(a, HA_ST_INITIALIZING, NULL);
+	char **opts = a->cfg->pg.initdb;
+	const char **o = mem_calloc(a->cfg->pg.ninitdb + 1, sizeof *o);
+	if (!o)
+		return ERR_NOMEM;
+	for (size_t i = 0; i < a->cfg->pg.ninitdb; i++)
+		o[i] = opts[i];
+	struct pgc_initdb_opts io = {
+		.options = o,
+		/* the [bootstrap] initdb list decides (its default has
+		 * --data-checksums) */
+		.no_checksums = true,
+		.auth_local = "peer",
+		.auth_host = "scram-sha-256",
+	};
+	int rv = a->io->initdb(a->pg, &io, on_op_done, a);
+	mem_free(o);
+	return rv;
+}
+
+static int st_hba_start(struct ha_agent *a)
+{
+	a->data_present = true;
+	int rv = write_hba(a);
+	if (rv == 0)
+		rv = start_pg(a, false, NULL);
+	return rv;
+}
+
+static int st_roles(struct ha_agent *a)
+{
+	char *sql = NULL;
+	int rv = bootstrap_sql(a, &sql);
+	if (rv == 0) {
+		rv = a->io->query(a->pg, sql, 0, NULL, 10000, on_sql_done, a);
+		mem_free(sql);
+	}
+	return rv;
+}
+
+static int st_post_bootstrap(struct ha_agent *a)
+{
+	if (!a->cfg->pg.post_bootstrap)
+		return STEP_NEXT;
+	char port[16], sock[4096];
+	uint16_t p = 0;
+	char host[256];
+	cfg_split_hostport(a->cfg->pg.listen, host, sizeof host, &p);
+	snprintf(port, sizeof port, "PGPORT=%u", p);
+	snprintf(sock, sizeof sock, "PGHOST=%s", a->cfg->pg.socket_dir);
+	char user[128];
+	snprintf(user, sizeof user, "PGUSER=%s",
+		 a->cfg->pg.superuser ? a->cfg->pg.superuser : "postgres");
+	const char *argv[] = { a->cfg->pg.post_bootstrap, NULL };
+	const char *env[] = { port, sock, user, "PGDATABASE=postgres", NULL };
+	struct pgc_proc_opts o = {
+		.file = a->cfg->pg.post_bootstrap,
+		.argv = argv,
+		.env_add = env,
+		.name = "post_bootstrap",
+		.timeout_ms = 120000,
+	};
+	char emsg[256];
+	int rv = pgc_proc_run(a->loop, &o, on_script_done, a, NULL, emsg,
+			      sizeof emsg);
+	if (rv != 0)
+		log_error("ha[%s] post_bootstrap: %s", a->cfg->node_name,
+			  emsg);
+	return rv;
+}
+
+static int st_sysid(struct ha_agent *a)
+{
+	/* pg_controldata, not a probe: the tick's own probe may be running,
+	 * and probes are one at a time */
+	return a->io->controldata(a->pg, on_sysid_controldata, a);
+}
+
+static int st_init_key(struct ha_agent *a)
+{
+	char key[256], val[32];
+	ha_key(key, sizeof key, a->cfg->cluster_name, "initialize");
+	snprintf(val, sizeof val, "%" PRIu64, a->sysid);
+	struct rs_cmd c = {
+		.op = RS_OP_PUT,
+		.flags = RS_CMD_HAS_PREV,
+		.prev_rev = 0,
+		.key = { key, (uint32_t)strlen(key) },
+		.value = { val, (uint32_t)strlen(val) },
+	};
+	return agent_submit(a, &c, STORE_TIMEOUT_MS, on_init_written, a);
+}
+
+static int st_bootstrapped(struct ha_agent *a)
+{
+	log_info("ha[%s] bootstrapped the cluster system_id=%" PRIu64,
+		 a->cfg->node_name, a->sysid);
+	return STEP_NEXT;
+}
+
+static int st_bootstrap_abort(struct ha_agent *a)
+{
+	set_state(a, HA_ST_REFUSED, a->flow_msg);
+	/* a half-bootstrapped PostgreSQL must not keep taking writes once
+	 * the lease is given back */
+	pid_t pid = a->io->pid(a->pg);
+	if (pid > 0 && kill(pid, SIGQUIT) != 0)
+		log_error("ha[%s] stopping PostgreSQL: %s", a->cfg->node_name,
+			  strerror(errno));
+	if (a->leader) {
+		/* let the controller pick another node */
+		struct rs_cmd c = { .op = RS_OP_LEASE_REVOKE,
+				    .lease = a->leader_lease };
+		a->leader = false;
+		uv_timer_stop(&a->fence_timer);
+		agent_submit(a, &c, STORE_TIMEOUT_MS, on_revoked, a);
+	}
+	return STEP_NEXT;
+}
+
+/* ---- start, promote, clone, repoint ---- */
+
+static int st_start_primary(struct ha_agent *a)
+{
+	set_state(a, HA_ST_STARTING,
+		  a->flow_detail[0] ? a->flow_detail : NULL);
+	return start_pg(a, false, NULL);
+}
+
+static int st_start_replica(struct ha_agent *a)
+{
+	set_state(a, HA_ST_STARTING, NULL);
+	return start_pg(a, true, a->flow_conninfo);
+}
+
+static int st_promote(struct ha_agent *a)
+{
+	set_state(a, HA_ST_PROMOTING, NULL);
+	sync_before_promote(a);
+	return a->io->promote(a->pg, 0, on_op_done, a);
+}
+
+static int st_promoted(struct ha_agent *a)
+{
+	if (a->leader)
+		a->history_pending = true;
+	return STEP_NEXT;
+}
+
+static int st_basebackup(struct ha_agent *a)
+{
+	set_state(a, HA_ST_CLONING, NULL);
+	struct pgc_basebackup_opts bo = { .conninfo = a->flow_conninfo };
+	return a->io->basebackup(a->pg, &bo, on_op_done, a);
+}
+
+static int st_cloned_start(struct ha_agent *a)
+{
+	a->data_present = true;
+	a->controldata_known = false;
+	return start_pg(a, true, a->flow_conninfo);
+}
+
+/* replica of someone else (or unknown after adoption): re-point;
+ * primary_conninfo reloads without a restart */
+static int st_repoint(struct ha_agent *a)
+{
+	const char **params = build_params(a);
+	if (!params) {
+		step_fail(a, ERR_NOMEM, NULL);
+		return STEP_FAILED;
+	}
+	struct pgc_conf c = { .parameters = params,
+			      .replica = true,
+			      .primary_conninfo = a->flow_conninfo,
+			      .primary_slot_name =
+				      a->cfg->pg.use_slots ? a->slot : NULL };
+	int rv = a->io->write_conf(a->pg, &c);
+	free_params(params);
+	if (rv == 0)
+		rv = a->io->reload(a->pg);
+	if (rv != 0) {
+		step_fail(a, rv, a->io->errmsg(a->pg));
+		return STEP_FAILED;
+	}
+	log_info("ha[%s] following %s", a->cfg->node_name, a->flow_leader);
+	snprintf(a->following, sizeof a->following, "%s", a->flow_leader);
+	return STEP_NEXT;
+}
+
+/* ---- rejoin ---- */
+
+static int st_rejoin_stop(struct ha_agent *a)
+{
+	if (a->io->state(a->pg) == PGC_PM_STOPPED)
+		return STEP_NEXT;
+	/* a writable PostgreSQL on a node that does not lead */
+	set_state(a, HA_ST_DEMOTING, NULL);
+	return a->io->stop(a->pg, PGC_STOP_FAST, 30000, on_op_done, a);
+}
+
+static int st_recover(struct ha_agent *a)
+{
+	if (!a->flow_was_crashed_primary)
+		return STEP_NEXT;
+	/* pg_rewind needs a clean shutdown: let it recover as a standby
+	 * that follows no one */
+	return start_pg(a, true, NULL);
+}
+
+static int st_recover_stop(struct ha_agent *a)
+{
+	if (!a->flow_was_crashed_primary ||
+	    a->io->state(a->pg) == PGC_PM_STOPPED)
+		return STEP_NEXT;
+	a->flow_was_crashed_primary = false;
+	return a->io->stop(a->pg, PGC_STOP_FAST, 30000, on_op_done, a);
+}
+
+static int st_rewind(struct ha_agent *a)
+{
+	set_state(a, HA_ST_REWINDING, NULL);
+	return a->io->rewind(a->pg, a->flow_rewind_conninfo, 0, on_op_done, a);
+}
+
+static int st_rewind_start(struct ha_agent *a)
+{
+	return start_pg(a, true, a->flow_conninfo);
+}
+
+static int st_rewind_failed(struct ha_agent *a)
+{
+	/* no marker: it failed before touching the data (the source was
+	 * unreachable or still starting): intact, try again later */
+	if (!file_exists(a->cfg->pg.data_dir, PGC_REWIND_FAILED_FILE))
+		return STEP_FAILED;
+	log_warn("ha[%s] pg_rewind failed: %s", a->cfg->node_name,
+		 a->flow_msg);
+	return STEP_NEXT;
+}
+
+static int st_wipe_or_refuse(struct ha_agent *a)
+{
+	if (!a->cfg->pg.remove_data_on_rewind_failure) {
+		set_state(a, HA_ST_REFUSED, "pg_rewind failed");
+		return STEP_FAILED;
+	}
+	log_warn("ha[%s] wiping the data directory to clone again",
+		 a->cfg->node_name);
+	return STEP_NEXT;
+}
+
+static int st_wipe(struct ha_agent *a)
+{
+	return a->io->wipe(a->pg, on_op_done, a);
+}
+
+static int st_rejoin_wiped(struct ha_agent *a)
+{
+	/* the next tick clones */
+	a->data_present = false;
+	a->controldata_known = false;
+	return STEP_NEXT;
+}
+
+/* ---- switchover (see "Switchover" above) ---- */
+
+static int st_sw_stop(struct ha_agent *a)
+{
+	set_state(a, HA_ST_DEMOTING, "switchover");
+	return a->io->stop(a->pg, PGC_STOP_FAST, 10000, on_op_done, a);
+}
+
+static int st_sw_controldata(struct ha_agent *a)
+{
+	/* stopped cleanly */
+	set_state(a, HA_ST_STOPPED, "switchover");
+	if (a->io->controldata(a->pg, on_sw_controldata, a) != 0) {
+		step_fail(a, ERR_CANCELED, "pg_controldata did not run");
+		return STEP_FAILED;
+	}
+	return STEP_STARTED;
+}
+
+static int st_sw_wait_target(struct ha_agent *a)
+{
+	struct ha_member m;
+	char conninfo[1024];
+	if (!read_member(a, a->sw_target, &m) ||
+	    superuser_conninfo(a, &m, conninfo, sizeof conninfo) != 0 ||
+	    pgc_conn_new_conninfo(a->loop, conninfo, "switchover",
+				  &a->sw_conn) != 0) {
+		step_fail(a, ERR_CANCELED,
+			  "cannot reach the target's PostgreSQL");
+		return STEP_FAILED;
+	}
+	a->sw_deadline_ms = now_ms() + 5000;
+	on_sw_timer(&a->sw_timer);
+	return STEP_STARTED;
+}
+
+static int st_sw_hand_over(struct ha_agent *a)
+{
+	char key[256], cur[HA_NAME_MAX + 1];
+	uint64_t lease = 0, rev = 0;
+	a->sw_unknown = false;
+	if (!read_key(a, "leader", cur, sizeof cur, &lease, &rev) ||
+	    strcmp(cur, a->cfg->node_name) != 0 || lease != a->leader_lease) {
+		step_fail(a, ERR_CANCELED, "the leader key changed meanwhile");
+		return STEP_FAILED;
+	}
+	a->sw_leader_rev = rev;
+	ha_key(key, sizeof key, a->cfg->cluster_name, "leader");
+	struct rs_cmd c = {
+		.op = RS_OP_PUT,
+		.flags = RS_CMD_HAS_PREV,
+		.prev_rev = rev,
+		.key = { key, (uint32_t)strlen(key) },
+		.value = { a->sw_target, (uint32_t)strlen(a->sw_target) },
+		.lease = a->leader_lease,
+	};
+	if (failpoint("handover_commit_late")) {
+		/* tests: the put is held back (as in a Raft leader that stops
+		 * before it answers) and commits after the primary's wait for
+		 * it timed out */
+		a->fp_cmd = c;
+		snprintf(a->fp_key, sizeof a->fp_key, "%s", key);
+		a->fp_cmd.key.p = a->fp_key;
+		uv_timer_start(&a->fp_timer, on_fp_late_put,
+			       STORE_TIMEOUT_MS + 2500, 0);
+		uv_timer_start(&a->sw_timer, on_fp_handover_timeout,
+			       STORE_TIMEOUT_MS, 0);
+		return STEP_STARTED;
+	}
+	if (agent_submit(a, &c, STORE_TIMEOUT_MS, on_handed_over, a) != 0) {
+		step_fail(a, ERR_CANCELED, "the store refused the handover");
+		return STEP_FAILED;
+	}
+	return STEP_STARTED;
+}
+
+/* The handover put failed: no answer means it may still commit. */
+static int st_sw_unknown(struct ha_agent *a)
+{
+	return a->sw_unknown ? STEP_NEXT : STEP_FAILED;
+}
+
+static int st_sw_settle(struct ha_agent *a)
+{
+	sw_settle(a);
+	return STEP_STARTED;
+}
+
+static int st_sw_moved(struct ha_agent *a)
+{
+	char cur[HA_NAME_MAX + 1] = "";
+	read_key(a, "leader", cur, sizeof cur, NULL, NULL);
+	log_warn("ha[%s] the handover's outcome: the leader key moved "
+		 "(now '%s'): not resuming as primary",
+		 a->cfg->node_name, cur);
+	return strcmp(cur, a->sw_target) == 0 ? STEP_NEXT : STEP_FAILED;
+}
+
+/* gone or someone else's: not ours in any case; rejoin by the usual path
+ * (pg_rewind if needed) */
+static int st_sw_lost(struct ha_agent *a)
+{
+	a->leader = false;
+	a->leader_lease = 0;
+	uv_timer_stop(&a->fence_timer);
+	wd_disarm(&a->wd);
+	sw_cleanup(a);
+	step_fail(a, ERR_CANCELED, "the leader key moved during the handover");
+	return STEP_NEXT;
+}
+
+static int st_sw_handed(struct ha_agent *a)
+{
+	sw_handed(a);
+	return STEP_NEXT;
+}
+
+static int st_sw_abort(struct ha_agent *a)
+{
+	log_warn("ha[%s] switchover to %s abandoned: %s; resuming as primary",
+		 a->cfg->node_name, a->sw_target, a->flow_msg);
+	sw_cleanup(a);
+	delete_request(a, "switchover", a->sw_key_rev);
+	delete_request(a, "failover", a->sw_key_rev);
+	a->flow_err = ERR_CANCELED;
+	return STEP_NEXT;
+}
+
+/* ---- reinit, refuse ---- */
+
+static int st_reinit_stop(struct ha_agent *a)
+{
+	set_state(a, HA_ST_CLONING, "reinit");
+	if (a->io->state(a->pg) == PGC_PM_STOPPED)
+		return STEP_NEXT;
+	return a->io->stop(a->pg, PGC_STOP_FAST, 30000, on_op_done, a);
+}
+
+static int st_reinit_wiped(struct ha_agent *a)
+{
+	a->data_present = false;
+	a->controldata_known = false;
+	a->sysid = 0;
+	a->cd_sysid = 0;
+	return STEP_NEXT;
+}
+
+static int st_refuse(struct ha_agent *a)
+{
+	set_state(a, HA_ST_REFUSED, a->flow_detail);
+	report(a, true);
+	return STEP_NEXT;
+}
+
+/* ---- shutdown (ha_agent_shutdown): its own completions, so that an
+ * operation of the flow it preempted cannot advance it ---- */
+
+static void on_sd_stopped(void *arg, int err, const char *errmsg)
+{
+	flow_next(arg, err, errmsg);
+}
+
+static void on_sd_released(void *arg, int status, const struct rs_result *res)
+{
+	struct ha_agent *a = arg;
+	(void)res;
+	if (status == 0)
+		log_info("ha[%s] primary lease released", a->cfg->node_name);
+	flow_next(a, status, NULL);
+}
+
+static void on_sd_member_revoked(void *arg, int status,
+				 const struct rs_result *res)
+{
+	(void)status;
+	(void)res;
+	flow_next(arg, 0, NULL);
+}
+
+static int st_sd_stop(struct ha_agent *a)
+{
+	int rv = a->io->stop(a->pg, PGC_STOP_FAST, 30000, on_sd_stopped, a);
+	if (rv == 0)
+		return STEP_STARTED;
+	if (rv == ERR_UNAVAILABLE) {
+		/* an operation runs: stop the postmaster by signal; the
+		 * operation fails on its own */
+		pid_t pid = a->io->pid(a->pg);
+		if (pid > 0)
+			kill(pid, SIGINT);
+		step_fail(a, rv, "busy: fast shutdown signalled");
+	} else {
+		step_fail(a, rv, a->io->errmsg(a->pg));
+	}
+	return STEP_FAILED;
+}
+
+static int st_sd_release(struct ha_agent *a)
+{
+	if (a->flow_err != 0)
+		log_warn("ha[%s] stopping PostgreSQL: %s", a->cfg->node_name,
+			 a->flow_msg);
+	else
+		log_info("ha[%s] PostgreSQL stopped", a->cfg->node_name);
+	run_callback(a, "on_stop", a->leader ? "primary" : "replica");
+	/* Only now, with PostgreSQL down, may another node take over. */
+	if (!a->leader)
+		return STEP_FAILED;
+	struct rs_cmd c = { .op = RS_OP_LEASE_REVOKE,
+			    .lease = a->leader_lease };
+	uv_timer_stop(&a->fence_timer);
+	if (agent_submit(a, &c, STORE_TIMEOUT_MS, on_sd_released, a) == 0)
+		return STEP_STARTED;
+	return STEP_FAILED;
+}
+
+static int st_sd_revoke_member(struct ha_agent *a)
+{
+	a->leader = false;
+	/* PostgreSQL is down: the magic close, or the machine resets */
+	wd_disarm(&a->wd);
+	struct rs_cmd c = { .op = RS_OP_LEASE_REVOKE,
+			    .lease = a->member_lease };
+	if (a->member_lease != 0 &&
+	    agent_submit(a, &c, STORE_TIMEOUT_MS, on_sd_member_revoked, a) ==
+		    0)
+		return STEP_STARTED;
+	return STEP_NEXT;
+}
+
+static int st_sd_close(struct ha_agent *a)
+{
+	close_handles(a);
+	return STEP_NEXT;
+}
+
+static const step_fn step_fns[HA_STEP__N] = {
+	[HA_STEP_INITDB] = st_initdb,
+	[HA_STEP_HBA_START] = st_hba_start,
+	[HA_STEP_ROLES] = st_roles,
+	[HA_STEP_POST_BOOTSTRAP] = st_post_bootstrap,
+	[HA_STEP_SYSID] = st_sysid,
+	[HA_STEP_INIT_KEY] = st_init_key,
+	[HA_STEP_BOOTSTRAPPED] = st_bootstrapped,
+	[HA_STEP_BOOTSTRAP_ABORT] = st_bootstrap_abort,
+	[HA_STEP_START_PRIMARY] = st_start_primary,
+	[HA_STEP_START_REPLICA] = st_start_replica,
+	[HA_STEP_PROMOTE] = st_promote,
+	[HA_STEP_PROMOTED] = st_promoted,
+	[HA_STEP_BASEBACKUP] = st_basebackup,
+	[HA_STEP_CLONED_START] = st_cloned_start,
+	[HA_STEP_REPOINT] = st_repoint,
+	[HA_STEP_REJOIN_STOP] = st_rejoin_stop,
+	[HA_STEP_RECOVER] = st_recover,
+	[HA_STEP_RECOVER_STOP] = st_recover_stop,
+	[HA_STEP_REWIND] = st_rewind,
+	[HA_STEP_REWIND_START] = st_rewind_start,
+	[HA_STEP_REWIND_FAILED] = st_rewind_failed,
+	[HA_STEP_WIPE_OR_REFUSE] = st_wipe_or_refuse,
+	[HA_STEP_REJOIN_WIPE] = st_wipe,
+	[HA_STEP_REJOIN_WIPED] = st_rejoin_wiped,
+	[HA_STEP_SW_STOP] = st_sw_stop,
+	[HA_STEP_SW_CONTROLDATA] = st_sw_controldata,
+	[HA_STEP_SW_WAIT_TARGET] = st_sw_wait_target,
+	[HA_STEP_SW_HAND_OVER] = st_sw_hand_over,
+	[HA_STEP_SW_UNKNOWN] = st_sw_unknown,
+	[HA_STEP_SW_SETTLE] = st_sw_settle,
+	[HA_STEP_SW_MOVED] = st_sw_moved,
+	[HA_STEP_SW_LOST] = st_sw_lost,
+	[HA_STEP_SW_HANDED] = st_sw_handed,
+	[HA_STEP_SW_ABORT] = st_sw_abort,
+	[HA_STEP_REINIT_STOP] = st_reinit_stop,
+	[HA_STEP_REINIT_WIPE] = st_wipe,
+	[HA_STEP_REINIT_WIPED] = st_reinit_wiped,
+	[HA_STEP_REFUSE] = st_refuse,
+	[HA_STEP_SD_STOP] = st_sd_stop,
+	[HA_STEP_SD_RELEASE] = st_sd_release,
+	[HA_STEP_SD_REVOKE_MEMBER] = st_sd_revoke_member,
+	[HA_STEP_SD_CLOSE] = st_sd_close,
+};
+
+bool ha_agent_step_bound(enum ha_step s)
+{
+	return (unsigned)s < HA_STEP__N && step_fns[s] != NULL;
+}
+
+/* No cluster yet: wait, take the lease when named, then bootstrap (or
+ * record existing data as the new cluster). */
+static void converge_new_cluster(struct ha_agent *a, enum pgc_pm_state pm)
+{
+	const char *me = a->cfg->node_name;
+	if (a->data_present && a->controldata_known == false &&
+	    !a->controldata_inflight && pm == PGC_PM_STOPPED) {
+		if (a->io->controldata(a->pg, on_controldata, a) == 0)
+			a->controldata_inflight = true;
+		return;
+	}
+	bool chosen = a->has_candidate && strcmp(a->candidate, me) == 0;
+	if (!a->has_leader && chosen) {
+		acquire(a);
+		return;
+	}
+	if (a->leader && !a->data_present) {
+		fsm_begin(a, HA_FSM_PRIMARY, HA_FLOW_BOOTSTRAP); /* initdb */
+		return;
+	}
+	if (a->leader && a->data_present) {
+		/* existing data: run it as the primary, then record the
+		 * cluster */
+		if (pm == PGC_PM_RUNNING && a->probe_ok && !a->in_recovery) {
+			/* -> sysid, initialize key */
+			fsm_begin(a, HA_FSM_PRIMARY, HA_FLOW_BOOTSTRAP);
+			return;
+		}
+		if (pm == PGC_PM_RUNNING && a->probe_ok) {
+			fsm_begin(a, HA_FSM_PRIMARY, HA_FLOW_PROMOTE);
+			return;
+		}
+		if (pm == PGC_PM_STOPPED) {
+			a->flow_detail[0] = '\0';
+			fsm_begin(a, HA_FSM_PRIMARY, HA_FLOW_START_PRIMARY);
+		}
+		return;
+	}
+	if (a->state != HA_ST_INITIALIZING)
+		set_state(a, HA_ST_WAITING, "no cluster yet");
+}
+
+/* We lead: PostgreSQL must run writable. If it cannot be brought back
+ * within crash_restart_timeout, give the lease up so that a replica takes
+ * over. */
+static void converge_lead(struct ha_agent *a, enum pgc_pm_state pm)
+{
+	const char *me = a->cfg->node_name;
+	bool up = pm == PGC_PM_RUNNING && a->probe_ok;
+	uint64_t now = now_ms();
+	if (up)
+		a->down_since_ms = 0;
+	else if (a->down_since_ms == 0)
+		a->down_since_ms = now;
+	unsigned limit = a->ha.crash_restart_timeout_ms;
+	if (!up && a->down_since_ms && now - a->down_since_ms > limit &&
+	    a->initialized) {
+		log_error("ha[%s] PostgreSQL did not come back within %u "
+			  "ms: giving up the primary lease",
+			  me, limit);
+		if (pm != PGC_PM_STOPPED) {
+			pid_t pid = a->io->pid(a->pg);
+			if (pid > 0)
+				kill(pid, SIGQUIT);
+		}
+		struct rs_cmd c = { .op = RS_OP_LEASE_REVOKE,
+				    .lease = a->leader_lease };
+		a->leader = false;
+		a->leader_lease = 0;
+		a->down_since_ms = 0;
+		uv_timer_stop(&a->fence_timer);
+		if (pm == PGC_PM_STOPPED)
+			wd_disarm(&a->wd);
+		set_state(a, HA_ST_CRASHED, "did not restart in time");
+		agent_submit(a, &c, STORE_TIMEOUT_MS, on_revoked, a);
+		report(a, true);
+		return;
+	}
+	if (!a->data_present)
+		return; /* cannot happen: controller picks data */
+	if (pm == PGC_PM_STOPPED) {
+		snprintf(a->flow_detail, sizeof a->flow_detail, "%s",
+			 a->crashed ? "crash recovery" : "");
+		a->crashed = false;
+		fsm_begin(a, HA_FSM_PRIMARY, HA_FLOW_START_PRIMARY);
+		return;
+	}
+	if (pm == PGC_PM_RUNNING && a->probe_ok && a->in_recovery) {
+		fsm_begin(a, HA_FSM_PRIMARY, HA_FLOW_PROMOTE);
+		return;
+	}
+	if (pm == PGC_PM_RUNNING && a->probe_ok) {
+		if (a->history_pending)
+			write_history(a);
+		if (maybe_switchover(a))
+			return;
+		ensure_slots(a);
+		sync_manage(a);
+	}
+}
+
+/* Someone else leads: follow it. */
+static void converge_follow(struct ha_agent *a, enum pgc_pm_state pm)
+{
+	if (!a->leader_rec_ok || a->leader_rec.port == 0)
+		return; /* its record (address) is not there yet */
+	char conninfo[1024];
+	if (replication_conninfo(a, &a->leader_rec, conninfo, sizeof conninfo) !=
+	    0)
+		return;
+	snprintf(a->flow_leader, sizeof a->flow_leader, "%s", a->leader_name);
+	snprintf(a->flow_conninfo, sizeof a->flow_conninfo, "%s", conninfo);
+	if (superuser_conninfo(a, &a->leader_rec, a->flow_rewind_conninfo,
+			       sizeof a->flow_rewind_conninfo) != 0)
+		return;
+	if (!a->data_present) {
+		if (pm != PGC_PM_STOPPED)
+			return;
+		fsm_begin(a, HA_FSM_REPLICA, HA_FLOW_CLONE);
+		return;
+	}
+	if (pm == PGC_PM_RUNNING && a->probe_ok && !a->in_recovery) {
+		/* a writable PostgreSQL on a node that does not lead:
+		 * stopped first, no crash recovery needed */
+		a->flow_was_crashed_primary = false;
+		fsm_begin(a, HA_FSM_REPLICA, HA_FLOW_REJOIN);
+		return;
+	}
+	if (pm == PGC_PM_STOPPED) {
+		if (!a->controldata_known) {
+			if (!a->controldata_inflight &&
+			    a->io->controldata(a->pg, on_controldata, a) == 0)
+				a->controldata_inflight = true;
+			return;
+		}
+		bool was_primary = strcmp(a->cd_state, "shut down") == 0 ||
+				   strcmp(a->cd_state, "in production") == 0;
+		if (was_primary && a->cfg->pg.use_rewind &&
+		    !a->clean_handover) {
+			a->flow_was_crashed_primary =
+				strcmp(a->cd_state, "in production") == 0;
+			a->controldata_known = false;
+			fsm_begin(a, HA_FSM_REPLICA, HA_FLOW_REJOIN);
+			return;
+		}
+		a->crashed = false;
+		a->controldata_known = false;
+		a->clean_handover = false;
+		fsm_begin(a, HA_FSM_REPLICA, HA_FLOW_START_REPLICA);
+		return;
+	}
+	if (pm == PGC_PM_RUNNING && a->probe_ok && a->in_recovery &&
+	    strcmp(a->following, a->leader_name) != 0)
+		fsm_begin(a, HA_FSM_REPLICA, HA_FLOW_REPOINT);
+}
+
+/* Pick this tick's goal from the store and what PostgreSQL is, and start
+ * the row of ha_fsm.c that leads there (at most one flow at a time). */
 static void converge(struct ha_agent *a)
 {
 	const char *me = a->cfg->node_name;
-	enum pgc_pm_state pm = pgc_node_state(a->pg);
-	if (a->flow != FLOW_NONE || pgc_node_busy(a->pg) ||
-	    a->state == HA_ST_REFUSED || a->paused)
+	enum pgc_pm_state pm = a->io->state(a->pg);
+	if (a->flow != HA_FLOW_NONE || a->io->busy(a->pg) ||
+	    a->state == HA_ST_REFUSED || a->st == HA_FSM_REFUSED || a->paused)
 		return;
 
 	if (a->reinit_requested) {
@@ -2785,16 +3361,7 @@ static void converge(struct ha_agent *a)
 			log_info("ha[%s] reinit: wiping the data directory to "
 				 "clone again",
 				 me);
-			flow_begin(a, FLOW_REINIT);
-			set_state(a, HA_ST_CLONING, "reinit");
-			if (pm == PGC_PM_STOPPED) {
-				flow_step(a, 0, NULL);
-			} else {
-				start_flow_checked(
-					a, FLOW_REINIT,
-					pgc_node_stop(a->pg, PGC_STOP_FAST,
-						      30000, on_op_done, a));
-			}
+			fsm_begin(a, HA_FSM_NO_DATA, HA_FLOW_REINIT);
 			return;
 		}
 	}
@@ -2813,65 +3380,7 @@ static void converge(struct ha_agent *a)
 	}
 
 	if (!a->initialized) {
-		if (a->data_present && a->controldata_known == false &&
-		    !a->controldata_inflight && pm == PGC_PM_STOPPED) {
-			if (pgc_node_controldata(a->pg, on_controldata, a) == 0)
-				a->controldata_inflight = true;
-			return;
-		}
-		bool chosen = a->has_candidate && strcmp(a->candidate, me) == 0;
-		if (!a->has_leader && chosen) {
-			acquire(a);
-			return;
-		}
-		if (a->leader && !a->data_present) {
-			flow_begin(a, FLOW_BOOTSTRAP);
-			set_state(a, HA_ST_INITIALIZING, NULL);
-			char **opts = a->cfg->pg.initdb;
-			const char **o = mem_calloc(a->cfg->pg.ninitdb + 1,
-						    sizeof *o);
-			if (!o) {
-				a->flow = FLOW_NONE;
-				return;
-			}
-			for (size_t i = 0; i < a->cfg->pg.ninitdb; i++)
-				o[i] = opts[i];
-			struct pgc_initdb_opts io = {
-				.options = o,
-				/* the [bootstrap] initdb list decides (its
-				 * default has --data-checksums) */
-				.no_checksums = true,
-				.auth_local = "peer",
-				.auth_host = "scram-sha-256",
-			};
-			int rv = pgc_node_initdb(a->pg, &io, on_op_done, a);
-			mem_free(o);
-			start_flow_checked(a, FLOW_BOOTSTRAP, rv);
-			return;
-		}
-		if (a->leader && a->data_present) {
-			/* existing data: run it as the primary, then record
-			 * the cluster */
-			if (pm == PGC_PM_RUNNING && a->probe_ok &&
-			    !a->in_recovery) {
-				flow_begin(a, FLOW_BOOTSTRAP);
-				a->step = 4; /* -> initialize key */
-				int rv = pgc_node_controldata(
-					a->pg, on_sysid_controldata, a);
-				start_flow_checked(a, FLOW_BOOTSTRAP, rv);
-				return;
-			}
-			if (pm == PGC_PM_RUNNING && a->probe_ok) {
-				begin_promote(a);
-				return;
-			}
-			if (pm == PGC_PM_STOPPED) {
-				begin_start_primary(a, NULL);
-			}
-			return;
-		}
-		if (a->state != HA_ST_INITIALIZING)
-			set_state(a, HA_ST_WAITING, "no cluster yet");
+		converge_new_cluster(a, pm);
 		return;
 	}
 
@@ -2879,21 +3388,20 @@ static void converge(struct ha_agent *a)
 	if (a->data_present) {
 		uint64_t sysid = a->probe_ok ? a->sysid : a->cd_sysid;
 		if (!sysid && !a->controldata_inflight && pm == PGC_PM_STOPPED) {
-			if (pgc_node_controldata(a->pg, on_controldata, a) == 0)
+			if (a->io->controldata(a->pg, on_controldata, a) == 0)
 				a->controldata_inflight = true;
 			return;
 		}
 		char s[32];
 		snprintf(s, sizeof s, "%" PRIu64, sysid);
 		if (sysid && strcmp(s, a->init_sysid) != 0) {
-			char why[128];
-			snprintf(why, sizeof why,
+			snprintf(a->flow_detail, sizeof a->flow_detail,
 				 "cluster ID mismatch: data has system id %s, "
 				 "the cluster %s",
 				 s, a->init_sysid);
-			log_error("ha[%s] %s; not starting PostgreSQL", me, why);
-			set_state(a, HA_ST_REFUSED, why);
-			report(a, true);
+			log_error("ha[%s] %s; not starting PostgreSQL", me,
+				  a->flow_detail);
+			fsm_begin(a, HA_FSM_REFUSED, HA_FLOW_REFUSE);
 			return;
 		}
 	}
@@ -2904,154 +3412,10 @@ static void converge(struct ha_agent *a)
 			acquire(a);
 		return;
 	}
-	if (a->leader) {
-		/* We lead: PostgreSQL must run writable. If it cannot be
-		 * brought back within crash_restart_timeout, give the lease up
-		 * so that a replica takes over. */
-		bool up = pm == PGC_PM_RUNNING && a->probe_ok;
-		uint64_t now = now_ms();
-		if (up)
-			a->down_since_ms = 0;
-		else if (a->down_since_ms == 0)
-			a->down_since_ms = now;
-		unsigned limit = a->ha.crash_restart_timeout_ms;
-		if (!up && a->down_since_ms && now - a->down_since_ms > limit &&
-		    a->initialized) {
-			log_error("ha[%s] PostgreSQL did not come back within %u "
-				  "ms: giving up the primary lease",
-				  me, limit);
-			if (pm != PGC_PM_STOPPED) {
-				pid_t pid = pgc_node_pid(a->pg);
-				if (pid > 0)
-					kill(pid, SIGQUIT);
-			}
-			struct rs_cmd c = { .op = RS_OP_LEASE_REVOKE,
-					    .lease = a->leader_lease };
-			a->leader = false;
-			a->leader_lease = 0;
-			a->down_since_ms = 0;
-			uv_timer_stop(&a->fence_timer);
-			if (pm == PGC_PM_STOPPED)
-				wd_disarm(&a->wd);
-			set_state(a, HA_ST_CRASHED, "did not restart in time");
-			agent_submit(a, &c, STORE_TIMEOUT_MS, on_revoked, a);
-			report(a, true);
-			return;
-		}
-		if (!a->data_present)
-			return; /* cannot happen: controller picks data */
-		if (a->crashed && pm == PGC_PM_STOPPED) {
-			a->crashed = false;
-			begin_start_primary(a, "crash recovery");
-			return;
-		}
-		if (pm == PGC_PM_STOPPED) {
-			begin_start_primary(a, NULL);
-			return;
-		}
-		if (pm == PGC_PM_RUNNING && a->probe_ok && a->in_recovery) {
-			begin_promote(a);
-			return;
-		}
-		if (pm == PGC_PM_RUNNING && a->probe_ok) {
-			if (a->history_pending)
-				write_history(a);
-			if (maybe_switchover(a))
-				return;
-			ensure_slots(a);
-			sync_manage(a);
-		}
-		return;
-	}
-
-	/* Someone else leads: follow it. */
-	if (!a->leader_rec_ok || a->leader_rec.port == 0)
-		return; /* its record (address) is not there yet */
-	char conninfo[1024];
-	if (replication_conninfo(a, &a->leader_rec, conninfo, sizeof conninfo) !=
-	    0)
-		return;
-	snprintf(a->flow_leader, sizeof a->flow_leader, "%s", a->leader_name);
-	snprintf(a->flow_conninfo, sizeof a->flow_conninfo, "%s", conninfo);
-	if (superuser_conninfo(a, &a->leader_rec, a->flow_rewind_conninfo,
-			       sizeof a->flow_rewind_conninfo) != 0)
-		return;
-	if (!a->data_present) {
-		if (pm != PGC_PM_STOPPED)
-			return;
-		flow_begin(a, FLOW_CLONE);
-		set_state(a, HA_ST_CLONING, NULL);
-		struct pgc_basebackup_opts bo = { .conninfo = conninfo };
-		start_flow_checked(a, FLOW_CLONE,
-				   pgc_node_basebackup(a->pg, &bo, on_op_done,
-						       a));
-		return;
-	}
-	bool was_primary_running = pm == PGC_PM_RUNNING && a->probe_ok &&
-				   !a->in_recovery;
-	if (was_primary_running) {
-		/* a writable PostgreSQL on a node that does not lead */
-		flow_begin(a, FLOW_REJOIN);
-		a->flow_was_crashed_primary = false;
-		a->step = 0;
-		set_state(a, HA_ST_DEMOTING, NULL);
-		/* step 1 after the stop: no crash recovery needed */
-		start_flow_checked(a, FLOW_REJOIN,
-				   pgc_node_stop(a->pg, PGC_STOP_FAST, 30000,
-						 on_op_done, a));
-		return;
-	}
-	if (pm == PGC_PM_STOPPED) {
-		if (!a->controldata_known) {
-			if (!a->controldata_inflight &&
-			    pgc_node_controldata(a->pg, on_controldata, a) == 0)
-				a->controldata_inflight = true;
-			return;
-		}
-		bool was_primary = strcmp(a->cd_state, "shut down") == 0 ||
-				   strcmp(a->cd_state, "in production") == 0;
-		if (was_primary && a->cfg->pg.use_rewind &&
-		    !a->clean_handover) {
-			flow_begin(a, FLOW_REJOIN);
-			a->flow_was_crashed_primary =
-				strcmp(a->cd_state, "in production") == 0;
-			a->controldata_known = false;
-			/* enter at step 0 as if a stop had completed */
-			flow_step(a, 0, NULL);
-			return;
-		}
-		a->crashed = false;
-		a->controldata_known = false;
-		a->clean_handover = false;
-		flow_begin(a, FLOW_START_REPLICA);
-		set_state(a, HA_ST_STARTING, NULL);
-		start_flow_checked(a, FLOW_START_REPLICA,
-				   start_pg(a, true, conninfo));
-		return;
-	}
-	if (pm == PGC_PM_RUNNING && a->probe_ok && a->in_recovery &&
-	    strcmp(a->following, a->leader_name) != 0) {
-		/* replica of someone else (or unknown after adoption):
-		 * re-point; primary_conninfo reloads without a restart */
-		const char **params = build_params(a);
-		if (!params)
-			return;
-		struct pgc_conf c = { .parameters = params,
-				      .replica = true,
-				      .primary_conninfo = conninfo,
-				      .primary_slot_name =
-					      a->cfg->pg.use_slots ? a->slot
-								   : NULL };
-		int rv = pgc_node_write_conf(a->pg, &c);
-		free_params(params);
-		if (rv == 0)
-			rv = pgc_node_reload(a->pg);
-		if (rv == 0) {
-			log_info("ha[%s] following %s", me, a->leader_name);
-			snprintf(a->following, sizeof a->following, "%s",
-				 a->leader_name);
-		}
-	}
+	if (a->leader)
+		converge_lead(a, pm);
+	else
+		converge_follow(a, pm);
 }
 
 static void on_pg_node_written(void *arg, int status,
@@ -3099,8 +3463,8 @@ static void tick(struct ha_agent *a)
 	observe(a);
 	renew(a);
 	last_leader_sync(a);
-	if (pgc_node_state(a->pg) == PGC_PM_RUNNING && !a->probe_inflight) {
-		if (pgc_node_probe(a->pg, PROBE_TIMEOUT_MS, on_probe, a) == 0) {
+	if (a->io->state(a->pg) == PGC_PM_RUNNING && !a->probe_inflight) {
+		if (a->io->probe(a->pg, PROBE_TIMEOUT_MS, on_probe, a) == 0) {
 			a->probe_inflight = true;
 			a->probe_seq++;
 		}
@@ -3124,7 +3488,7 @@ static void on_watch(uv_timer_t *t)
 	struct ha_agent *a = t->data;
 	fencer_sync(a);
 	if (a->closing || a->leader || a->acquire_inflight ||
-	    a->flow != FLOW_NONE)
+	    a->flow != HA_FLOW_NONE)
 		return;
 	char buf[512], leader[HA_NAME_MAX + 1];
 	if (read_key(a, "leader", leader, sizeof leader, NULL, NULL)) {
@@ -3147,6 +3511,122 @@ static void on_watch(uv_timer_t *t)
 /* Lifecycle                                                            */
 /* ------------------------------------------------------------------ */
 
+static int store_range(struct rs_store *s, const char *key, size_t key_len,
+		       bool prefix, size_t limit, struct rs_kv **kvs,
+		       size_t *n, uint64_t *revision)
+{
+	return rs_fsm_range(rs_store_fsm(s), key, key_len, prefix, limit, kvs,
+			    n, revision);
+}
+
+const struct ha_agent_io ha_agent_io_default = {
+	.state = pgc_node_state,
+	.pid = pgc_node_pid,
+	.busy = pgc_node_busy,
+	.errmsg = pgc_node_errmsg,
+	.write_conf = pgc_node_write_conf,
+	.reload = pgc_node_reload,
+	.initdb = pgc_node_initdb,
+	.start = pgc_node_start,
+	.stop = pgc_node_stop,
+	.promote = pgc_node_promote,
+	.basebackup = pgc_node_basebackup,
+	.rewind = pgc_node_rewind,
+	.wipe = pgc_node_wipe,
+	.controldata = pgc_node_controldata,
+	.probe = pgc_node_probe,
+	.query = pgc_node_query,
+	.submit = kv_submit,
+	.range = store_range,
+};
+
+void ha_agent_set_io(struct ha_agent *a, const struct ha_agent_io *io)
+{
+	a->io = io;
+}
+
+enum ha_fsm_state ha_agent_fsm_state(const struct ha_agent *a)
+{
+	return a->st;
+}
+
+enum ha_flow ha_agent_flow(const struct ha_agent *a)
+{
+	return a->flow;
+}
+
+enum ha_step ha_agent_step(const struct ha_agent *a)
+{
+	return a->step;
+}
+
+void ha_agent_test_set_leader(struct ha_agent *a, bool leader,
+			      uint64_t lease)
+{
+	a->leader = leader;
+	a->leader_lease = leader ? lease : 0;
+}
+
+int ha_agent_test_begin_at(struct ha_agent *a, enum ha_fsm_state from,
+			   enum ha_fsm_state to, enum ha_flow f,
+			   enum ha_step at, const struct ha_member *leader)
+{
+	const struct ha_fsm_row *r = ha_fsm_find(from, to, f);
+	if (!r || !ha_flow_step(f, at) || ha_flow_get(f)->immediate)
+		return ERR_NOTFOUND;
+	a->st = from;
+	a->data_present = from != HA_FSM_NO_DATA;
+	if (leader) {
+		snprintf(a->flow_leader, sizeof a->flow_leader, "%s",
+			 leader->name);
+		snprintf(a->sw_target, sizeof a->sw_target, "%s",
+			 leader->name);
+	}
+	a->row = r;
+	a->flow = f;
+	a->flow_err = 0;
+	a->flow_msg[0] = '\0';
+	return flow_run(a, at, false);
+}
+
+void ha_agent_test_tick(struct ha_agent *a)
+{
+	tick(a);
+}
+
+void ha_agent_test_set_crashed_primary(struct ha_agent *a, bool crashed)
+{
+	a->flow_was_crashed_primary = crashed;
+}
+
+int ha_agent_test_begin(struct ha_agent *a, enum ha_fsm_state from,
+			enum ha_fsm_state to, enum ha_flow f,
+			const struct ha_member *leader)
+{
+	if (!ha_fsm_find(from, to, f))
+		return ERR_NOTFOUND;
+	a->st = from;
+	a->data_present = from != HA_FSM_NO_DATA;
+	if (leader) {
+		snprintf(a->flow_leader, sizeof a->flow_leader, "%s",
+			 leader->name);
+		if (replication_conninfo(a, leader, a->flow_conninfo,
+					 sizeof a->flow_conninfo) != 0 ||
+		    superuser_conninfo(a, leader, a->flow_rewind_conninfo,
+				       sizeof a->flow_rewind_conninfo) != 0)
+			return ERR_INVAL;
+	}
+	if (f == HA_FLOW_SWITCHOVER && leader)
+		snprintf(a->sw_target, sizeof a->sw_target, "%s",
+			 leader->name);
+	if (f == HA_FLOW_SHUTDOWN) {
+		a->started = true; /* as after ha_agent_start */
+		ha_agent_shutdown(a, NULL, NULL);
+		return 0;
+	}
+	return fsm_begin(a, to, f);
+}
+
 int ha_agent_new(uv_loop_t *loop, const struct cfg *cfg,
 		 struct rs_store *store, struct kv *kv, struct ha_agent **out)
 {
@@ -3167,6 +3647,8 @@ int ha_agent_new(uv_loop_t *loop, const struct cfg *cfg,
 	snprintf(a->log_path, sizeof a->log_path, "%s/postgresql.log",
 		 cfg->data_dir);
 	snprintf(a->passfile, sizeof a->passfile, "%s/pgpass", cfg->data_dir);
+	a->io = &ha_agent_io_default;
+	a->st = HA_FSM_INIT;
 	a->role = HA_ROLE_UNKNOWN;
 	a->state = HA_ST_STOPPED;
 	wd_init(&a->wd, cfg->pg.wd_device ? cfg->pg.wd_device : "/dev/watchdog",
@@ -3252,14 +3734,14 @@ static int write_passfile(struct ha_agent *a, char *errmsg, size_t errlen)
 		}
 		ok = write(fd, line, o) == (ssize_t)o;
 	}
-	if (fsync(fd) != 0)
-		ok = false;
-	close(fd);
 	if (!ok || rename(tmp, a->passfile) != 0) {
 		snprintf(errmsg, errlen, "%s: %s", a->passfile, strerror(errno));
+		close(fd);
 		unlink(tmp);
 		return ERR_IO;
 	}
+	/* in place now; the flush runs on the thread pool (pgc.h) */
+	(void)pgc_file_sync_async(a->loop, fd, a->passfile);
 	return 0;
 }
 
@@ -3271,10 +3753,10 @@ int ha_agent_start(struct ha_agent *a, char *errmsg, size_t errlen)
 	int rv = pgc_node_adopt(a->pg);
 	if (rv == 0)
 		log_info("ha[%s] adopted the running PostgreSQL pid=%d",
-			 a->cfg->node_name, (int)pgc_node_pid(a->pg));
+			 a->cfg->node_name, (int)a->io->pid(a->pg));
 	else if (rv != ERR_NOTFOUND) {
 		snprintf(errmsg, errlen, "PostgreSQL in %s: %s",
-			 a->cfg->pg.data_dir, pgc_node_errmsg(a->pg));
+			 a->cfg->pg.data_dir, a->io->errmsg(a->pg));
 		return rv;
 	}
 	a->started = true;
@@ -3306,7 +3788,7 @@ void ha_agent_status(struct ha_agent *a, struct ha_status *st)
 				    ? (int64_t)((a->valid_until_ms - now) /
 						100 * 100)
 				    : -1;
-	st->pg_running = pgc_node_state(a->pg) == PGC_PM_RUNNING && a->probe_ok;
+	st->pg_running = a->io->state(a->pg) == PGC_PM_RUNNING && a->probe_ok;
 	st->writable = st->pg_running && !a->in_recovery;
 	st->streaming = st->pg_running && a->in_recovery && a->streaming;
 	snprintf(st->leader, sizeof st->leader, "%s", a->leader_name);
@@ -3341,7 +3823,7 @@ static void close_handles(struct ha_agent *a)
 	if (a->fencer_on) {
 		/* disarmed if PostgreSQL is down; armed, it fences at the
 		 * deadline after we are gone */
-		if (pgc_node_pid(a->pg) <= 0)
+		if (a->io->pid(a->pg) <= 0)
 			ha_fencer_disarm(&a->fencer);
 		a->fencer_on = false;
 		ha_fencer_close(&a->fencer, on_fencer_closed, a);
@@ -3368,51 +3850,6 @@ static void close_handles(struct ha_agent *a)
 	uv_close((uv_handle_t *)&a->fence_timer, on_handle_closed);
 }
 
-static void on_member_revoked(void *arg, int status,
-			      const struct rs_result *res)
-{
-	(void)status;
-	(void)res;
-	close_handles(arg);
-}
-
-static void on_leader_revoked(void *arg, int status,
-			      const struct rs_result *res)
-{
-	struct ha_agent *a = arg;
-	(void)res;
-	if (status == 0)
-		log_info("ha[%s] primary lease released", a->cfg->node_name);
-	a->leader = false;
-	/* PostgreSQL is down: the magic close, or the machine resets */
-	wd_disarm(&a->wd);
-	struct rs_cmd c = { .op = RS_OP_LEASE_REVOKE, .lease = a->member_lease };
-	if (a->member_lease == 0 ||
-	    agent_submit(a, &c, STORE_TIMEOUT_MS, on_member_revoked, a) != 0)
-		close_handles(a);
-}
-
-static void on_stopped_for_shutdown(void *arg, int err, const char *errmsg)
-{
-	struct ha_agent *a = arg;
-	if (err != 0)
-		log_warn("ha[%s] stopping PostgreSQL: %s", a->cfg->node_name,
-			 errmsg);
-	else
-		log_info("ha[%s] PostgreSQL stopped", a->cfg->node_name);
-	run_callback(a, "on_stop", a->leader ? "primary" : "replica");
-	/* Only now, with PostgreSQL down, may another node take over. */
-	if (a->leader) {
-		struct rs_cmd c = { .op = RS_OP_LEASE_REVOKE,
-				    .lease = a->leader_lease };
-		uv_timer_stop(&a->fence_timer);
-		if (agent_submit(a, &c, STORE_TIMEOUT_MS, on_leader_revoked,
-			      a) == 0)
-			return;
-	}
-	on_leader_revoked(a, ERR_CANCELED, NULL);
-}
-
 void ha_agent_shutdown(struct ha_agent *a, void (*cb)(void *arg), void *arg)
 {
 	a->closing = true;
@@ -3422,23 +3859,17 @@ void ha_agent_shutdown(struct ha_agent *a, void (*cb)(void *arg), void *arg)
 	uv_timer_stop(&a->tick);
 	uv_timer_stop(&a->watch);
 	if (!a->started) {
+		agent_move(a, HA_FSM_SHUTDOWN, HA_FLOW_SHUTDOWN, "never started");
 		close_handles(a);
 		return;
 	}
-	a->flow = FLOW_SHUTDOWN;
-	int rv = pgc_node_stop(a->pg, PGC_STOP_FAST, 30000,
-			       on_stopped_for_shutdown, a);
-	if (rv == ERR_UNAVAILABLE) {
-		/* an operation runs: stop the postmaster by signal; the
-		 * operation fails on its own */
-		pid_t pid = pgc_node_pid(a->pg);
-		if (pid > 0)
-			kill(pid, SIGINT);
-		on_stopped_for_shutdown(a, rv, "busy: fast shutdown signalled");
-		return;
-	}
-	if (rv != 0)
-		on_stopped_for_shutdown(a, rv, pgc_node_errmsg(a->pg));
+	/* the shutdown preempts a flow that runs: its completions are
+	 * ignored from now on (flow_cb) */
+	if (a->flow != HA_FLOW_NONE)
+		log_info("ha[%s] %s abandoned: the daemon stops",
+			 a->cfg->node_name, ha_flow_name(a->flow));
+	a->flow = HA_FLOW_NONE;
+	fsm_begin(a, HA_FSM_SHUTDOWN, HA_FLOW_SHUTDOWN);
 }
 
 void ha_agent_poke(struct ha_agent *a)

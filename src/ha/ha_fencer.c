@@ -11,6 +11,7 @@
 
 #include "err.h"
 #include "log.h"
+#include "mem.h"
 #include "wd_fencer.h"
 
 #define RESTART_DELAY_MS 1000
@@ -102,10 +103,16 @@ static void spawn(struct ha_fencer *f)
 	stdio[2].data.fd = 2;
 	char *argv[] = { f->exe,      "fencer", "--data-dir", f->data_dir,
 			 "--node",    f->node,  NULL };
+	/* UV_PROCESS_DETACHED: setsid() in the child. The fencer leads a
+	 * session and process group of its own, so that nothing that stops or
+	 * signals pgwarden's group (Ctrl-Z or Ctrl-C on a foreground `pgwarden
+	 * run`, kill -STOP -PGID, a debugger attached to the group) reaches
+	 * it. libuv still watches the child: the exit callback fires. */
 	uv_process_options_t po = {
 		.exit_cb = on_exit_cb,
 		.file = f->exe,
 		.args = argv,
+		.flags = UV_PROCESS_DETACHED,
 		.stdio_count = 3,
 		.stdio = stdio,
 	};
@@ -148,9 +155,27 @@ int ha_fencer_init(struct ha_fencer *f, uv_loop_t *loop, const char *data_dir,
 	return 0;
 }
 
-/* Is pid a fencer of our data directory ("pgwarden fencer --data-dir
- * DIR ...", process name pgw-fencer)? */
-static bool is_our_fencer(const struct ha_fencer *f, const char *pid)
+/* The scan for fencers an earlier pgwarden left runs on the thread pool:
+ * a full walk of /proc (two small files read per process) is no work for
+ * the loop. The request carries copies of what it needs and refers to
+ * nothing of the struct ha_fencer, which may be closed before it
+ * completes (a pending request keeps the loop alive; the daemon's drain
+ * waits for it). */
+#define STALE_MAX 16
+
+struct stale_scan {
+	uv_work_t work;
+	char data_dir[4096];
+	char node[64];
+	pid_t self;               /* this pgwarden: its fencers are its
+				     children, never stale */
+	long killed[STALE_MAX];   /* pids ended */
+	int nkilled;
+};
+
+/* Is pid a fencer of data_dir ("pgwarden fencer --data-dir DIR ...",
+ * process name pgw-fencer)? */
+static bool is_fencer_of(const char *data_dir, const char *pid)
 {
 	char path[64], buf[4096];
 	snprintf(path, sizeof path, "/proc/%s/comm", pid);
@@ -174,10 +199,58 @@ static bool is_our_fencer(const struct ha_fencer *f, const char *pid)
 		const char *arg = buf + i;
 		size_t len = strlen(arg);
 		if (strcmp(arg, "--data-dir") == 0 && i + len + 1 < n)
-			return strcmp(arg + len + 1, f->data_dir) == 0;
+			return strcmp(arg + len + 1, data_dir) == 0;
 		i += len + 1;
 	}
 	return false;
+}
+
+/* the parent pid of pid (from /proc/PID/stat), 0 if unknown */
+static pid_t parent_of(const char *pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof path, "/proc/%s/stat", pid);
+	FILE *fp = fopen(path, "re");
+	if (!fp)
+		return 0;
+	size_t n = fread(buf, 1, sizeof buf - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	const char *p = strrchr(buf, ')');
+	long pp = 0;
+	if (!p || sscanf(p + 1, " %*c %ld", &pp) != 1)
+		return 0;
+	return (pid_t)pp;
+}
+
+static void stale_work(uv_work_t *w)
+{
+	struct stale_scan *r = w->data;
+	DIR *d = opendir("/proc");
+	if (!d)
+		return;
+	struct dirent *e;
+	while ((e = readdir(d)) != NULL) {
+		char *end;
+		long v = strtol(e->d_name, &end, 10);
+		if (*end != '\0' || v <= 0 ||
+		    !is_fencer_of(r->data_dir, e->d_name) ||
+		    parent_of(e->d_name) == r->self)
+			continue;
+		if (kill((pid_t)v, SIGKILL) == 0 && r->nkilled < STALE_MAX)
+			r->killed[r->nkilled++] = v;
+	}
+	closedir(d);
+}
+
+static void stale_done(uv_work_t *w, int status)
+{
+	struct stale_scan *r = w->data;
+	(void)status;
+	for (int i = 0; i < r->nkilled; i++)
+		log_info("fencer[%s] ended fencer %ld of an earlier pgwarden",
+			 r->node, r->killed[i]);
+	mem_free(r);
 }
 
 /* A fencer an earlier pgwarden of this node left armed (it was SIGKILLed
@@ -186,22 +259,24 @@ static bool is_our_fencer(const struct ha_fencer *f, const char *pid)
  * fencer is armed: the old one is redundant from then on. */
 static void kill_stale_fencers(struct ha_fencer *f)
 {
-	DIR *d = opendir("/proc");
-	if (!d)
+	struct stale_scan *r = mem_calloc(1, sizeof *r);
+	if (!r) {
+		log_warn("fencer[%s] out of memory: fencers of an earlier "
+			 "pgwarden not looked for",
+			 f->node);
 		return;
-	struct dirent *e;
-	while ((e = readdir(d)) != NULL) {
-		char *end;
-		long v = strtol(e->d_name, &end, 10);
-		if (*end != '\0' || v <= 0 || (pid_t)v == f->proc.pid ||
-		    !is_our_fencer(f, e->d_name))
-			continue;
-		if (kill((pid_t)v, SIGKILL) == 0)
-			log_info("fencer[%s] ended fencer %ld of an earlier "
-				 "pgwarden",
-				 f->node, v);
 	}
-	closedir(d);
+	snprintf(r->data_dir, sizeof r->data_dir, "%s", f->data_dir);
+	snprintf(r->node, sizeof r->node, "%s", f->node);
+	r->self = getpid();
+	r->work.data = r;
+	int rc = uv_queue_work(f->loop, &r->work, stale_work, stale_done);
+	if (rc != 0) {
+		log_warn("fencer[%s] cannot look for fencers of an earlier "
+			 "pgwarden: %s",
+			 f->node, uv_strerror(rc));
+		mem_free(r);
+	}
 }
 
 void ha_fencer_arm(struct ha_fencer *f, pid_t pid, uint64_t deadline_ms)

@@ -4,17 +4,23 @@
  * deadline whenever either changes, and starts it again (after 1 s) if it
  * exits while pgwarden runs.
  *
- * The child stays in pgwarden's process group (a SIGKILL to the group, as a
- * machine death in the tests, takes it too) and outlives pgwarden only to
- * keep a promise already made: armed, it fences at the deadline and exits;
- * disarmed, it exits when the pipe closes.
+ * The child runs in a session and process group of its own (setsid, by
+ * UV_PROCESS_DETACHED), so that whatever stops or signals pgwarden's group
+ * (Ctrl-Z on a foreground `pgwarden run`, kill -STOP -PGID, a debugger on
+ * the group) leaves it running: it is the one layer that still fences when
+ * pgwarden and its postmaster are stopped together while the backends,
+ * each in a session of its own, keep committing. It outlives pgwarden only
+ * to keep a promise already made: armed, it fences at the deadline and
+ * exits; disarmed, it exits when the pipe closes.
  *
  * Writes never block: one short line with uv_try_write; a line that does
  * not fit (the fencer is not reading) is sent again at the next call.
  * The first time it is armed, a fencer an earlier pgwarden of this data
  * directory left behind (SIGKILLed while primary, restarted within the
  * lease) is ended: it would otherwise kill the adopted PostgreSQL at the
- * old deadline.
+ * old deadline. That walk of /proc runs on libuv's thread pool
+ * (uv_queue_work, a request that owns copies of what it needs); a fencer
+ * whose parent is this pgwarden is never ended.
  * Thread: the loop thread.
  */
 #ifndef HA_FENCER_H

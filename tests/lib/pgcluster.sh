@@ -253,7 +253,8 @@ node_kill_daemon() {
 # kill(1) call, to pgwarden's process group (pgwarden and its postmaster)
 # and to every postgres process working in node I's data dir (PostgreSQL's
 # children make themselves process-group leaders, so the group alone would
-# leave them to notice the postmaster's death on their own).
+# leave them to notice the postmaster's death on their own), and to the
+# node's fencer (it runs in a session of its own).
 node_kill_machine() {
 	local i=$1 p=${PG_PID[$1]:-} d q targets=()
 	[[ -n $p ]] || fail "node_kill_machine: node$i not started"
@@ -261,9 +262,11 @@ node_kill_machine() {
 	for q in $(pgrep -x postgres || true); do
 		[[ /proc/$q/cwd -ef $d ]] 2>/dev/null && targets+=("$q")
 	done
+	# shellcheck disable=SC2207
+	targets+=($(fencers_of "$i"))
 	kill -KILL -- "-$p" "${targets[@]}" 2>/dev/null || true
 	reap "$i"
-	log "SIGKILLed node$i: process group $p and ${#targets[@]} postgres processes"
+	log "SIGKILLed node$i: process group $p and ${#targets[@]} postgres and fencer processes"
 }
 
 # postmaster_pid I: the pid in node I's postmaster.pid if that process

@@ -18,19 +18,28 @@
  * each process whose parent it is, then SIGKILL to it. Only a process that
  * works in DIR (its cwd, as every PostgreSQL process's) is ever fenced: the
  * armed pid if it still has the start time it had when armed, and the pid
- * in DIR/postmaster.pid. PostgreSQL's data is crash-safe: the next
- * start runs crash recovery.
+ * in DIR/postmaster.pid; then, by a scan of /proc, every process named
+ * postgres still working in DIR (backends whose postmaster died before the
+ * deadline, e.g. with pgwarden's process group, are nobody's children
+ * and would run until each notices). PostgreSQL's data is crash-safe: the
+ * next start runs crash recovery.
  *
  * When the pipe closes (the agent exited or died), a disarmed fencer exits
  * at once and an armed one waits for its deadline, fences, then exits: the
  * PostgreSQL an agent left behind as primary stops taking writes when its
  * lease could expire. SIGINT, SIGTERM, SIGHUP, SIGQUIT and SIGPIPE are
- * ignored (a shutdown signal sent to the whole process group must not
- * remove the fencer while the agent stops PostgreSQL); SIGKILL ends it.
+ * ignored (a shutdown signal meant for the agent must not remove the
+ * fencer while the agent stops PostgreSQL); SIGKILL ends it. The agent
+ * starts it in a session and process group of its own, and it ignores
+ * SIGTSTP, SIGTTIN and SIGTTOU (and calls setsid() itself when it is not
+ * a session leader yet), so that stopping the agent's process group stops
+ * neither it nor its deadline: that case (pgwarden and the postmaster
+ * stopped, the backends committing on) is fenced like a hung agent.
  *
  * What it does not cover: the whole machine frozen (then PostgreSQL is
  * frozen too; the watchdog device covers a machine that comes back) and a
- * SIGSTOPped fencer. docs/architecture.md "Fencing layers".
+ * fencer SIGSTOPped by itself (the agent's own timer still fences while the
+ * agent runs). docs/architecture.md "Fencing layers".
  */
 #ifndef WD_FENCER_H
 #define WD_FENCER_H

@@ -799,7 +799,7 @@ static void test_members(void **state)
 	assert_int_equal(json_array_size(json_object_get(J, "members")), 3);
 	assert_string_equal(jstr("leader"), "n1");
 	assert_int_equal(call("POST", "/v1/members/add", NULL, AUTH,
-			      "{\"name\":\"bad name\",\"peer_url\":\"h:1\"}"),
+			      "{\"name\":\"bad name\",\"peer_url\":\"10.0.0.4:1\"}"),
 			 400);
 	assert_error_has("invalid member name");
 	assert_int_equal(call("POST", "/v1/members/add", NULL, AUTH,
@@ -839,6 +839,11 @@ static void test_members(void **state)
 			      "{\"name\":\"n4\",\"peer_url\":\"10.0.0.4:1\"}"),
 			 409);
 	assert_error_has("member already");
+	/* the same PostgreSQL name as n4 (slot, application_name) */
+	assert_int_equal(call("POST", "/v1/members/add", NULL, AUTH,
+			      "{\"name\":\"N4\",\"peer_url\":\"10.0.0.5:1\"}"),
+			 409);
+	assert_error_has("same PostgreSQL name");
 	assert_int_equal(call("POST", "/v1/members/promote", NULL, AUTH,
 			      "{\"name\":\"n9\"}"),
 			 404);

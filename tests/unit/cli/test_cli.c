@@ -141,6 +141,32 @@ static void test_usage_exit_codes(void **state)
 	assert_int_equal(run("put", "--help", NULL, NULL), 0);
 }
 
+/* `pgwarden fsm` asks no node: the table, or with --dot a digraph. */
+static void test_fsm_command(void **state)
+{
+	(void)state;
+	assert_int_equal(run("fsm", "extra", NULL, NULL), 2);
+	assert_int_equal(run("fsm", "--prefix", NULL, NULL), 2);
+	assert_ptr_equal(match("fsm", NULL, NULL)->run, cmd_fsm);
+	assert_false(match("fsm", NULL, NULL)->needs_token);
+	for (int dot = 0; dot < 2; dot++) {
+		char *buf = NULL;
+		size_t len = 0;
+		struct cli c;
+		memset(&c, 0, sizeof c);
+		c.out = open_memstream(&buf, &len);
+		assert_non_null(c.out);
+		c.a.seen = dot ? OPT(O_DOT) : 0;
+		assert_int_equal(cmd_fsm(&c, NULL, 0), 0);
+		fclose(c.out);
+		if (dot)
+			assert_memory_equal(buf, "digraph ", 8);
+		else
+			assert_non_null(strstr(buf, "FROM      TO"));
+		free(buf);
+	}
+}
+
 static void test_ids_and_numbers(void **state)
 {
 	(void)state;
@@ -699,6 +725,7 @@ int main(void)
 		cmocka_unit_test(test_parse_errors),
 		cmocka_unit_test(test_match),
 		cmocka_unit_test(test_usage_exit_codes),
+		cmocka_unit_test(test_fsm_command),
 		cmocka_unit_test(test_ids_and_numbers),
 		cmocka_unit_test(test_endpoints),
 		cmocka_unit_test(test_human_size),

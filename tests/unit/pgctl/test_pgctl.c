@@ -11,6 +11,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <fcntl.h>
 #include <pwd.h>
 #include <signal.h>
 #include <sys/stat.h>
@@ -370,6 +371,44 @@ static void test_conf_write(void **state)
 	/* A directory without postgresql.conf. */
 	rmtree(d);
 	assert_int_equal(pgc_conf_ensure_include(d, err, sizeof err), ERR_IO);
+	free(d);
+}
+
+/* With a loop, the files are in place when the call returns and the disk
+ * flush is a request on the loop's thread pool (the loop stays alive until
+ * it completes; the loop thread did not wait for it), which completes and
+ * lets the loop close cleanly. */
+static void test_conf_write_on_loop(void **state)
+{
+	(void)state;
+	uv_loop_t loop;
+	assert_int_equal(uv_loop_init(&loop), 0);
+	char *d = tmpdir();
+	char path[256], inc[256], tmp[256], err[256];
+	snprintf(path, sizeof path, "%s/postgresql.conf", d);
+	snprintf(inc, sizeof inc, "%s/pgwarden.conf", d);
+	snprintf(tmp, sizeof tmp, "%s/pgwarden.conf.tmp", d);
+	write_text(path, "shared_buffers = 16MB\n");
+	const char *params[] = {"wal_level=replica", NULL};
+	struct pgc_conf c = { .parameters = params, .replica = false };
+	assert_int_equal(pgc_conf_write_on(&loop, d, &c, err, sizeof err), 0);
+	assert_non_null(strstr(slurp(inc), "wal_level = 'replica'\n"));
+	assert_int_equal(access(tmp, F_OK), -1);
+	assert_true(uv_loop_alive(&loop)); /* the flush is pending */
+	const char *hba[] = {"local all postgres peer", NULL};
+	assert_int_equal(pgc_hba_write_on(&loop, d, hba, err, sizeof err), 0);
+	snprintf(path, sizeof path, "%s/pg_hba.conf", d);
+	assert_non_null(strstr(slurp(path), "local all postgres peer\n"));
+	/* both flushes complete; nothing is left on the loop */
+	assert_int_equal(uv_run(&loop, UV_RUN_DEFAULT), 0);
+	assert_false(uv_loop_alive(&loop));
+	assert_int_equal(uv_loop_close(&loop), 0);
+	/* without a loop: flushed here, the fd closed either way */
+	int fd = open(inc, O_RDONLY | O_CLOEXEC);
+	assert_true(fd >= 0);
+	assert_int_equal(pgc_file_sync_async(NULL, fd, inc), 0);
+	assert_int_equal(fcntl(fd, F_GETFD), -1);
+	rmtree(d);
 	free(d);
 }
 
@@ -925,6 +964,7 @@ int main(void)
 		cmocka_unit_test(test_pidfile),
 		cmocka_unit_test(test_controldata),
 		cmocka_unit_test(test_conf_write),
+		cmocka_unit_test(test_conf_write_on_loop),
 		cmocka_unit_test(test_proc),
 		cmocka_unit_test(test_conn),
 		cmocka_unit_test(test_nomem),

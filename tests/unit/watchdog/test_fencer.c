@@ -12,7 +12,12 @@
  *       - a pid whose working directory is not the data dir and no
  *         postmaster.pid: nothing is killed;
  *       - the pid in postmaster.pid (working in the data dir) is fenced
- *         even when the armed pid is gone.
+ *         even when the armed pid is gone;
+ *       - it leads a session of its own, and SIGTSTP/SIGTTIN/SIGTTOU do
+ *         not stop it: it still fences at the deadline;
+ *       - processes named postgres working in the data dir without a
+ *         postmaster (orphaned backends) are killed at the deadline, and
+ *         none named otherwise or working elsewhere.
  * Every wait is a poll with a cap; every child is reaped in teardown. */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -25,6 +30,7 @@
 
 #include <errno.h>
 #include <signal.h>
+#include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -121,6 +127,7 @@ struct fx {
 	char other[64]; /* a directory that is not */
 	pid_t dummy;    /* the dummy postmaster */
 	pid_t kids[2];  /* its children */
+	pid_t extra[3]; /* other children of the test (killed, reaped) */
 	pid_t fencer;
 	int to_fencer;  /* write end of its stdin */
 	int dummy_status, fencer_status;
@@ -159,6 +166,12 @@ static int teardown(void **state)
 		if (f->kids[i] > 0)
 			kill(f->kids[i], SIGKILL);
 	reap(f->dummy, &f->dummy_status, &f->dummy_done);
+	for (int i = 0; i < 3; i++)
+		if (f->extra[i] > 0) {
+			int st;
+			kill(f->extra[i], SIGKILL);
+			waitpid(f->extra[i], &st, 0);
+		}
 	char path[128];
 	snprintf(path, sizeof path, "%s/postmaster.pid", f->dir);
 	unlink(path);
@@ -406,6 +419,104 @@ static void test_pidfile_fenced(void **state)
 	assert_false(gone(getpid()));
 }
 
+/* /proc/PID/stat state letter, '-' if gone */
+static char proc_state(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof path, "/proc/%ld/stat", (long)pid);
+	FILE *fp = fopen(path, "r");
+	if (!fp)
+		return '-';
+	size_t n = fread(buf, 1, sizeof buf - 1, fp);
+	fclose(fp);
+	buf[n] = '\0';
+	char *p = strrchr(buf, ')');
+	return p && p[1] == ' ' ? p[2] : '-';
+}
+
+/* The fencer leads a session (and so a process group) of its own, so a
+ * signal to its starter's group never reaches it, and the job-control
+ * stop signals leave it running: it still fences at its deadline. */
+static void test_job_control_ignored(void **state)
+{
+	struct fx *f = *state;
+	start_dummy(f, f->dir);
+	start_fencer(f);
+	uint64_t deadline = mono_ms() + 400;
+	send_line(f, 1, f->dummy, deadline);
+	uint64_t t0 = mono_ms();
+	while (getsid(f->fencer) != f->fencer && mono_ms() - t0 < SLACK_MS)
+		sleep_ms(2);
+	assert_int_equal(getsid(f->fencer), f->fencer);
+	assert_int_equal(getpgid(f->fencer), f->fencer);
+	assert_int_not_equal(getpgid(f->fencer), getpgrp());
+	assert_int_equal(kill(f->fencer, SIGTSTP), 0);
+	assert_int_equal(kill(f->fencer, SIGTTIN), 0);
+	assert_int_equal(kill(f->fencer, SIGTTOU), 0);
+	sleep_ms(50);
+	assert_int_not_equal(proc_state(f->fencer), 'T');
+	assert_false(dummy_exited(f));
+	wait_dummy_killed(f, 400 + SLACK_MS);
+	assert_true(mono_ms() >= deadline);
+}
+
+/* a sleeping child of the test working in cwd, named name */
+static pid_t start_named(const char *cwd, const char *name)
+{
+	int p[2];
+	assert_int_equal(pipe(p), 0);
+	pid_t pid = fork();
+	assert_true(pid >= 0);
+	if (pid == 0) {
+		close(p[0]);
+		if (chdir(cwd) != 0 || prctl(PR_SET_NAME, name, 0, 0, 0) != 0)
+			_exit(1);
+		if (write(p[1], "x", 1) != 1)
+			_exit(1);
+		close(p[1]);
+		for (int j = 0; j < 600; j++)
+			sleep_ms(100);
+		_exit(0);
+	}
+	close(p[1]);
+	char c;
+	assert_int_equal(read(p[0], &c, 1), 1); /* named and moved */
+	close(p[0]);
+	return pid;
+}
+
+/* Backends left without their postmaster (it died with pgwarden's group)
+ * are nobody's children: at the deadline every process named postgres
+ * working in the data dir is killed; one named otherwise, or working
+ * elsewhere, is not. */
+static void test_orphans_fenced(void **state)
+{
+	struct fx *f = *state;
+	pid_t orphan = f->extra[0] = start_named(f->dir, "postgres");
+	pid_t other = f->extra[1] = start_named(f->dir, "not-postgres");
+	pid_t away = f->extra[2] = start_named(f->other, "postgres");
+	start_fencer(f);
+	/* armed for a postmaster that is not there (our own pid works
+	 * elsewhere) and no postmaster.pid */
+	uint64_t deadline = mono_ms() + 150;
+	send_line(f, 1, getpid(), deadline);
+	int st;
+	uint64_t t0 = mono_ms();
+	pid_t w = 0;
+	while ((w = waitpid(orphan, &st, WNOHANG)) == 0 &&
+	       mono_ms() - t0 < 150 + SLACK_MS)
+		sleep_ms(2);
+	assert_int_equal(w, orphan);
+	f->extra[0] = 0; /* reaped */
+	assert_true(WIFSIGNALED(st));
+	assert_int_equal(WTERMSIG(st), SIGKILL);
+	assert_true(mono_ms() >= deadline);
+	sleep_ms(100);
+	assert_int_equal(waitpid(other, &st, WNOHANG), 0);
+	assert_int_equal(waitpid(away, &st, WNOHANG), 0);
+	assert_false(gone(getpid()));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -419,6 +530,8 @@ int main(void)
 		T(test_eof_armed_fences_then_exits),
 		T(test_foreign_pid_untouched),
 		T(test_pidfile_fenced),
+		T(test_job_control_ignored),
+		T(test_orphans_fenced),
 #undef T
 	};
 	return cmocka_run_group_tests_name("fencer", tests, NULL, NULL);
