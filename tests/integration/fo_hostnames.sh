@@ -17,7 +17,9 @@
 #    (NODE2 next to node2) is refused;
 #  - the primary's machine dies under a write load: a replica takes over,
 #    the other replica follows it by name, and (a) no acknowledged row is
-#    lost, (b) no two primaries accepted writes at once.
+#    lost, (b) no two primaries accepted writes at once;
+#  - the old primary restarts and rejoins through pg_rewind from the new
+#    one, and a switchover back to it completes.
 FO_SYNC_MODE=${FO_SYNC_MODE:-on}
 source "$(dirname "${BASH_SOURCE[0]}")/../lib/failover.sh"
 fo_ns_init hostnames
@@ -100,6 +102,18 @@ fi
 [[ $out == *"same PostgreSQL name 'node2'"*"member 'node2'"* ]] ||
 	fail "member add NODE2: unexpected message: $out"
 assert_eq 3 "$(pgw members -o json | jq '.members | length')" "members after the refused add"
+# member add --peer-url by name: the CLI resolves it (in the client's
+# namespace) and the cluster stores the IPv4 address; an unknown name is an
+# error before anything is sent
+if out=$(pgw member add node9 --peer-url nosuch.pgwtest:7109 2>&1); then
+	fail "member add with an unknown host name was accepted: $out"
+fi
+[[ $out == *"cannot resolve 'nosuch.pgwtest'"* ]] || fail "member add nosuch.pgwtest: unexpected message: $out"
+out=$(pgw member add node9 --peer-url db3.pgwtest:7109 2>&1) || fail "member add node9 by name: $out"
+assert_eq "10.200.0.3:7109" "$(pgw members -o json | jq -r '.members[] | select(.name == "node9") | .peer_url')" "node9's stored peer_url"
+out=$(pgw member remove node9 2>&1) || fail "member remove node9: $out"
+three_members() { [[ $(pgw members -o json | jq '.members | length') == 3 ]]; }
+wait_until -t 10 three_members || fail "node9 still listed after its removal"
 
 # the primary's machine dies under a write load
 fo_writer_start w
@@ -128,3 +142,24 @@ wait_until -t 30 follows || fail "node$R does not stream from node$N by name: $(
 
 fo_check_lost "$N" w
 fo_check_overlap w
+
+# the dead primary comes back: pg_rewind from the new primary by name
+# (its CHECKPOINT on the source goes through pgctl's own connection, which
+# refuses a host name without hostaddr), then it streams
+nlines=$(wc -l <"$(node_log "$P")")
+fo_start_node "$P"
+wait_until -t 40 fo_streams_from "$P" "$N" || {
+	pgw list >&2 || true
+	fail "node$P does not stream from node$N within 40 s of its restart"
+}
+tail -n +"$((nlines + 1))" "$(node_log "$P")" | grep -qE 'op=rewind done' ||
+	fail "node$P's log since its restart shows no finished pg_rewind"
+# the switchover takes a replica the cluster sees streaming (its record)
+wait_until -t 10 fo_is_role_state "$P" replica/streaming || fail "node$P is $(fo_role_state "$P"), not replica/streaming"
+# a switchover back to it: the old primary checks the target over libpq
+# (host=NAME hostaddr=ADDRESS) before handing over
+out=$(pgw --timeout 30 switchover --candidate "node$P" --force 2>&1) ||
+	fail "switchover to node$P failed: $out"
+wait_until -t 15 fo_primary_is "$P" || fail "node$P is not the primary after the switchover: $(pgw list 2>&1)"
+wait_until -t 30 fo_streams_from "$N" "$P" || fail "node$N does not stream from node$P after the switchover"
+log "switchover to node$P done; node$N streams from it"

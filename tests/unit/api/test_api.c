@@ -782,6 +782,14 @@ static void test_internal(void **state)
 			      "{\"id\":\"1\",\"name\":\"n2\",\"peer\":\"h:1\","
 			      "\"api\":\"http://h:2\"}"),
 			 400);
+	/* registering a name with n2's PostgreSQL name is refused */
+	snprintf(b, sizeof b,
+		 "{\"id\":\"%016llx\",\"name\":\"N2\",\"peer\":"
+		 "\"10.0.0.2:1\",\"api\":\"http://h:2\"}",
+		 (unsigned long long)rs_member_id("c1", "N2"));
+	assert_int_equal(call("POST", "/internal/register", NULL, AUTH, b),
+			 409);
+	assert_error_has("same PostgreSQL name 'n2'");
 }
 
 static void test_members(void **state)
@@ -798,15 +806,31 @@ static void test_members(void **state)
 			      "{\"name\":\"n4\",\"peer_url\":\"h\"}"),
 			 400);
 	assert_error_has("IPV4-ADDRESS:PORT");
-	/* a host name: libraft's transport could not use it */
-	assert_int_equal(call("POST", "/v1/members/add", NULL, AUTH,
-			      "{\"name\":\"n4\",\"peer_url\":\"h:1\"}"),
-			 400);
-	assert_error_has("IPV4-ADDRESS:PORT");
+	/* libraft takes IPv4 literals only, and the loop never resolves:
+	 * a host name or an IPv6 address is refused (the CLI resolves) */
+	static const char *const not_v4[] = { "h:1", "localhost:7104",
+					      "[::1]:7104", "10.0.0.4:",
+					      "10.0.0.4:0", "10.0.0.4:65536",
+					      "10.0.0.4:7x", "10.0.0:7104" };
+	for (size_t i = 0; i < sizeof not_v4 / sizeof not_v4[0]; i++) {
+		char body[128];
+		snprintf(body, sizeof body,
+			 "{\"name\":\"n4\",\"peer_url\":\"%s\"}", not_v4[i]);
+		assert_int_equal(call("POST", "/v1/members/add", NULL, AUTH,
+				      body),
+				 400);
+		assert_error_has("IPV4-ADDRESS:PORT");
+	}
 	assert_int_equal(call("POST", "/v1/members/add", NULL, AUTH,
 			      "{\"name\":\"n4\",\"peer_url\":\"10.0.0.4:1\","
 			      "\"api_url\":\"ftp://h:2\"}"),
 			 400);
+	/* a name with n1's PostgreSQL name (slot pgw_n1) */
+	assert_int_equal(call("POST", "/v1/members/add", NULL, AUTH,
+			      "{\"name\":\"N1\",\"peer_url\":\"10.0.0.4:1\"}"),
+			 409);
+	assert_error_has("same PostgreSQL name 'n1'");
+	assert_error_has("as member 'n1'");
 	assert_int_equal(call("POST", "/v1/members/add", NULL, AUTH,
 			      "{\"name\":\"n4\",\"peer_url\":\"10.0.0.4:1\"}"),
 			 200);
@@ -855,7 +879,7 @@ static void test_nomem(void **state)
 		{ "GET", "/replica", "lag=1MB", NULL, 200 },
 		{ "GET", "/v1/members", NULL, NULL, 200 },
 		{ "POST", "/v1/members/add", NULL,
-		  "{\"name\":\"n5\",\"peer_url\":\"10.0.0.4:1\"}", 409 },
+		  "{\"name\":\"n5\",\"peer_url\":\"10.0.0.5:1\"}", 409 },
 		{ "GET", "/nope", NULL, NULL, 404 },
 	};
 	int failed = 0;
