@@ -534,12 +534,6 @@ static const char **build_params(struct ha_agent *a)
 		 * receiver this often (default 5 s: streaming after a
 		 * failover took 11 s here) */
 		"wal_retrieve_retry_interval=500ms",
-		/* a standby reports its flush position at least this often
-		 * (default 10 s): a commit waiting when a standby joins the
-		 * synchronous set is released only by the standby's next
-		 * report, and with nothing new to flush that was the timer's
-		 * (commits stalled 2.7-5.4 s here with the other standby cut) */
-		"wal_receiver_status_interval=500ms",
 		/* crash recovery fsyncs the data directory first: one syncfs
 		 * per file system, not an fsync per file (took 1.15 s once) */
 		"recovery_init_sync_method=syncfs",

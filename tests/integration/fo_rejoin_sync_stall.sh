@@ -1,4 +1,8 @@
 #!/usr/bin/env bash
+# NOT IN THE SUITE YET: it reproduces an open finding (commits stalled
+# 2.7-5.4 s in about half the runs). wal_receiver_status_interval = 500ms
+# made it pass every time but broke fo_strict_sync (both walsenders
+# kept sync_priority 0), so it was taken back; see the notes.
 # fo_rejoin_sync_stall: synchronous_mode = on (ANY 1), nodes in network
 # namespaces. A replica's machine dies and comes back; the moment
 # `pgwarden list` shows it replica/streaming again, the other replica is
@@ -33,9 +37,17 @@ log "node$R1 died; synchronous set $(sync_set)"
 fo_start_node "$R1"
 wait_until -t 40 fo_is_role_state "$R1" replica/streaming ||
 	fail "node$R1 is not listed replica/streaming 40 s after its restart"
+# the moment the primary publishes it as a synchronous standby again, the
+# other standby is cut: published means it can acknowledge commits
+in_set() { sync_set | jq -e --arg n "node$R1" 'index($n) != null' >/dev/null; }
+for ((k = 0; k < 2000; k++)); do # at most ~20 s, polled every few ms
+	in_set && break
+	sleep 0.005
+done
+in_set || fail "node$R1, streaming, is not in the published synchronous set: $(sync_set)"
 tk=$(fo_now)
 fo_cut "$R2"
-log "node$R1 listed streaming; node$R2 cut off at once; synchronous set $(sync_set)"
+log "node$R1 listed streaming and published; node$R2 cut off at once; synchronous set $(sync_set)"
 sleep 5
 read -r gap at < <(fo_max_gap w "$tk" "$(fo_now)")
 log "longest time without an acknowledged commit in the 5 s after the cut: $gap ms (from $at ms)"
