@@ -109,7 +109,11 @@ h0=$(pgw history -o json | jq length)
 out=$(pgw --timeout 30 switchover --force 2>&1) || fail "switchover: $out"
 wait_until -t 10 fo_new_primary "$P" || fail "no new primary after switchover: $(pgw list 2>&1)"
 S=$(primary_idx)
-wait_until -t 20 fo_streams_from "$P" "$S" || fail "node$P does not stream from node$S after the switchover: $(pgw list 2>&1)"
+# both replicas stream from the new primary (a failover candidate must)
+for i in $(others "$S"); do
+	wait_until -t 20 fo_streams_from "$i" "$S" || fail "node$i does not stream from node$S after the switchover: $(pgw list 2>&1)"
+	wait_until -t 10 fo_is_role_state "$i" replica/streaming || fail "node$i is not listed streaming after the switchover: $(pgw list 2>&1)"
+done
 log "switchover: node$P -> node$S after $((SECONDS - T0)) s"
 C=$(others "$S" | grep -vx "$P")
 out=$(pgw --timeout 30 failover --candidate "node$C" --force 2>&1) || fail "failover --candidate node$C: $out"
@@ -136,7 +140,13 @@ grep -q "switchover *| *node$C" <<<"$out" || fail "history table: $out"
 # ---- pause: maintenance mode shown; the primary's death is not failed over
 out=$(pgw pause 2>&1) || fail "pause: $out"
 [[ $out == *"maintenance mode on"* ]] || fail "pause output: $out"
-pgw list | head -n1 | grep -q "\[maintenance mode\]" || fail "list does not show maintenance mode: $(pgw list 2>&1)"
+# (sed reads all of it: head would end the pipe early and, under
+# pipefail, fail the line with the CLI's SIGPIPE)
+list_head() { pgw list | sed -n 1p; }
+# `list` answers from the first endpoint's own copy of the store, which
+# may trail the write by a moment (linearizable list: issue "operate it")
+wait_until -t 5 eval '[[ $(list_head) == *"[maintenance mode]"* ]]' ||
+	fail "list does not show maintenance mode: $(pgw list 2>&1)"
 paused_everywhere() {
 	local i
 	for i in 1 2 3; do [[ $(curl -s --max-time 3 "$(api_url "$i")/health" | jq -r .paused) == true ]] || return 1; done
@@ -172,7 +182,8 @@ log "no promotion while paused ($checks checks), $((SECONDS - t_kill)) s after n
 out=$(pgw resume 2>&1) || fail "resume: $out"
 t_resume=$SECONDS
 [[ $out == *"maintenance mode off"* ]] || fail "resume output: $out"
-pgw list | head -n1 | grep -q "maintenance mode" && fail "list still shows maintenance mode"
+wait_until -t 5 eval '[[ $(list_head) != *"maintenance mode"* ]]' ||
+	fail "list still shows maintenance mode"
 N=
 new_primary() {
 	local i
@@ -191,7 +202,7 @@ pg_wait_healthy 30
 
 # ---- reinit NODE: a replica's data directory is wiped and cloned again
 P=$(primary_idx)
-R=$(others "$P" | head -n1)
+R=$(others "$P" | sed -n 1p)
 marker="$(pg_data "$R")/runbook-marker"
 touch "$marker"
 pm0=$(postmaster_pid "$R")
