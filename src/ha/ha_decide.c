@@ -141,6 +141,15 @@ static void set_none(struct ha_action *out, const char *why)
 	snprintf(out->why, sizeof out->why, "%s", why);
 }
 
+/* The manual failover request cannot be carried out: drop it, saying why. */
+static void refuse_failover(const struct ha_view *v, struct ha_action *out,
+			    const char *why)
+{
+	out->kind = HA_ACT_DROP_FAILOVER;
+	snprintf(out->why, sizeof out->why, "manual failover to %s refused: %s",
+		 v->failover_to, why);
+}
+
 /* The last primary leads again (keeping its timeline). */
 static void name_last_leader(const struct ha_member *l, struct ha_action *out)
 {
@@ -195,10 +204,7 @@ static void decide_sync(const struct ha_view *v, struct ha_action *out)
 			 "standbys, need %zu before any promotion",
 			 heard, v->nsync, need);
 		if (v->has_failover) {
-			out->kind = HA_ACT_DROP_FAILOVER;
-			snprintf(out->why, sizeof out->why,
-				 "manual failover to %s refused: %s",
-				 v->failover_to, why);
+			refuse_failover(v, out, why);
 			return;
 		}
 		set_none(out, why);
@@ -216,10 +222,7 @@ static void decide_sync(const struct ha_view *v, struct ha_action *out)
 		else if (!may_lead(m))
 			no = "it is tagged nofailover";
 		if (no) {
-			out->kind = HA_ACT_DROP_FAILOVER;
-			snprintf(out->why, sizeof out->why,
-				 "manual failover to %s refused: %s",
-				 v->failover_to, no);
+			refuse_failover(v, out, no);
 			return;
 		}
 		out->kind = HA_ACT_SET_CANDIDATE;
@@ -400,10 +403,7 @@ void ha_decide(const struct ha_view *v, struct ha_action *out)
 		else if (m->timeline < top->timeline)
 			no = "it is on an older timeline";
 		if (no) {
-			out->kind = HA_ACT_DROP_FAILOVER;
-			snprintf(out->why, sizeof out->why,
-				 "manual failover to %s refused: %s",
-				 v->failover_to, no);
+			refuse_failover(v, out, no);
 			return;
 		}
 		out->kind = HA_ACT_SET_CANDIDATE;
