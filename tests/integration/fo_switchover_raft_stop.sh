@@ -16,11 +16,25 @@ fo_wait_sync_published
 # Raft leadership sits on a replica's node (move_raft_leader); the target
 # is the other replica, so that stopping the Raft leader stops neither
 # the primary's nor the target's agent
-wait_until -t 15 eval '[[ $(raft_leader) != "node$P" && -n $(raft_leader) ]]' ||
-	fail "the Raft leader stays on the primary's node$P"
-L=$(raft_leader)
-L=${L#node}
-T=$((6 - P - L))
+# pick_target: once Raft leadership has left the primary node$P's node
+# (move_raft_leader), L is the Raft leader's index and T the other replica's
+pick_target() {
+	wait_until -t 15 eval '[[ $(raft_leader) != "node$P" && -n $(raft_leader) ]]' ||
+		fail "the Raft leader stays on the primary's node$P"
+	L=$(raft_leader)
+	L=${L#node}
+	T=$((6 - P - L))
+}
+# restart_with_failpoint NAME: the primary's pgwarden SIGKILLed and started
+# again with failpoint NAME; it adopts its PostgreSQL and lease
+restart_with_failpoint() {
+	node_kill_daemon "$P"
+	PGWARDEN_FAILPOINTS=$1 fo_start_node "$P"
+	wait_until -t 15 eval "grep -q 'holds the primary lease .* again' \"\$(node_log $P)\"" ||
+		fail "node$P did not adopt its lease after the restart"
+	pg_wait_healthy 30
+}
+pick_target
 log "primary node$P, Raft leader node$L, target node$T"
 fo_writer_start w
 fo_wait_acks w 100 20
@@ -61,16 +75,8 @@ fo_check_overlap w
 # must find out from the store that the key moved, and stay down: the
 # target is the only primary; no overlap, nothing lost.
 P=$N
-wait_until -t 15 eval '[[ $(raft_leader) != "node$P" && -n $(raft_leader) ]]' ||
-	fail "the Raft leader stays on the primary's node$P"
-L=$(raft_leader)
-L=${L#node}
-T=$((6 - P - L))
-node_kill_daemon "$P"
-PGWARDEN_FAILPOINTS=handover_reply_lost fo_start_node "$P"
-wait_until -t 15 eval "grep -q 'holds the primary lease .* again' \"\$(node_log $P)\"" ||
-	fail "node$P did not adopt its lease after the restart"
-pg_wait_healthy 30
+pick_target
+restart_with_failpoint handover_reply_lost
 fo_writer_start w2 200000001
 fo_wait_acks w2 100 20
 t2=$(fo_now)
@@ -91,16 +97,8 @@ fo_check_overlap w w2
 # settles the key first (claims it back), so the late put's compare fails
 # and the target never promotes; the primary stays the only one.
 P=$T
-wait_until -t 15 eval '[[ $(raft_leader) != "node$P" && -n $(raft_leader) ]]' ||
-	fail "the Raft leader stays on the primary's node$P"
-L=$(raft_leader)
-L=${L#node}
-T=$((6 - P - L))
-node_kill_daemon "$P"
-PGWARDEN_FAILPOINTS=handover_commit_late fo_start_node "$P"
-wait_until -t 15 eval "grep -q 'holds the primary lease .* again' \"\$(node_log $P)\"" ||
-	fail "node$P did not adopt its lease after the restart"
-pg_wait_healthy 30
+pick_target
+restart_with_failpoint handover_commit_late
 fo_writer_start w3 300000001
 fo_wait_acks w3 100 20
 t3=$(fo_now)
